@@ -1,0 +1,612 @@
+//! The CVM API client: one pooled HTTP client, TC3 signing, client-side rate
+//! limits, and retries with backoff for throttled and transient failures.
+
+use super::credentials::Credentials;
+use super::error::{CloudError, ErrorClass};
+use super::form;
+use super::model::{self, API_VERSION, Action, SERVICE};
+use super::ratelimit::{Limiters, RateLimits};
+use super::sign;
+use reqwest::Url;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const DEFAULT_ENDPOINT: &str = "https://cvm.tencentcloudapi.com";
+/// The documented maximum ClientToken length.
+pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
+/// DescribeInstances accepts at most this many ids per call.
+pub const MAX_DESCRIBE_IDS: usize = 100;
+
+/// Where requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `https://cvm.tencentcloudapi.com` (nearest region).
+    Default,
+    /// `https://cvm.<region>.tencentcloudapi.com`, chosen per call's region.
+    RegionPinned,
+    /// Any URL, for example `http://127.0.0.1:8080` (the simulator).
+    Url(Url),
+}
+
+impl Endpoint {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "default" => Ok(Endpoint::Default),
+            "region" => Ok(Endpoint::RegionPinned),
+            url => {
+                let u = Url::parse(url).map_err(|e| format!("endpoint `{url}`: {e}"))?;
+                if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                    return Err(format!(
+                        "endpoint `{url}` must be an http(s) URL with a host"
+                    ));
+                }
+                Ok(Endpoint::Url(u))
+            }
+        }
+    }
+
+    fn url(&self, region: &str) -> Url {
+        match self {
+            Endpoint::Default => Url::parse(DEFAULT_ENDPOINT).expect("valid constant"),
+            Endpoint::RegionPinned => {
+                Url::parse(&format!("https://cvm.{region}.tencentcloudapi.com"))
+                    .unwrap_or_else(|_| Url::parse(DEFAULT_ENDPOINT).expect("valid constant"))
+            }
+            Endpoint::Url(u) => u.clone(),
+        }
+    }
+}
+
+/// `host[:port]` as the Host header carries it (port only when not the
+/// scheme's default), which is what gets signed.
+pub fn host_header(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// JSON body; recommended.
+    Post,
+    /// Flattened query parameters.
+    Get,
+}
+
+/// Exponential backoff with full jitter, bounded in attempts and time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total tries including the first; 1 disables retries.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    /// Throttling gets a longer base delay: the bucket refills per second.
+    pub throttled_base_delay: Duration,
+    pub max_delay: Duration,
+    /// No new attempt starts after this much time since the first.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            throttled_base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(5),
+            max_elapsed: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The delay before retry number `attempt` (0-based): a random value in
+    /// [0, min(max_delay, base · 2^attempt)] ("full jitter").
+    pub fn delay(&self, attempt: u32, class: ErrorClass) -> Duration {
+        let base = if class == ErrorClass::Throttled {
+            self.throttled_base_delay
+        } else {
+            self.base_delay
+        };
+        let cap = base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// One HTTP attempt, reported to an observer (metrics, tests).
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub action: &'static str,
+    pub region: String,
+    /// `None` on success; otherwise the error code and class.
+    pub error: Option<(String, ErrorClass)>,
+    pub duration: Duration,
+    pub attempt: u32,
+}
+
+pub type CallObserver = Arc<dyn Fn(&CallRecord) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub endpoint: Endpoint,
+    pub method: HttpMethod,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub rate_limits: RateLimits,
+    /// `X-TC-Language`, e.g. `en-US`.
+    pub language: Option<String>,
+    /// Added to the clock when stamping requests (tests of expiry).
+    pub clock_skew_secs: i64,
+    pub observer: Option<CallObserver>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: Endpoint::Default,
+            method: HttpMethod::Post,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            rate_limits: RateLimits::default(),
+            language: Some("en-US".into()),
+            clock_skew_secs: 0,
+            observer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint)
+            .field("method", &self.method)
+            .field("retry", &self.retry)
+            .field("rate_limits", &self.rate_limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A successful answer: the action's fields plus the RequestId.
+#[derive(Debug, Clone)]
+pub struct Reply<T> {
+    pub request_id: String,
+    pub body: T,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    limiters: Limiters,
+}
+
+/// Cheap to clone; all clones share the connection pool and rate limits.
+#[derive(Clone)]
+pub struct CvmClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CvmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CvmClient")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl CvmClient {
+    pub fn new(config: ClientConfig) -> Result<Self, CloudError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cvm-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CloudError::InvalidRequest {
+                action: "client".into(),
+                detail: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                limiters: Limiters::new(config.rate_limits.clone()),
+                config,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Calls `A` with retries and rate limiting.
+    ///
+    /// Retry rule: throttled errors are always retried (the request had no
+    /// effect); transient ones only when the request is idempotent or certainly
+    /// was not executed. RunInstances is made idempotent by filling in a
+    /// ClientToken when the caller gave none; the same token is used on every
+    /// attempt.
+    pub async fn call<A: Action>(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        req: &A::Request,
+    ) -> Result<Reply<A::Response>, CloudError> {
+        let mut body = serde_json::to_value(req).map_err(|e| CloudError::InvalidRequest {
+            action: A::NAME.into(),
+            detail: e.to_string(),
+        })?;
+        let mut idempotent = A::idempotent(req);
+        if A::NAME == model::RunInstances::NAME {
+            let obj = body.as_object_mut().expect("requests are objects");
+            let token = obj
+                .entry("ClientToken")
+                .or_insert_with(|| serde_json::Value::String(uuid::Uuid::new_v4().to_string()));
+            let t = token.as_str().unwrap_or_default();
+            if t.is_empty() || t.len() > MAX_CLIENT_TOKEN_LEN || !t.is_ascii() {
+                return Err(CloudError::InvalidRequest {
+                    action: A::NAME.into(),
+                    detail: format!(
+                        "ClientToken must be 1..={MAX_CLIENT_TOKEN_LEN} ASCII characters"
+                    ),
+                });
+            }
+            idempotent = true;
+        }
+        let policy = &self.inner.config.retry;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            self.inner
+                .limiters
+                .acquire(creds.secret_id(), region, A::NAME)
+                .await;
+            let t0 = Instant::now();
+            let result = self.send_once::<A>(creds, region, &body).await;
+            if let Some(obs) = &self.inner.config.observer {
+                obs(&CallRecord {
+                    action: A::NAME,
+                    region: region.to_string(),
+                    error: result
+                        .as_ref()
+                        .err()
+                        .map(|e| (e.code().to_string(), e.class())),
+                    duration: t0.elapsed(),
+                    attempt,
+                });
+            }
+            let err = match result {
+                Ok(reply) => return Ok(reply),
+                Err(e) => e,
+            };
+            let class = err.class();
+            let retryable = match class {
+                ErrorClass::Throttled => true,
+                ErrorClass::Transient => idempotent || err.certainly_not_executed(),
+                _ => false,
+            };
+            attempt += 1;
+            if !retryable || attempt >= policy.max_attempts {
+                return Err(err);
+            }
+            let delay = policy.delay(attempt - 1, class);
+            if started.elapsed() + delay > policy.max_elapsed {
+                return Err(err);
+            }
+            tracing::debug!(
+                action = A::NAME,
+                region,
+                attempt,
+                ?delay,
+                code = err.code(),
+                "retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn send_once<A: Action>(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply<A::Response>, CloudError> {
+        let cfg = &self.inner.config;
+        let mut url = cfg.endpoint.url(region);
+        let host = host_header(&url);
+        let (content_type, payload, query) = match cfg.method {
+            HttpMethod::Post => (
+                "application/json",
+                serde_json::to_vec(body).expect("a Value always serialises"),
+                String::new(),
+            ),
+            HttpMethod::Get => (
+                "application/x-www-form-urlencoded",
+                Vec::new(),
+                form::encode_query(&form::flatten(body)),
+            ),
+        };
+        if !query.is_empty() {
+            url.set_query(Some(&query));
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default()
+            + cfg.clock_skew_secs;
+        let method = match cfg.method {
+            HttpMethod::Post => "POST",
+            HttpMethod::Get => "GET",
+        };
+        let headers = [("content-type", content_type), ("host", host.as_str())];
+        let signature = sign::sign(
+            creds.secret_key().expose(),
+            &sign::SigningInput {
+                method,
+                query: &query,
+                headers: &headers,
+                payload: &payload,
+                timestamp,
+                service: SERVICE,
+            },
+        )
+        .ok_or_else(|| CloudError::InvalidRequest {
+            action: A::NAME.into(),
+            detail: "the clock is outside the representable range".into(),
+        })?;
+
+        let mut rb = match cfg.method {
+            HttpMethod::Post => self.inner.http.post(url),
+            HttpMethod::Get => self.inner.http.get(url),
+        }
+        .header("Host", &host)
+        .header("Content-Type", content_type)
+        .header("Authorization", signature.authorization(creds.secret_id()))
+        .header("X-TC-Action", A::NAME)
+        .header("X-TC-Version", API_VERSION)
+        .header("X-TC-Timestamp", timestamp.to_string())
+        .header(
+            "X-TC-RequestClient",
+            concat!("cvm-operator/", env!("CARGO_PKG_VERSION")),
+        );
+        if !region.is_empty() {
+            rb = rb.header("X-TC-Region", region);
+        }
+        if let Some(token) = creds.token() {
+            rb = rb.header("X-TC-Token", token.expose());
+        }
+        if let Some(lang) = &cfg.language {
+            rb = rb.header("X-TC-Language", lang);
+        }
+        if !payload.is_empty() {
+            rb = rb.body(payload);
+        }
+
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(A::NAME, e, cfg.request_timeout))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(CloudError::HttpStatus {
+                action: A::NAME.into(),
+                status,
+            });
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(A::NAME, e, cfg.request_timeout))?;
+        decode_envelope::<A::Response>(A::NAME, &bytes)
+    }
+
+    // -- conveniences -------------------------------------------------------
+
+    /// DescribeInstances for any number of ids, in calls of at most 100.
+    /// Unknown ids are simply absent from the result.
+    pub async fn describe_instances_by_ids(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        ids: &[String],
+    ) -> Result<Vec<model::Instance>, CloudError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
+            let req = model::DescribeInstancesRequest {
+                instance_ids: Some(chunk.to_vec()),
+                limit: Some(MAX_DESCRIBE_IDS as i64),
+                ..Default::default()
+            };
+            let reply = self
+                .call::<model::DescribeInstances>(creds, region, &req)
+                .await?;
+            out.extend(reply.body.instance_set.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// DescribeInstances with filters, following Offset/Limit pages to the end.
+    pub async fn describe_instances_filtered(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        filters: Vec<model::Filter>,
+    ) -> Result<Vec<model::Instance>, CloudError> {
+        let mut out = Vec::new();
+        let mut offset = 0i64;
+        loop {
+            let req = model::DescribeInstancesRequest {
+                filters: (!filters.is_empty()).then(|| filters.clone()),
+                offset: Some(offset),
+                limit: Some(MAX_DESCRIBE_IDS as i64),
+                ..Default::default()
+            };
+            let reply = self
+                .call::<model::DescribeInstances>(creds, region, &req)
+                .await?;
+            let page = reply.body.instance_set.unwrap_or_default();
+            let total = reply.body.total_count.unwrap_or(0);
+            let n = page.len() as i64;
+            out.extend(page);
+            offset += n;
+            if n == 0 || offset >= total {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn transport_error(action: &str, e: reqwest::Error, timeout: Duration) -> CloudError {
+    if e.is_connect() {
+        CloudError::Network {
+            action: action.into(),
+            connect: true,
+            message: e.to_string(),
+        }
+    } else if e.is_timeout() {
+        CloudError::Timeout {
+            action: action.into(),
+            after: timeout,
+        }
+    } else {
+        CloudError::Network {
+            action: action.into(),
+            connect: false,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Decodes `{"Response": {...}}`: an `Error` object becomes
+/// [`CloudError::Api`], anything else the typed body.
+pub fn decode_envelope<T: serde::de::DeserializeOwned>(
+    action: &str,
+    bytes: &[u8],
+) -> Result<Reply<T>, CloudError> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(rename = "Response")]
+        response: serde_json::Map<String, serde_json::Value>,
+    }
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| CloudError::Decode {
+        action: action.into(),
+        detail: format!("not a CVM response envelope: {e}"),
+        request_id: None,
+    })?;
+    let mut response = env.response;
+    let request_id = response
+        .get("RequestId")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(err) = response.get("Error") {
+        let code = err
+            .get("Code")
+            .and_then(|v| v.as_str())
+            .unwrap_or("UnknownError");
+        let message = err
+            .get("Message")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        return Err(CloudError::Api {
+            action: action.into(),
+            code: code.into(),
+            message: message.into(),
+            request_id,
+        });
+    }
+    response.remove("RequestId");
+    let body = serde_json::from_value(serde_json::Value::Object(response)).map_err(|e| {
+        CloudError::Decode {
+            action: action.into(),
+            detail: e.to_string(),
+            request_id: Some(request_id.clone()),
+        }
+    })?;
+    Ok(Reply { request_id, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_signed_host() {
+        assert_eq!(
+            host_header(&Endpoint::Default.url("ap-guangzhou")),
+            "cvm.tencentcloudapi.com"
+        );
+        assert_eq!(
+            host_header(&Endpoint::RegionPinned.url("ap-guangzhou")),
+            "cvm.ap-guangzhou.tencentcloudapi.com"
+        );
+        let sim = Endpoint::parse("http://127.0.0.1:18080").unwrap();
+        assert_eq!(host_header(&sim.url("x")), "127.0.0.1:18080");
+        // A default port is not part of the Host header.
+        assert_eq!(
+            host_header(&Endpoint::parse("https://h.example:443").unwrap().url("x")),
+            "h.example"
+        );
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn envelope_errors_keep_code_message_and_request_id() {
+        let body = br#"{"Response": {"Error": {"Code": "AuthFailure.SignatureFailure", "Message": "bad"}, "RequestId": "ed93f3cb"}}"#;
+        let err = decode_envelope::<model::EmptyResponse>("DescribeZones", body).unwrap_err();
+        match &err {
+            CloudError::Api {
+                code,
+                message,
+                request_id,
+                action,
+            } => {
+                assert_eq!(code, "AuthFailure.SignatureFailure");
+                assert_eq!(message, "bad");
+                assert_eq!(request_id, "ed93f3cb");
+                assert_eq!(action, "DescribeZones");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.class(), ErrorClass::Auth);
+        let ok = decode_envelope::<model::RunInstancesResponse>(
+            "RunInstances",
+            br#"{"Response": {"InstanceIdSet": ["ins-bfw5zq3y"], "RequestId": "r1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.request_id, "r1");
+        assert_eq!(ok.body.instance_id_set.unwrap(), vec!["ins-bfw5zq3y"]);
+        assert!(matches!(
+            decode_envelope::<model::EmptyResponse>("X", b"<html>").unwrap_err(),
+            CloudError::Decode { .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        let p = RetryPolicy::default();
+        for attempt in 0..20 {
+            for class in [ErrorClass::Transient, ErrorClass::Throttled] {
+                assert!(p.delay(attempt, class) <= p.max_delay);
+            }
+        }
+        // The upper bound of attempt 3 is 8× the base; sample to see growth.
+        let max_seen = (0..200)
+            .map(|_| p.delay(3, ErrorClass::Transient))
+            .max()
+            .unwrap();
+        assert!(max_seen > p.base_delay, "{max_seen:?}");
+    }
+}

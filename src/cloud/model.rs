@@ -1,0 +1,912 @@
+//! Wire types of the CVM API 3.0 (`cvm`, version `2017-03-12`).
+//!
+//! Shared by the client and the simulator, so the API is defined once.
+//! Conventions:
+//! - PascalCase on the wire (`rename_all`).
+//! - Requests: top-level required parameters are plain fields, so a missing
+//!   one fails deserialisation (the simulator maps that to `MissingParameter`);
+//!   unknown parameters are refused (`UnknownParameter`). Optional ones are
+//!   `Option` and omitted when unset, as the SDKs do.
+//! - Responses and nested objects: every field is `Option` with `default`, so
+//!   null, absence and new unknown fields are all tolerated.
+//! - Passwords and user data are [`Secret`]s: redacted in `Debug`.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::fmt::Debug;
+
+pub use super::credentials::Secret;
+
+pub const SERVICE: &str = "cvm";
+pub const API_VERSION: &str = "2017-03-12";
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// A CVM action: its name, request and response types, and whether sending it
+/// twice is harmless.
+pub trait Action {
+    const NAME: &'static str;
+    type Request: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static;
+    type Response: Serialize + DeserializeOwned + Debug + Default + Send + 'static;
+    /// True when a retry after an unknown outcome cannot change the result.
+    fn idempotent(_req: &Self::Request) -> bool {
+        false
+    }
+    /// True for calls that only read.
+    const READ_ONLY: bool = false;
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $wire:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($variant,)*
+            /// A value this version does not know (new ones appear over time).
+            Other(String),
+        }
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $wire,)*
+                    $name::Other(s) => s,
+                }
+            }
+            pub const KNOWN: &'static [$name] = &[$($name::$variant),*];
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $($wire => $name::$variant,)*
+                    _ => $name::Other(s),
+                }
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self { Self::from(s.to_string()) }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String { v.as_str().to_string() }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(
+    /// `InstanceState` (cvm-api.md §5.1).
+    InstanceState {
+        Pending = "PENDING",
+        LaunchFailed = "LAUNCH_FAILED",
+        Running = "RUNNING",
+        Stopped = "STOPPED",
+        Starting = "STARTING",
+        Stopping = "STOPPING",
+        Rebooting = "REBOOTING",
+        Shutdown = "SHUTDOWN",
+        Terminating = "TERMINATING",
+        EnterRescueMode = "ENTER_RESCUE_MODE",
+        RescueMode = "RESCUE_MODE",
+        ExitRescueMode = "EXIT_RESCUE_MODE",
+        EnterServiceLiveMigrate = "ENTER_SERVICE_LIVE_MIGRATE",
+        ServiceLiveMigrate = "SERVICE_LIVE_MIGRATE",
+        ExitServiceLiveMigrate = "EXIT_SERVICE_LIVE_MIGRATE",
+    }
+);
+
+impl InstanceState {
+    /// The `<X>` of `UnsupportedOperation.InstanceState<X>`.
+    pub fn error_suffix(&self) -> String {
+        self.as_str()
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                match c.next() {
+                    Some(f) => {
+                        f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase()
+                    }
+                    None => String::new(),
+                }
+            })
+            .collect()
+    }
+
+    /// States an instance rests in until someone acts.
+    pub fn is_stable(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::Running
+                | InstanceState::Stopped
+                | InstanceState::LaunchFailed
+                | InstanceState::Shutdown
+        )
+    }
+}
+
+string_enum!(
+    /// `LatestOperationState`.
+    OperationState {
+        Success = "SUCCESS",
+        Operating = "OPERATING",
+        Failed = "FAILED",
+    }
+);
+
+// ---------------------------------------------------------------------------
+// Shared nested objects (all optional: used in requests and responses).
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Filter {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+impl Filter {
+    pub fn new(
+        name: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagSpecification {
+    pub resource_type: String,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Placement {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemDisk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DataDisk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_size: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_with_instance: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VirtualPrivateCloud {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_vpc_gateway: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip_addresses: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InternetAccessible {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_charge_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_max_bandwidth_out: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip_assigned: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_package_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_service_provider: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LoginSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_image_login: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceChargePrepaid {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_flag: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SpotMarketOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_instance_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceMarketOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_options: Option<SpotMarketOptions>,
+}
+
+// ---------------------------------------------------------------------------
+// RunInstances
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RunInstancesRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_charge_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_charge_prepaid: Option<InstanceChargePrepaid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<SystemDisk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_disks: Option<Vec<DataDisk>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_private_cloud: Option<VirtualPrivateCloud>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_accessible: Option<InternetAccessible>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_settings: Option<LoginSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhanced_service: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_timer: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disaster_recover_group_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_specification: Option<Vec<TagSpecification>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_market_options: Option<InstanceMarketOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_api_termination: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cam_role_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpc_cluster_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunInstancesResponse {
+    pub instance_id_set: Option<Vec<String>>,
+}
+
+pub struct RunInstances;
+impl Action for RunInstances {
+    const NAME: &'static str = "RunInstances";
+    type Request = RunInstancesRequest;
+    type Response = RunInstancesResponse;
+    /// Only with a ClientToken: the service then returns the first call's ids.
+    fn idempotent(req: &Self::Request) -> bool {
+        req.client_token.as_deref().is_some_and(|t| !t.is_empty())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// DescribeInstances / DescribeInstancesStatus
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeInstancesRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<Filter>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// One instance as DescribeInstances reports it (cvm-api.md §4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Instance {
+    pub instance_id: Option<String>,
+    pub uuid: Option<String>,
+    pub instance_state: Option<InstanceState>,
+    pub instance_type: Option<String>,
+    #[serde(rename = "CPU")]
+    pub cpu: Option<i64>,
+    pub memory: Option<i64>,
+    pub instance_name: Option<String>,
+    pub instance_charge_type: Option<String>,
+    pub placement: Option<Placement>,
+    pub system_disk: Option<SystemDisk>,
+    pub data_disks: Option<Vec<DataDisk>>,
+    pub private_ip_addresses: Option<Vec<String>>,
+    pub public_ip_addresses: Option<Vec<String>>,
+    pub internet_accessible: Option<InternetAccessible>,
+    pub virtual_private_cloud: Option<VirtualPrivateCloud>,
+    pub image_id: Option<String>,
+    pub os_name: Option<String>,
+    pub renew_flag: Option<String>,
+    pub created_time: Option<String>,
+    pub expired_time: Option<String>,
+    pub security_group_ids: Option<Vec<String>>,
+    pub login_settings: Option<LoginSettings>,
+    pub tags: Option<Vec<Tag>>,
+    pub latest_operation: Option<String>,
+    pub latest_operation_state: Option<OperationState>,
+    pub latest_operation_request_id: Option<String>,
+    pub latest_operation_error_msg: Option<String>,
+    pub restrict_state: Option<String>,
+    pub isolated_source: Option<String>,
+    pub stop_charging_mode: Option<String>,
+    pub disable_api_termination: Option<bool>,
+    pub default_login_user: Option<String>,
+    pub default_login_port: Option<i64>,
+    pub license_type: Option<String>,
+    pub cam_role_name: Option<String>,
+}
+
+impl Instance {
+    pub fn id(&self) -> &str {
+        self.instance_id.as_deref().unwrap_or_default()
+    }
+    pub fn zone(&self) -> Option<&str> {
+        self.placement.as_ref()?.zone.as_deref()
+    }
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .as_ref()?
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+    pub fn bandwidth_out(&self) -> Option<i64> {
+        self.internet_accessible
+            .as_ref()?
+            .internet_max_bandwidth_out
+    }
+    pub fn operating(&self) -> bool {
+        self.latest_operation_state == Some(OperationState::Operating)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeInstancesResponse {
+    pub total_count: Option<i64>,
+    pub instance_set: Option<Vec<Instance>>,
+}
+
+pub struct DescribeInstances;
+impl Action for DescribeInstances {
+    const NAME: &'static str = "DescribeInstances";
+    type Request = DescribeInstancesRequest;
+    type Response = DescribeInstancesResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeInstancesStatusRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceStatus {
+    pub instance_id: Option<String>,
+    pub instance_state: Option<InstanceState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeInstancesStatusResponse {
+    pub total_count: Option<i64>,
+    pub instance_status_set: Option<Vec<InstanceStatus>>,
+}
+
+pub struct DescribeInstancesStatus;
+impl Action for DescribeInstancesStatus {
+    const NAME: &'static str = "DescribeInstancesStatus";
+    type Request = DescribeInstancesStatusRequest;
+    type Response = DescribeInstancesStatusResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+// ---------------------------------------------------------------------------
+// Start / Stop / Reboot / Terminate
+
+/// Responses that carry only a RequestId.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmptyResponse {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct StartInstancesRequest {
+    pub instance_ids: Vec<String>,
+}
+
+pub struct StartInstances;
+impl Action for StartInstances {
+    const NAME: &'static str = "StartInstances";
+    type Request = StartInstancesRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct StopInstancesRequest {
+    pub instance_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_mode: Option<String>,
+}
+
+pub struct StopInstances;
+impl Action for StopInstances {
+    const NAME: &'static str = "StopInstances";
+    type Request = StopInstancesRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RebootInstancesRequest {
+    pub instance_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_reboot: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_type: Option<String>,
+}
+
+pub struct RebootInstances;
+impl Action for RebootInstances {
+    const NAME: &'static str = "RebootInstances";
+    type Request = RebootInstancesRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TerminateInstancesRequest {
+    pub instance_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_address: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_prepaid_data_disks: Option<bool>,
+}
+
+pub struct TerminateInstances;
+impl Action for TerminateInstances {
+    const NAME: &'static str = "TerminateInstances";
+    type Request = TerminateInstancesRequest;
+    type Response = EmptyResponse;
+}
+
+// ---------------------------------------------------------------------------
+// ResetInstancesType / ResetInstancesInternetMaxBandwidth / ModifyInstancesAttribute
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResetInstancesTypeRequest {
+    pub instance_ids: Vec<String>,
+    pub instance_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+}
+
+pub struct ResetInstancesType;
+impl Action for ResetInstancesType {
+    const NAME: &'static str = "ResetInstancesType";
+    type Request = ResetInstancesTypeRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResetInstancesInternetMaxBandwidthRequest {
+    pub instance_ids: Vec<String>,
+    pub internet_accessible: InternetAccessible,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+}
+
+pub struct ResetInstancesInternetMaxBandwidth;
+impl Action for ResetInstancesInternetMaxBandwidth {
+    const NAME: &'static str = "ResetInstancesInternetMaxBandwidth";
+    type Request = ResetInstancesInternetMaxBandwidthRequest;
+    type Response = EmptyResponse;
+    /// Setting an absolute bandwidth twice is the same as once.
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesAttributeRequest {
+    pub instance_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cam_role_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cam_role_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_reboot: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_api_termination: Option<bool>,
+}
+
+pub struct ModifyInstancesAttribute;
+impl Action for ModifyInstancesAttribute {
+    const NAME: &'static str = "ModifyInstancesAttribute";
+    type Request = ModifyInstancesAttributeRequest;
+    type Response = EmptyResponse;
+    /// Setting an absolute attribute value twice is the same as once.
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------
+// InquiryPriceRunInstances
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ItemPrice {
+    pub unit_price: Option<f64>,
+    pub charge_unit: Option<String>,
+    pub original_price: Option<f64>,
+    pub discount_price: Option<f64>,
+    pub discount: Option<f64>,
+    pub unit_price_discount: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Price {
+    pub instance_price: Option<ItemPrice>,
+    pub bandwidth_price: Option<ItemPrice>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InquiryPriceRunInstancesResponse {
+    pub price: Option<Price>,
+}
+
+pub struct InquiryPriceRunInstances;
+impl Action for InquiryPriceRunInstances {
+    const NAME: &'static str = "InquiryPriceRunInstances";
+    /// Same parameters as RunInstances.
+    type Request = RunInstancesRequest;
+    type Response = InquiryPriceRunInstancesResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+// ---------------------------------------------------------------------------
+// DescribeZones / DescribeInstanceTypeConfigs / DescribeImages
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeZonesRequest {}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ZoneInfo {
+    pub zone: Option<String>,
+    pub zone_name: Option<String>,
+    pub zone_id: Option<String>,
+    pub zone_state: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeZonesResponse {
+    pub total_count: Option<i64>,
+    pub zone_set: Option<Vec<ZoneInfo>>,
+}
+
+pub struct DescribeZones;
+impl Action for DescribeZones {
+    const NAME: &'static str = "DescribeZones";
+    type Request = DescribeZonesRequest;
+    type Response = DescribeZonesResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeInstanceTypeConfigsRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<Filter>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceTypeConfig {
+    pub zone: Option<String>,
+    pub instance_type: Option<String>,
+    pub instance_family: Option<String>,
+    #[serde(rename = "GPU")]
+    pub gpu: Option<i64>,
+    #[serde(rename = "CPU")]
+    pub cpu: Option<i64>,
+    pub memory: Option<i64>,
+    #[serde(rename = "FPGA")]
+    pub fpga: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeInstanceTypeConfigsResponse {
+    pub instance_type_config_set: Option<Vec<InstanceTypeConfig>>,
+}
+
+pub struct DescribeInstanceTypeConfigs;
+impl Action for DescribeInstanceTypeConfigs {
+    const NAME: &'static str = "DescribeInstanceTypeConfigs";
+    type Request = DescribeInstanceTypeConfigsRequest;
+    type Response = DescribeInstanceTypeConfigsResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeImagesRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<Filter>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Image {
+    pub image_id: Option<String>,
+    pub os_name: Option<String>,
+    pub image_type: Option<String>,
+    pub created_time: Option<String>,
+    pub image_name: Option<String>,
+    pub image_description: Option<String>,
+    pub image_size: Option<i64>,
+    pub architecture: Option<String>,
+    pub image_state: Option<String>,
+    pub platform: Option<String>,
+    pub image_creator: Option<String>,
+    pub image_source: Option<String>,
+    pub is_support_cloudinit: Option<bool>,
+    pub license_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeImagesResponse {
+    pub image_set: Option<Vec<Image>>,
+    pub total_count: Option<i64>,
+}
+
+pub struct DescribeImages;
+impl Action for DescribeImages {
+    const NAME: &'static str = "DescribeImages";
+    type Request = DescribeImagesRequest;
+    type Response = DescribeImagesResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+    const READ_ONLY: bool = true;
+}
+
+/// Every action the client and the simulator know.
+pub const ACTIONS: &[&str] = &[
+    RunInstances::NAME,
+    DescribeInstances::NAME,
+    DescribeInstancesStatus::NAME,
+    StartInstances::NAME,
+    StopInstances::NAME,
+    RebootInstances::NAME,
+    TerminateInstances::NAME,
+    ResetInstancesType::NAME,
+    ResetInstancesInternetMaxBandwidth::NAME,
+    ModifyInstancesAttribute::NAME,
+    InquiryPriceRunInstances::NAME,
+    DescribeZones::NAME,
+    DescribeInstanceTypeConfigs::NAME,
+    DescribeImages::NAME,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_tolerate_null_absence_and_unknown_fields() {
+        let body = r#"{"TotalCount": 1, "InstanceSet": [{"InstanceId": "ins-9bxebleo", "InstanceState": "RUNNING",
+            "CPU": 1, "Memory": null, "Placement": {"Zone": "ap-guangzhou-3", "ProjectId": 0, "Brand": "new"},
+            "PrivateIpAddresses": ["172.16.32.78"], "PublicIpAddresses": null, "ExpiredTime": null,
+            "LatestOperationState": "SUCCESS", "SomeFutureField": {"x": 1}, "Tags": null,
+            "InternetAccessible": null}], "RequestId": "x"}"#;
+        let r: DescribeInstancesResponse = serde_json::from_str(body).unwrap();
+        let i = &r.instance_set.unwrap()[0];
+        assert_eq!(i.id(), "ins-9bxebleo");
+        assert_eq!(i.instance_state, Some(InstanceState::Running));
+        assert_eq!(i.cpu, Some(1));
+        assert_eq!(i.memory, None);
+        assert_eq!(i.zone(), Some("ap-guangzhou-3"));
+        assert_eq!(i.public_ip_addresses, None);
+        assert_eq!(i.tags, None);
+        let empty: DescribeInstancesResponse = serde_json::from_str("{}").unwrap();
+        assert!(empty.instance_set.is_none());
+        let nulls: DescribeInstancesResponse =
+            serde_json::from_str(r#"{"TotalCount": null, "InstanceSet": null}"#).unwrap();
+        assert!(nulls.total_count.is_none());
+    }
+
+    #[test]
+    fn unknown_enum_values_are_kept() {
+        let s: InstanceState = serde_json::from_str(r#""HIBERNATING""#).unwrap();
+        assert_eq!(s, InstanceState::Other("HIBERNATING".into()));
+        assert_eq!(serde_json::to_string(&s).unwrap(), r#""HIBERNATING""#);
+        assert_eq!(InstanceState::LaunchFailed.error_suffix(), "LaunchFailed");
+        assert_eq!(
+            InstanceState::EnterRescueMode.error_suffix(),
+            "EnterRescueMode"
+        );
+    }
+
+    #[test]
+    fn requests_are_pascal_case_and_omit_unset_fields() {
+        let req = RunInstancesRequest {
+            placement: Some(Placement {
+                zone: Some("ap-guangzhou-3".into()),
+                ..Default::default()
+            }),
+            image_id: Some("img-pi0ii46r".into()),
+            client_token: Some("tok".into()),
+            login_settings: Some(LoginSettings {
+                password: Some(Secret::new("Passw0rd!x")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"Placement":{"Zone":"ap-guangzhou-3"},"ImageId":"img-pi0ii46r","LoginSettings":{"Password":"Passw0rd!x"},"ClientToken":"tok"}"#
+        );
+        assert!(
+            !format!("{req:?}").contains("Passw0rd!x"),
+            "Debug must redact the password"
+        );
+        let err =
+            serde_json::from_str::<StartInstancesRequest>(r#"{"InstanceIds": [], "Bogus": 1}"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("unknown field `Bogus`"));
+        let err = serde_json::from_str::<StartInstancesRequest>("{}").unwrap_err();
+        assert!(err.to_string().contains("missing field `InstanceIds`"));
+    }
+}

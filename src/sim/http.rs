@@ -1,0 +1,570 @@
+//! The simulator's HTTP front: the CVM API 3.0 protocol (POST JSON and GET
+//! query), strict TC3 verification as the real service does it, rate limits,
+//! fault injection, the response envelope, and the `/_sim/*` introspection.
+
+use super::engine::{ApiError, Ctx, api_err};
+use super::faults::LostMode;
+use super::{Shared, Stats};
+use crate::cloud::model::{self, API_VERSION, Action, SERVICE};
+use crate::cloud::{form, sign};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const MAX_POST_BYTES: usize = 10 * 1024 * 1024;
+const MAX_GET_BYTES: usize = 32 * 1024;
+
+/// Parameters that are numbers or booleans, for typing GET query values.
+const NUMERIC_PARAMS: &[&str] = &[
+    "Limit",
+    "Offset",
+    "InstanceCount",
+    "MinCount",
+    "ProjectId",
+    "DiskSize",
+    "InternetMaxBandwidthOut",
+    "Period",
+    "Ipv6AddressCount",
+];
+const BOOL_PARAMS: &[&str] = &[
+    "DryRun",
+    "ForceStop",
+    "ForceReboot",
+    "DeleteWithInstance",
+    "PublicIpAssigned",
+    "Encrypt",
+    "AsVpcGateway",
+    "DisableApiTermination",
+    "AutoReboot",
+    "ReleaseAddress",
+    "ReleasePrepaidDataDisks",
+];
+
+fn json_response(body: Value) -> Response {
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    // Exactly `application/json`: the Python SDK only looks for an Error
+    // object when the type is exactly this (cvm-api.md §2.1).
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn error_response(err: &ApiError, request_id: &str) -> Response {
+    json_response(
+        json!({"Response": {"Error": {"Code": err.code, "Message": err.message}, "RequestId": request_id}}),
+    )
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Maps a typed-parse failure to the API's parameter errors, naming the field.
+fn param_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let msg = e.inner().to_string();
+    let field = |marker: &str| {
+        msg.split(marker)
+            .nth(1)
+            .and_then(|r| r.split('`').next())
+            .map(|f| {
+                if path == "." || path.is_empty() {
+                    f.to_string()
+                } else {
+                    format!("{path}.{f}")
+                }
+            })
+    };
+    if let Some(f) = field("unknown field `") {
+        api_err(
+            "UnknownParameter",
+            format!("The parameter `{f}` is not recognized."),
+        )
+    } else if let Some(f) = field("missing field `") {
+        api_err(
+            "MissingParameter",
+            format!("The request is missing a required parameter `{f}`."),
+        )
+    } else {
+        let shown = msg.split(" at line").next().unwrap_or(&msg);
+        api_err(
+            "InvalidParameter",
+            format!("The parameter `{path}` is invalid: {shown}."),
+        )
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(params).map_err(param_error)
+}
+
+/// Gives GET leaves their JSON types.
+fn coerce(v: Value, key: Option<&str>) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let c = coerce(v, Some(&k));
+                    (k, c)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| coerce(v, key)).collect()),
+        Value::String(s) => match key {
+            Some(k) if NUMERIC_PARAMS.contains(&k) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or(Value::String(s)),
+            Some(k) if BOOL_PARAMS.contains(&k) => match s.as_str() {
+                "true" | "True" | "TRUE" => Value::Bool(true),
+                "false" | "False" | "FALSE" => Value::Bool(false),
+                _ => Value::String(s),
+            },
+            _ => Value::String(s),
+        },
+        other => other,
+    }
+}
+
+struct Authenticated {
+    secret_id: String,
+}
+
+/// TC3 verification, strictly: the raw query, the received Host and
+/// Content-Type, the exact body bytes.
+fn authenticate(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Authenticated, ApiError> {
+    let auth = header_str(headers, "authorization").ok_or_else(|| {
+        api_err(
+            "AuthFailure.InvalidAuthorization",
+            "The Authorization header is missing.",
+        )
+    })?;
+    let parsed = sign::parse_authorization(auth).map_err(|why| {
+        api_err(
+            "AuthFailure.InvalidAuthorization",
+            format!("The Authorization header is malformed: {why}."),
+        )
+    })?;
+    let ts_raw = header_str(headers, "x-tc-timestamp").ok_or_else(|| {
+        api_err(
+            "MissingParameter",
+            "The request is missing a required parameter `Timestamp`.",
+        )
+    })?;
+    let timestamp: i64 = ts_raw.trim().parse().map_err(|_| {
+        api_err(
+            "InvalidParameterValue",
+            format!("The Timestamp `{ts_raw}` is not an integer."),
+        )
+    })?;
+    let skew = (now_unix() - timestamp).abs();
+    if skew > shared.config.max_clock_skew_secs {
+        return Err(api_err(
+            "AuthFailure.SignatureExpire",
+            format!(
+                "The signature expired: the request time differs from the server time by {skew} s (more than {} s).",
+                shared.config.max_clock_skew_secs
+            ),
+        ));
+    }
+    let account = shared
+        .config
+        .accounts
+        .iter()
+        .find(|a| a.secret_id == parsed.secret_id)
+        .ok_or_else(|| {
+            api_err(
+                "AuthFailure.SecretIdNotFound",
+                "The SecretId is not found, please ensure that your SecretId is correct.",
+            )
+        })?;
+    let signature_failure = || {
+        api_err(
+            "AuthFailure.SignatureFailure",
+            "The provided credentials could not be validated. Please check your signature is correct.",
+        )
+    };
+    if parsed.service != SERVICE
+        || sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str())
+    {
+        return Err(signature_failure());
+    }
+    let mut signed: Vec<(&str, &str)> = Vec::with_capacity(parsed.signed_headers.len());
+    for name in &parsed.signed_headers {
+        let value = header_str(headers, name).ok_or_else(signature_failure)?;
+        signed.push((name.as_str(), value));
+    }
+    let expected = sign::sign(
+        account.secret_key.expose(),
+        &sign::SigningInput {
+            method: method.as_str(),
+            query: uri.query().unwrap_or(""),
+            headers: &signed,
+            payload: body,
+            timestamp,
+            service: SERVICE,
+        },
+    )
+    .ok_or_else(signature_failure)?;
+    if !sign::signatures_equal(&expected.signature, &parsed.signature) {
+        return Err(signature_failure());
+    }
+    match (&account.token, header_str(headers, "x-tc-token")) {
+        (Some(want), Some(got)) if want.expose() == got => {}
+        (Some(_), _) => {
+            return Err(api_err(
+                "AuthFailure.TokenFailure",
+                "The session token is missing or invalid.",
+            ));
+        }
+        (None, _) => {}
+    }
+    Ok(Authenticated {
+        secret_id: account.secret_id.clone(),
+    })
+}
+
+/// The action's parameters as JSON, from the body (POST) or the query (GET).
+fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let content_type = header_str(headers, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let from_form = |raw: &str| -> Result<Value, ApiError> {
+        let pairs = form::decode_query(raw).map_err(|e| api_err("InvalidParameter", e))?;
+        let v = form::unflatten(&pairs).map_err(|e| api_err("InvalidParameter", e))?;
+        Ok(coerce(v, None))
+    };
+    if *method == Method::GET {
+        return from_form(uri.query().unwrap_or(""));
+    }
+    if content_type.starts_with("application/json") {
+        if body.is_empty() {
+            return Ok(json!({}));
+        }
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            api_err(
+                "InvalidParameter",
+                format!("The request body is not valid JSON: {e}."),
+            )
+        })?;
+        if !v.is_object() {
+            return Err(api_err(
+                "InvalidParameter",
+                "The request body must be a JSON object.",
+            ));
+        }
+        Ok(v)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        from_form(
+            std::str::from_utf8(body)
+                .map_err(|_| api_err("InvalidParameter", "The body is not UTF-8."))?,
+        )
+    } else {
+        Err(api_err(
+            "InvalidParameter",
+            format!("The Content-Type `{content_type}` is not supported; use application/json."),
+        ))
+    }
+}
+
+/// Runs one action against the engine. Returns the response fields.
+fn dispatch(
+    shared: &Shared,
+    action: &str,
+    ctx: &Ctx<'_>,
+    params: Value,
+) -> Result<Value, ApiError> {
+    fn to_value<T: serde::Serialize>(t: T) -> Value {
+        serde_json::to_value(t).expect("wire types serialise")
+    }
+    let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
+    engine.advance(ctx.now);
+    let empty = || Value::Object(Default::default());
+    Ok(match action {
+        model::RunInstances::NAME => to_value(engine.run_instances(ctx, parse(params)?)?),
+        model::DescribeInstances::NAME => to_value(engine.describe_instances(ctx, parse(params)?)?),
+        model::DescribeInstancesStatus::NAME => {
+            to_value(engine.describe_instances_status(ctx, parse(params)?)?)
+        }
+        model::StartInstances::NAME => {
+            engine.start_instances(ctx, parse(params)?)?;
+            empty()
+        }
+        model::StopInstances::NAME => {
+            engine.stop_instances(ctx, parse(params)?)?;
+            empty()
+        }
+        model::RebootInstances::NAME => {
+            engine.reboot_instances(ctx, parse(params)?)?;
+            empty()
+        }
+        model::TerminateInstances::NAME => {
+            engine.terminate_instances(ctx, parse(params)?)?;
+            empty()
+        }
+        model::ResetInstancesType::NAME => {
+            engine.reset_instances_type(ctx, parse(params)?)?;
+            empty()
+        }
+        model::ResetInstancesInternetMaxBandwidth::NAME => {
+            engine.reset_instances_internet_max_bandwidth(ctx, parse(params)?)?;
+            empty()
+        }
+        model::ModifyInstancesAttribute::NAME => {
+            engine.modify_instances_attribute(ctx, parse(params)?)?;
+            empty()
+        }
+        model::InquiryPriceRunInstances::NAME => {
+            to_value(engine.inquiry_price_run_instances(ctx, parse(params)?)?)
+        }
+        model::DescribeZones::NAME => {
+            let _: model::DescribeZonesRequest = parse(params)?;
+            to_value(engine.describe_zones(ctx)?)
+        }
+        model::DescribeInstanceTypeConfigs::NAME => {
+            to_value(engine.describe_instance_type_configs(ctx, parse(params)?)?)
+        }
+        model::DescribeImages::NAME => to_value(engine.describe_images(ctx, parse(params)?)?),
+        other => {
+            return Err(api_err(
+                "InvalidAction",
+                format!("The requested action `{other}` does not exist."),
+            ));
+        }
+    })
+}
+
+/// `/`: every CVM action.
+pub async fn cvm(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let action = header_str(&headers, "x-tc-action")
+        .unwrap_or_default()
+        .to_string();
+    shared.stats.request(&action);
+    match handle(
+        &shared,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        &action,
+        &request_id,
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(err) => {
+            shared.stats.error(&action, &err.code);
+            error_response(&err, &request_id)
+        }
+    }
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    action: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    if *method != Method::GET && *method != Method::POST {
+        return Err(api_err(
+            "UnsupportedProtocol",
+            "Only GET and POST are supported.",
+        ));
+    }
+    let size = if *method == Method::GET {
+        uri.query().map_or(0, str::len)
+    } else {
+        body.len()
+    };
+    if size
+        > if *method == Method::GET {
+            MAX_GET_BYTES
+        } else {
+            MAX_POST_BYTES
+        }
+    {
+        return Err(api_err(
+            "RequestSizeLimitExceeded",
+            "The request is too large.",
+        ));
+    }
+    if action.is_empty() {
+        return Err(api_err(
+            "MissingParameter",
+            "The request is missing a required parameter `Action`.",
+        ));
+    }
+    if !model::ACTIONS.contains(&action) {
+        return Err(api_err(
+            "InvalidAction",
+            format!("The requested action `{action}` does not exist."),
+        ));
+    }
+    match header_str(headers, "x-tc-version") {
+        None => {
+            return Err(api_err(
+                "MissingParameter",
+                "The request is missing a required parameter `Version`.",
+            ));
+        }
+        Some(API_VERSION) => {}
+        Some(v) => {
+            return Err(api_err(
+                "NoSuchVersion",
+                format!("The requested version `{v}` of service `cvm` does not exist."),
+            ));
+        }
+    }
+    let who = authenticate(shared, method, uri, headers, body)?;
+    let region = header_str(headers, "x-tc-region")
+        .unwrap_or_default()
+        .to_string();
+    if region.is_empty() {
+        return Err(api_err(
+            "MissingParameter",
+            "The request is missing a required parameter `Region`.",
+        ));
+    }
+    if shared
+        .engine
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .catalogue()
+        .region(&region)
+        .is_none()
+    {
+        return Err(api_err(
+            "UnsupportedRegion",
+            format!("The region `{region}` is not supported."),
+        ));
+    }
+    if !shared.limiters.try_acquire(&who.secret_id, &region, action) {
+        let limit = shared.limiters.limits().rps(action);
+        return Err(api_err(
+            "RequestLimitExceeded",
+            format!(
+                "Your current request frequency exceeds the limit of {limit} requests per second for `{action}`. Please reduce the frequency of calls."
+            ),
+        ));
+    }
+    let (injected, lost, latency) = {
+        let mut f = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        (f.pick_error(action), f.pick_lost(action), f.latency_ms)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if let Some(code) = injected {
+        return Err(api_err(&code, format!("Injected fault: {code}.")));
+    }
+    let params = params(method, uri, headers, body)?;
+    let chinese =
+        header_str(headers, "x-tc-language").is_some_and(|l| l.eq_ignore_ascii_case("zh-CN"));
+    let ctx = Ctx {
+        account: &who.secret_id,
+        region: &region,
+        request_id,
+        now: shared.clock.now(),
+        chinese,
+    };
+    let mut fields = dispatch(shared, action, &ctx, params)?;
+    if let Value::Object(m) = &mut fields {
+        m.insert("RequestId".into(), Value::String(request_id.to_string()));
+    }
+    let resp = json_response(json!({ "Response": fields }));
+    match lost {
+        None => Ok(resp),
+        Some((LostMode::ServerError, _)) => {
+            shared.stats.lost(action);
+            Ok((StatusCode::BAD_GATEWAY, "upstream connect error").into_response())
+        }
+        Some((LostMode::Drop, _)) => {
+            shared.stats.lost(action);
+            let stream = futures::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other("response lost"))
+            });
+            let mut r = Response::new(Body::from_stream(stream));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        Some((LostMode::Hang, hold_ms)) => {
+            shared.stats.lost(action);
+            tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+            Ok(resp)
+        }
+    }
+}
+
+/// `GET /_sim/stats`.
+pub async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let snapshot: Stats = super::snapshot(&shared);
+    let mut resp = (
+        StatusCode::OK,
+        serde_json::to_string(&snapshot).unwrap_or_default(),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `POST /_sim/stats/reset`.
+pub async fn reset_stats(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.stats.reset();
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /_sim/faults`.
+pub async fn get_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let f = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    axum::Json(f).into_response()
+}
+
+/// `PUT /_sim/faults` with a [`super::Faults`] JSON body.
+pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice(&body) {
+        Ok(f) => {
+            *shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = f;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}

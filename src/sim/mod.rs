@@ -1,0 +1,280 @@
+//! An offline simulator of the CVM API 3.0, so the operator can be developed,
+//! tested, benchmarked and demoed with no Tencent account. It verifies TC3
+//! signatures like the real service and simulates the instance lifecycle.
+//! It reuses the client's wire types and signer; it knows nothing of
+//! Kubernetes.
+
+pub mod catalogue;
+pub mod engine;
+pub mod faults;
+mod http;
+
+pub use engine::{EngineConfig, Timings};
+pub use faults::{ErrorFault, Faults, LostFault, LostMode};
+
+use crate::cloud::RateLimits;
+use crate::cloud::credentials::Secret;
+use crate::cloud::ratelimit::Limiters;
+use axum::Router;
+use axum::routing::{any, get, post};
+use engine::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A key pair the simulator accepts.
+#[derive(Debug, Clone)]
+pub struct SimAccount {
+    pub secret_id: String,
+    pub secret_key: Secret,
+    /// When set, requests must carry this `X-TC-Token`.
+    pub token: Option<Secret>,
+}
+
+impl SimAccount {
+    pub fn new(secret_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        Self {
+            secret_id: secret_id.into(),
+            secret_key: Secret::new(secret_key),
+            token: None,
+        }
+    }
+}
+
+/// The key pair the simulator accepts when none is configured. Test-only
+/// values, also used by `make demo`.
+pub const DEFAULT_SECRET_ID: &str = "AKIDSIMULATOR0000000000000000000000";
+pub const DEFAULT_SECRET_KEY: &str = "simulator-secret-key-0000000000000";
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub accounts: Vec<SimAccount>,
+    pub engine: EngineConfig,
+    /// Simulation seconds per real second (10 = transitions 10× faster).
+    pub time_scale: f64,
+    /// Per (account, region, action) limits answering RequestLimitExceeded.
+    pub rate_limits: RateLimits,
+    pub faults: Faults,
+    /// Allowed |server time − X-TC-Timestamp|.
+    pub max_clock_skew_secs: i64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            accounts: vec![SimAccount::new(DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY)],
+            engine: EngineConfig::default(),
+            time_scale: 1.0,
+            rate_limits: RateLimits::default(),
+            faults: Faults::default(),
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+/// Real time scaled into simulation time.
+#[derive(Debug)]
+pub(crate) struct SimClock {
+    start: Instant,
+    scale: f64,
+}
+
+impl SimClock {
+    pub(crate) fn now(&self) -> Duration {
+        Duration::from_secs_f64(self.start.elapsed().as_secs_f64() * self.scale)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: u64,
+    calls: BTreeMap<String, u64>,
+    errors: BTreeMap<String, BTreeMap<String, u64>>,
+    lost: BTreeMap<String, u64>,
+}
+
+/// API call counters.
+#[derive(Debug, Default)]
+pub(crate) struct StatsRecorder(Mutex<Counters>);
+
+impl StatsRecorder {
+    fn with(&self, f: impl FnOnce(&mut Counters)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+    pub(crate) fn request(&self, action: &str) {
+        self.with(|c| {
+            c.requests += 1;
+            if crate::cloud::model::ACTIONS.contains(&action) {
+                *c.calls.entry(action.to_string()).or_default() += 1;
+            }
+        })
+    }
+    pub(crate) fn error(&self, action: &str, code: &str) {
+        let action = if action.is_empty() { "-" } else { action };
+        self.with(|c| {
+            *c.errors
+                .entry(action.to_string())
+                .or_default()
+                .entry(code.to_string())
+                .or_default() += 1
+        })
+    }
+    pub(crate) fn lost(&self, action: &str) {
+        self.with(|c| *c.lost.entry(action.to_string()).or_default() += 1)
+    }
+    pub(crate) fn reset(&self) {
+        self.with(|c| *c = Counters::default())
+    }
+}
+
+/// What `GET /_sim/stats` returns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests per CVM action (including refused ones).
+    pub calls: BTreeMap<String, u64>,
+    /// Error answers per action and code.
+    pub errors: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Responses deliberately lost, per action.
+    pub lost: BTreeMap<String, u64>,
+    /// Every request to `/`, known action or not.
+    pub requests: u64,
+    /// Instances that exist (any account, region and state).
+    pub instances: usize,
+    /// Instances per InstanceState.
+    pub states: BTreeMap<String, usize>,
+}
+
+impl Stats {
+    pub fn calls(&self, action: &str) -> u64 {
+        self.calls.get(action).copied().unwrap_or(0)
+    }
+    pub fn errors(&self, action: &str, code: &str) -> u64 {
+        self.errors
+            .get(action)
+            .and_then(|m| m.get(code))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: SimConfig,
+    pub(crate) engine: Mutex<Engine>,
+    pub(crate) clock: SimClock,
+    pub(crate) limiters: Limiters,
+    pub(crate) stats: StatsRecorder,
+    pub(crate) faults: Mutex<Faults>,
+}
+
+pub(crate) fn snapshot(shared: &Shared) -> Stats {
+    let c = shared.stats.0.lock().unwrap_or_else(|e| e.into_inner());
+    let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
+    engine.advance(shared.clock.now());
+    Stats {
+        calls: c.calls.clone(),
+        errors: c.errors.clone(),
+        lost: c.lost.clone(),
+        requests: c.requests,
+        instances: engine.instance_count(),
+        states: engine.state_counts(),
+    }
+}
+
+/// A simulator instance. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+impl Simulator {
+    pub fn new(config: SimConfig) -> Self {
+        Self::with_catalogue(config, catalogue::Catalogue::default())
+    }
+
+    pub fn with_catalogue(config: SimConfig, catalogue: catalogue::Catalogue) -> Self {
+        let shared = Shared {
+            engine: Mutex::new(Engine::new(config.engine.clone(), catalogue)),
+            clock: SimClock {
+                start: Instant::now(),
+                scale: config.time_scale.max(0.001),
+            },
+            limiters: Limiters::new(config.rate_limits.clone()),
+            stats: StatsRecorder::default(),
+            faults: Mutex::new(config.faults.clone()),
+            config,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", any(http::cvm))
+            .route("/_sim/stats", get(http::stats))
+            .route("/_sim/stats/reset", post(http::reset_stats))
+            .route("/_sim/faults", get(http::get_faults).put(http::put_faults))
+            .layer(axum::extract::DefaultBodyLimit::max(11 * 1024 * 1024))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves until the listener fails or the future is dropped.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Binds `addr` (port 0 for any) and serves in a background task.
+    pub async fn spawn(self, addr: SocketAddr) -> std::io::Result<RunningSimulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let sim = self.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = sim.serve(listener).await {
+                tracing::error!(error = %e, "simulator stopped");
+            }
+        });
+        Ok(RunningSimulator {
+            addr,
+            sim: self,
+            task,
+        })
+    }
+
+    pub fn stats(&self) -> Stats {
+        snapshot(&self.shared)
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+}
+
+/// A simulator serving on a local port; stops when dropped.
+pub struct RunningSimulator {
+    pub addr: SocketAddr,
+    pub sim: Simulator,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSimulator {
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
