@@ -88,13 +88,28 @@ type Key = (String, String, String);
 #[derive(Debug)]
 pub struct Limiters {
     limits: RateLimits,
+    /// Burst as a share of the per-second rate.
+    burst_share: f64,
     buckets: Mutex<HashMap<Key, Arc<DefaultDirectRateLimiter>>>,
 }
 
 impl Limiters {
+    /// A caller's buckets: the full rate but half the burst, so network jitter
+    /// between us and the service (whose bucket has the full burst) never
+    /// turns our paced requests into RequestLimitExceeded.
     pub fn new(limits: RateLimits) -> Self {
+        Self::with_burst_share(limits, 0.5)
+    }
+
+    /// The service's own buckets (the simulator): burst equal to the rate.
+    pub fn server(limits: RateLimits) -> Self {
+        Self::with_burst_share(limits, 1.0)
+    }
+
+    fn with_burst_share(limits: RateLimits, burst_share: f64) -> Self {
         Self {
             limits,
+            burst_share,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -108,8 +123,13 @@ impl Limiters {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| {
-                let rps = NonZeroU32::new(self.limits.rps(action)).unwrap_or(NonZeroU32::MIN);
-                Arc::new(RateLimiter::direct(Quota::per_second(rps)))
+                let rate = self.limits.rps(action);
+                let rps = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new((rate as f64 * self.burst_share).ceil() as u32)
+                    .unwrap_or(NonZeroU32::MIN);
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(rps).allow_burst(burst),
+                ))
             })
             .clone()
     }
@@ -165,7 +185,7 @@ mod tests {
                 .unwrap(),
         );
         let start = Instant::now();
-        // A burst of 5 passes at once; 5 more need about one second.
+        // A burst of 3 (half the rate) passes at once; 7 more need 1.4 s.
         for _ in 0..10 {
             limiters
                 .acquire("acct", "ap-guangzhou", "StartInstances")

@@ -200,7 +200,7 @@ impl Simulator {
                 start: Instant::now(),
                 scale: config.time_scale.max(0.001),
             },
-            limiters: Limiters::new(config.rate_limits.clone()),
+            limiters: Limiters::server(config.rate_limits.clone()),
             stats: StatsRecorder::default(),
             faults: Mutex::new(config.faults.clone()),
             config,
