@@ -4,6 +4,7 @@
 //! - [`cloud`]: the signed CVM API client (no Kubernetes);
 //! - [`sim`]: the offline CVM API simulator (no Kubernetes).
 
+pub mod api;
 pub mod cloud;
 pub mod sim;
 pub mod telemetry;

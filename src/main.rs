@@ -34,6 +34,8 @@ struct Cli {
 enum Command {
     /// Serve the offline CVM API simulator.
     Simulator(SimulatorArgs),
+    /// Print the CustomResourceDefinition (YAML), as committed under crds/.
+    Crd,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -186,5 +188,9 @@ async fn main() -> Result<()> {
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Simulator(args) => run_simulator(args).await,
+        Command::Crd => {
+            print!("{}", cvm_operator::api::crd_yaml());
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,126 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "cvm-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: "<release>-<chart>", or "<release>" when the release
+name already contains the chart name. Truncated to 63 characters.
+*/}}
+{{- define "cvm-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+"<chart>-<version>" for the helm.sh/chart label.
+*/}}
+{{- define "cvm-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "cvm-operator.labels" -}}
+helm.sh/chart: {{ include "cvm-operator.chart" . }}
+{{ include "cvm-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cvm-operator
+{{- end }}
+
+{{/*
+Selector labels (immutable once a Deployment exists: keep them minimal).
+*/}}
+{{- define "cvm-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cvm-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "cvm-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cvm-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image reference: repository@digest, or repository:tag (tag defaults to appVersion).
+*/}}
+{{- define "cvm-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Leader-election Lease name.
+*/}}
+{{- define "cvm-operator.leaseName" -}}
+{{- default (include "cvm-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+Name of the Secret holding operator-wide credentials, or "" when there is none.
+Fails on contradictory or half-filled credential values.
+*/}}
+{{- define "cvm-operator.credentialsSecretName" -}}
+{{- $c := .Values.credentials }}
+{{- if and $c.existingSecret (or $c.secretId $c.secretKey $c.sessionToken) }}
+{{- fail "credentials: set either existingSecret or secretId/secretKey, not both" }}
+{{- end }}
+{{- if or (and $c.secretId (not $c.secretKey)) (and $c.secretKey (not $c.secretId)) }}
+{{- fail "credentials: secretId and secretKey must be set together" }}
+{{- end }}
+{{- if and $c.sessionToken (not $c.secretId) }}
+{{- fail "credentials: sessionToken needs secretId and secretKey" }}
+{{- end }}
+{{- if $c.existingSecret }}
+{{- $c.existingSecret }}
+{{- else if $c.secretId }}
+{{- printf "%s-credentials" (include "cvm-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules on CvmInstances, Events and (optionally) Secrets: shared by the
+ClusterRole (all namespaces) and the Role (watchNamespace).
+*/}}
+{{- define "cvm-operator.rules" -}}
+- apiGroups: ["cvm.tencentcloud.io"]
+  resources: ["cvminstances"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["cvm.tencentcloud.io"]
+  resources: ["cvminstances/status"]
+  verbs: ["patch"]
+- apiGroups: ["cvm.tencentcloud.io"]
+  resources: ["cvminstances/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.rbac.perResourceCredentials }}
+# Secrets named by spec.credentialsSecretRef, spec.loginSettings.passwordSecretRef
+# and spec.userDataSecretRef (rbac.perResourceCredentials).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end }}

@@ -1,0 +1,471 @@
+//! The `CvmInstance` API (`cvm.tencentcloud.io/v1alpha1`): spec, status,
+//! conditions, admission rules (schema + CEL) and CRD generation.
+//!
+//! Everything a user can get wrong is rejected at admission with a message
+//! naming the field: immutable fields by CEL `self == oldSelf`, formats by
+//! schema patterns, ranges by min/max, combinations by root CEL rules.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use kube::KubeSchema;
+use kube::core::crd::CustomResourceExt;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const GROUP: &str = "cvm.tencentcloud.io";
+/// The finalizer that guards the cloud instance (with a `/`, as the
+/// apiserver expects of finalizer names).
+pub const FINALIZER: &str = "cvm.tencentcloud.io/finalizer";
+/// `"true"` stops every cloud mutation (deletion still proceeds).
+pub const PAUSED_ANNOTATION: &str = "cvm.tencentcloud.io/paused";
+/// Tag carrying the resource UID on the instance: the create guard.
+pub const UID_TAG: &str = "cvm.tencentcloud.io/uid";
+/// Informational tags, for people looking at the console.
+pub const NAMESPACE_TAG: &str = "cvm.tencentcloud.io/namespace";
+pub const NAME_TAG: &str = "cvm.tencentcloud.io/name";
+/// The one field manager that writes status.
+pub const FIELD_MANAGER: &str = "cvm-operator";
+
+/// A Tencent Cloud CVM instance, managed declaratively: the operator creates
+/// it, keeps its type, bandwidth, name, security groups and power state as
+/// declared, reports what it observes, and terminates it on deletion.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cvm.tencentcloud.io",
+    version = "v1alpha1",
+    kind = "CvmInstance",
+    namespaced,
+    shortname = "cvm",
+    category = "tencentcloud",
+    status = "CvmInstanceStatus",
+    derive = "PartialEq",
+    doc = "A Tencent Cloud CVM instance managed by cvm-operator.",
+    printcolumn(name = "Instance ID", type_ = "string", json_path = ".status.instanceId"),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.instanceState"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".status.instanceType"),
+    printcolumn(name = "Zone", type_ = "string", json_path = ".status.zone"),
+    printcolumn(name = "Public IP", type_ = "string", json_path = ".status.publicIpAddresses[0]"),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Synced", type_ = "string", json_path = r#".status.conditions[?(@.type=="Synced")].status"#, priority = "1"),
+    printcolumn(name = "Private IP", type_ = "string", json_path = ".status.privateIpAddresses[0]", priority = "1"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    selectable = ".spec.region",
+    cel,
+    validation = Rule::new("self.metadata.name.size() <= 63").message("metadata.name must be at most 63 characters (it becomes the instance name)"),
+)]
+#[x_kube(
+    validation = Rule::new("self.zone.startsWith(self.region + '-')").message("spec.zone must be a zone of spec.region (for example ap-guangzhou-3 in ap-guangzhou)"),
+    validation = Rule::new("self.instanceChargeType != 'PREPAID' || has(self.prepaid)").message("spec.prepaid is required when spec.instanceChargeType is PREPAID"),
+    validation = Rule::new("!has(self.prepaid) || self.instanceChargeType == 'PREPAID'").message("spec.prepaid is only allowed when spec.instanceChargeType is PREPAID"),
+    validation = Rule::new("!has(self.spot) || self.instanceChargeType == 'SPOTPAID'").message("spec.spot is only allowed when spec.instanceChargeType is SPOTPAID"),
+    validation = Rule::new("!(has(self.userData) && has(self.userDataSecretRef))").message("spec.userData and spec.userDataSecretRef are mutually exclusive"),
+    validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)").message("spec.instanceId is immutable: it can only be set when the CvmInstance is created"),
+    validation = Rule::new("has(self.projectId) == has(oldSelf.projectId) && (!has(self.projectId) || self.projectId == oldSelf.projectId)").message("spec.projectId is immutable"),
+    validation = Rule::new("has(self.hostName) == has(oldSelf.hostName) && (!has(self.hostName) || self.hostName == oldSelf.hostName)").message("spec.hostName is immutable"),
+    validation = Rule::new("has(self.systemDisk) == has(oldSelf.systemDisk) && (!has(self.systemDisk) || self.systemDisk == oldSelf.systemDisk)").message("spec.systemDisk is immutable"),
+    validation = Rule::new("has(self.dataDisks) == has(oldSelf.dataDisks) && (!has(self.dataDisks) || self.dataDisks == oldSelf.dataDisks)").message("spec.dataDisks is immutable"),
+    validation = Rule::new("has(self.vpc) == has(oldSelf.vpc) && (!has(self.vpc) || self.vpc == oldSelf.vpc)").message("spec.vpc is immutable"),
+    validation = Rule::new("has(self.loginSettings) == has(oldSelf.loginSettings) && (!has(self.loginSettings) || self.loginSettings == oldSelf.loginSettings)").message("spec.loginSettings is immutable"),
+    validation = Rule::new("has(self.userData) == has(oldSelf.userData) && (!has(self.userData) || self.userData == oldSelf.userData)").message("spec.userData is immutable"),
+    validation = Rule::new("has(self.userDataSecretRef) == has(oldSelf.userDataSecretRef) && (!has(self.userDataSecretRef) || self.userDataSecretRef == oldSelf.userDataSecretRef)").message("spec.userDataSecretRef is immutable"),
+    validation = Rule::new("has(self.prepaid) == has(oldSelf.prepaid) && (!has(self.prepaid) || self.prepaid == oldSelf.prepaid)").message("spec.prepaid is immutable"),
+    validation = Rule::new("has(self.spot) == has(oldSelf.spot) && (!has(self.spot) || self.spot == oldSelf.spot)").message("spec.spot is immutable"),
+    validation = Rule::new("has(self.tags) == has(oldSelf.tags) && (!has(self.tags) || self.tags == oldSelf.tags)").message("spec.tags is immutable (tags are set when the instance is created)"),
+    validation = Rule::new("!has(self.tags) || self.tags.all(k, !k.startsWith('cvm.tencentcloud.io/'))").message("spec.tags must not use the reserved prefix cvm.tencentcloud.io/"),
+    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.internetChargeType)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.internetChargeType)) && (!has(self.internetAccessible) || !has(self.internetAccessible.internetChargeType) || self.internetAccessible.internetChargeType == oldSelf.internetAccessible.internetChargeType)").message("spec.internetAccessible.internetChargeType is immutable"),
+    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.publicIpAssigned)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.publicIpAssigned)) && (!has(self.internetAccessible) || !has(self.internetAccessible.publicIpAssigned) || self.internetAccessible.publicIpAssigned == oldSelf.internetAccessible.publicIpAssigned)").message("spec.internetAccessible.publicIpAssigned is immutable"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CvmInstanceSpec {
+    /// Region, e.g. `ap-guangzhou`. Immutable.
+    #[schemars(length(min = 3, max = 40), regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.region is immutable: create a new CvmInstance to move an instance"))]
+    pub region: String,
+
+    /// Availability zone, e.g. `ap-guangzhou-3`. Immutable.
+    #[schemars(length(min = 3, max = 48), regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*-[0-9]+$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.zone is immutable: create a new CvmInstance to move an instance"))]
+    pub zone: String,
+
+    /// Image, e.g. `img-pi0ii46r`. Immutable.
+    #[schemars(regex(pattern = r"^img-[0-9a-z]{8}$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.imageId is immutable: reinstalling is not supported; create a new CvmInstance"))]
+    pub image_id: String,
+
+    /// Instance type, e.g. `S5.MEDIUM4`. Changing it resizes the instance
+    /// (see `resizePolicy`).
+    #[schemars(length(min = 3, max = 32), regex(pattern = r"^[A-Z0-9]+\.[A-Z0-9]+$"))]
+    pub instance_type: String,
+
+    /// Project id (default 0). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub project_id: Option<i64>,
+
+    /// Billing: POSTPAID_BY_HOUR (default), PREPAID (with `prepaid`) or
+    /// SPOTPAID (optionally with `spot`). Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.instanceChargeType is immutable"))]
+    pub instance_charge_type: InstanceChargeType,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepaid: Option<PrepaidSpec>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot: Option<SpotSpec>,
+
+    /// Instance name shown in the console; defaults to the resource name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 60))]
+    pub instance_name: Option<String>,
+
+    /// Operating-system host name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 60), regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"))]
+    pub host_name: Option<String>,
+
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<SystemDiskSpec>,
+
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 20))]
+    pub data_disks: Option<Vec<DataDiskSpec>>,
+
+    /// VPC placement; the default VPC when absent. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc: Option<VpcSpec>,
+
+    /// Public network. `internetMaxBandwidthOut` can change in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_accessible: Option<InternetAccessibleSpec>,
+
+    /// Security groups, in priority order. When set, the operator keeps the
+    /// instance's groups equal to this list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 5), inner(regex(pattern = r"^sg-[0-9a-z]{8}$")))]
+    pub security_group_ids: Option<Vec<String>>,
+
+    /// Login: key pairs or a password from a Secret. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_settings: Option<LoginSettingsSpec>,
+
+    /// Base64 user data (≤ 16 KiB decoded). Immutable. Prefer
+    /// `userDataSecretRef` when it holds secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 21848), regex(pattern = r"^[A-Za-z0-9+/]*={0,2}$"))]
+    pub user_data: Option<String>,
+
+    /// User data from a Secret key (plain text; the operator encodes it). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data_secret_ref: Option<SecretKeyRef>,
+
+    /// Tags set at creation (the operator adds its own `cvm.tencentcloud.io/*`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 40))]
+    pub tags: Option<BTreeMap<String, String>>,
+
+    /// Termination protection. While true, deleting the resource with
+    /// `deletionPolicy: Delete` waits (condition reason TerminationProtected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_api_termination: Option<bool>,
+
+    /// Desired power state.
+    #[serde(default)]
+    pub run_state: RunState,
+
+    /// How to stop: SOFT, HARD or SOFT_FIRST (default: soft, then hard).
+    #[serde(default)]
+    pub stop_type: StopType,
+
+    /// Whether a stopped postpaid instance keeps charging.
+    #[serde(default)]
+    pub stopped_mode: StoppedMode,
+
+    /// StopAndStart (default): the operator may stop a running instance to
+    /// change its type, and restores `runState` afterwards. Never: it reports
+    /// `ResizeRequiresStop` instead.
+    #[serde(default)]
+    pub resize_policy: ResizePolicy,
+
+    /// Delete (default): terminate the instance with the resource. Retain: keep it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Full (default), or ObserveOnly: report, never change anything.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// Adopt this existing instance instead of creating one. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^ins-[0-9a-z]{8}$"))]
+    pub instance_id: Option<String>,
+
+    /// A Secret in this namespace with `SecretId`, `SecretKey` (and optional
+    /// `Token`); the operator's own credentials when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+}
+
+macro_rules! unit_enum {
+    ($(#[$m:meta])* $name:ident { $(#[$dm:meta])* $default:ident $(, $variant:ident)* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, schemars::JsonSchema)]
+        pub enum $name {
+            $(#[$dm])*
+            #[default]
+            $default,
+            $($variant,)*
+        }
+    };
+}
+
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    InstanceChargeType { POSTPAID_BY_HOUR, PREPAID, SPOTPAID }
+);
+unit_enum!(RunState { Running, Stopped });
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    StopType { SOFT_FIRST, SOFT, HARD }
+);
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    StoppedMode { KEEP_CHARGING, STOP_CHARGING }
+);
+unit_enum!(ResizePolicy { StopAndStart, Never });
+unit_enum!(DeletionPolicy { Delete, Retain });
+unit_enum!(ManagementPolicy { Full, ObserveOnly });
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    RenewFlag { NOTIFY_AND_MANUAL_RENEW, NOTIFY_AND_AUTO_RENEW, DISABLE_NOTIFY_AND_MANUAL_RENEW }
+);
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    DiskType { CLOUD_PREMIUM, CLOUD_SSD, CLOUD_BSSD, CLOUD_HSSD, CLOUD_TSSD, CLOUD_BASIC, LOCAL_BASIC, LOCAL_SSD }
+);
+unit_enum!(
+    #[allow(non_camel_case_types)]
+    InternetChargeType { TRAFFIC_POSTPAID_BY_HOUR, BANDWIDTH_POSTPAID_BY_HOUR, BANDWIDTH_PREPAID, BANDWIDTH_PACKAGE }
+);
+
+macro_rules! wire_name {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// The value as the API and the schema spell it.
+            pub fn as_str(&self) -> &'static str {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => Box::leak(s.into_boxed_str()),
+                    _ => "",
+                }
+            }
+        }
+    )*};
+}
+// `as_str` through serde keeps one spelling; it is only used for a handful of
+// request fields per action, so the leaked strings are bounded by the variant count.
+wire_name!(InstanceChargeType, StopType, StoppedMode, RenewFlag, DiskType, InternetChargeType);
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepaidSpec {
+    /// Months: 1-12, 24, 36, 48 or 60.
+    #[x_kube(validation = Rule::new("self in [1,2,3,4,5,6,7,8,9,10,11,12,24,36,48,60]").message("spec.prepaid.period must be 1-12, 24, 36, 48 or 60 months"))]
+    pub period: i64,
+    #[serde(default)]
+    pub renew_flag: RenewFlag,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpotSpec {
+    /// Highest hourly price, e.g. "0.05".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"), length(max = 16))]
+    pub max_price: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemDiskSpec {
+    #[serde(default)]
+    pub disk_type: DiskType,
+    /// GiB, 20-1024.
+    #[serde(default = "default_system_disk_size")]
+    #[schemars(range(min = 20, max = 1024))]
+    pub disk_size: i64,
+}
+
+fn default_system_disk_size() -> i64 {
+    50
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.diskSize % 10 == 0").message("spec.dataDisks[].diskSize must be a multiple of 10"))]
+pub struct DataDiskSpec {
+    #[serde(default)]
+    pub disk_type: DiskType,
+    /// GiB, 10-32000, a multiple of 10.
+    #[schemars(range(min = 10, max = 32000))]
+    pub disk_size: i64,
+    #[serde(default = "default_true")]
+    pub delete_with_instance: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^snap-[0-9a-z]{8}$"))]
+    pub snapshot_id: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcSpec {
+    #[schemars(regex(pattern = r"^vpc-[0-9a-z]{8}$"))]
+    pub vpc_id: String,
+    #[schemars(regex(pattern = r"^subnet-[0-9a-z]{8}$"))]
+    pub subnet_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"))]
+    pub private_ip_address: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.publicIpAssigned) || !self.publicIpAssigned || self.internetMaxBandwidthOut > 0").message("spec.internetAccessible.publicIpAssigned needs internetMaxBandwidthOut > 0"))]
+pub struct InternetAccessibleSpec {
+    /// Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_charge_type: Option<InternetChargeType>,
+    /// Mbps, 0-200. Changes in place.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 200))]
+    pub internet_max_bandwidth_out: i64,
+    /// Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip_assigned: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.keyIds) && has(self.passwordSecretRef))").message("spec.loginSettings: keyIds and passwordSecretRef are mutually exclusive"))]
+pub struct LoginSettingsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 10), inner(regex(pattern = r"^skey-[0-9a-z]{8}$")))]
+    pub key_ids: Option<Vec<String>>,
+    /// The login password from a Secret key; never stored in the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// What the operator observes and did. Written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CvmInstanceStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_ip_addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_ip_addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet_max_bandwidth_out: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_group_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<String>,
+    /// The last cloud operation the operator started (or saw fail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_operation: Option<LastOperation>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` and `Synced`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastOperation {
+    /// The CVM action, e.g. `RunInstances`.
+    pub action: String,
+    /// Pending (sent, outcome unknown), Succeeded, Failed.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The Tencent error code when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The spec generation it was attempted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+pub mod op_state {
+    pub const PENDING: &str = "Pending";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const FAILED: &str = "Failed";
+}
+
+impl CvmInstance {
+    pub fn is_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The instance name to keep: `spec.instanceName` or the resource name.
+    pub fn desired_instance_name(&self) -> String {
+        self.spec
+            .instance_name
+            .clone()
+            .or_else(|| self.metadata.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The CRD as YAML, as committed under `crds/`.
+pub fn crd_yaml() -> String {
+    let crd = CvmInstance::crd();
+    let yaml = serde_saphyr::to_string(&crd).expect("the CRD serialises");
+    format!("# Generated by `cvm-operator crd`; do not edit.\n---\n{yaml}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+use super::*;
+use serde_json::json;
+
+fn base() -> serde_json::Value {
+    json!({
+        "apiVersion": "cvm.tencentcloud.io/v1alpha1",
+        "kind": "CvmInstance",
+        "metadata": {"name": "web-1", "namespace": "default"},
+        "spec": {
+            "region": "ap-guangzhou",
+            "zone": "ap-guangzhou-3",
+            "imageId": "img-pi0ii46r",
+            "instanceType": "S5.MEDIUM4",
+        }
+    })
+}
+
+fn cr(v: serde_json::Value) -> CvmInstance {
+    serde_json::from_value(v).expect("valid CvmInstance JSON")
+}
+
+fn with(mut v: serde_json::Value, path: &[&str], value: serde_json::Value) -> serde_json::Value {
+    let mut node = &mut v;
+    for p in &path[..path.len() - 1] {
+        node = node.get_mut(*p).unwrap();
+    }
+    node[path[path.len() - 1]] = value;
+    v
+}
+
+fn update_error(old: serde_json::Value, new: serde_json::Value) -> String {
+    match cr(new).validate_cel_update(&cr(old)) {
+        Ok(()) => String::new(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+#[test]
+fn defaults_fill_in_policies() {
+    let c = cr(base());
+    assert_eq!(c.spec.run_state, RunState::Running);
+    assert_eq!(c.spec.stop_type, StopType::SOFT_FIRST);
+    assert_eq!(c.spec.stopped_mode, StoppedMode::KEEP_CHARGING);
+    assert_eq!(c.spec.resize_policy, ResizePolicy::StopAndStart);
+    assert_eq!(c.spec.deletion_policy, DeletionPolicy::Delete);
+    assert_eq!(c.spec.management_policy, ManagementPolicy::Full);
+    assert_eq!(c.spec.instance_charge_type, InstanceChargeType::POSTPAID_BY_HOUR);
+    assert_eq!(c.desired_instance_name(), "web-1");
+    assert!(c.validate_cel().is_ok(), "{:?}", c.validate_cel());
+    assert_eq!(InstanceChargeType::PREPAID.as_str(), "PREPAID");
+    assert_eq!(StopType::SOFT_FIRST.as_str(), "SOFT_FIRST");
+}
+
+#[test]
+fn immutable_fields_are_rejected_on_update_naming_the_field() {
+    let cases: Vec<(&[&str], serde_json::Value, &str)> = vec![
+        (&["spec", "zone"], json!("ap-guangzhou-4"), "spec.zone is immutable"),
+        (&["spec", "region"], json!("ap-shanghai"), "spec.region is immutable"),
+        (&["spec", "imageId"], json!("img-487zeit5"), "spec.imageId is immutable"),
+        (&["spec", "instanceChargeType"], json!("SPOTPAID"), "spec.instanceChargeType is immutable"),
+        (&["spec", "hostName"], json!("web"), "spec.hostName is immutable"),
+        (&["spec", "systemDisk"], json!({"diskType": "CLOUD_SSD", "diskSize": 60}), "spec.systemDisk is immutable"),
+        (&["spec", "dataDisks"], json!([{"diskSize": 100}]), "spec.dataDisks is immutable"),
+        (&["spec", "vpc"], json!({"vpcId": "vpc-gz000001", "subnetId": "subnet-gz000003"}), "spec.vpc is immutable"),
+        (&["spec", "loginSettings"], json!({"keyIds": ["skey-gz000001"]}), "spec.loginSettings is immutable"),
+        (&["spec", "userData"], json!("ZWNobyBoaQ=="), "spec.userData is immutable"),
+        (&["spec", "instanceId"], json!("ins-abcdefgh"), "spec.instanceId is immutable"),
+        (&["spec", "tags"], json!({"team": "a"}), "spec.tags is immutable"),
+        (&["spec", "projectId"], json!(3), "spec.projectId is immutable"),
+    ];
+    for (path, value, message) in cases {
+        let err = update_error(base(), with(base(), path, value.clone()));
+        assert!(err.contains(message), "{path:?}={value}: {err}");
+    }
+    // Changing a set value is caught as well as adding one.
+    let old = with(base(), &["spec", "hostName"], json!("web"));
+    let err = update_error(old.clone(), with(old, &["spec", "hostName"], json!("web2")));
+    assert!(err.contains("spec.hostName is immutable"), "{err}");
+}
+
+#[test]
+fn mutable_fields_pass_update_rules() {
+    let mut new = base();
+    new["spec"]["instanceType"] = json!("S5.LARGE8");
+    new["spec"]["instanceName"] = json!("renamed");
+    new["spec"]["runState"] = json!("Stopped");
+    new["spec"]["internetAccessible"] = json!({"internetMaxBandwidthOut": 10});
+    new["spec"]["securityGroupIds"] = json!(["sg-gz000002"]);
+    new["spec"]["deletionPolicy"] = json!("Retain");
+    new["spec"]["managementPolicy"] = json!("ObserveOnly");
+    new["spec"]["disableApiTermination"] = json!(true);
+    new["spec"]["credentialsSecretRef"] = json!({"name": "other"});
+    assert_eq!(update_error(base(), new), "");
+}
+
+#[test]
+fn creation_rules_check_combinations() {
+    let bad: Vec<(serde_json::Value, &str)> = vec![
+        (with(base(), &["spec", "zone"], json!("ap-shanghai-2")), "spec.zone must be a zone of spec.region"),
+        (with(base(), &["spec", "instanceChargeType"], json!("PREPAID")), "spec.prepaid is required"),
+        (with(base(), &["spec", "prepaid"], json!({"period": 1})), "spec.prepaid is only allowed"),
+        (
+            with(
+                with(base(), &["spec", "instanceChargeType"], json!("PREPAID")),
+                &["spec", "prepaid"],
+                json!({"period": 13}),
+            ),
+            "spec.prepaid.period must be",
+        ),
+        (
+            with(base(), &["spec", "tags"], json!({"cvm.tencentcloud.io/uid": "x"})),
+            "reserved prefix",
+        ),
+        (
+            with(
+                base(),
+                &["spec", "loginSettings"],
+                json!({"keyIds": ["skey-gz000001"], "passwordSecretRef": {"name": "p", "key": "k"}}),
+            ),
+            "mutually exclusive",
+        ),
+        (
+            with(base(), &["spec", "internetAccessible"], json!({"internetMaxBandwidthOut": 0, "publicIpAssigned": true})),
+            "publicIpAssigned needs",
+        ),
+        (with(base(), &["spec", "dataDisks"], json!([{"diskSize": 15}])), "multiple of 10"),
+    ];
+    for (v, msg) in bad {
+        let err = format!("{:?}", cr(v.clone()).validate_cel());
+        assert!(err.contains(msg), "{v}: {err}");
+    }
+}
+
+#[test]
+fn generated_crd_has_the_promised_shape() {
+    let crd = CvmInstance::crd();
+    assert_eq!(crd.spec.group, GROUP);
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["cvm".to_string()][..]));
+    assert_eq!(crd.spec.names.categories.as_deref(), Some(&["tencentcloud".to_string()][..]));
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    let cols: Vec<&str> = v
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    for want in ["Instance ID", "State", "Type", "Zone", "Public IP", "Ready", "Age"] {
+        assert!(cols.contains(&want), "{cols:?}");
+    }
+    let json = serde_json::to_string(&crd).unwrap();
+    assert!(json.contains(r#""pattern":"^ins-[0-9a-z]{8}$""#));
+    assert!(json.contains(r#""x-kubernetes-list-type":"map""#));
+    // Structural: no junctors or refs the apiserver would refuse.
+    for forbidden in ["\"$ref\"", "\"anyOf\"", "\"oneOf\"", "\"allOf\""] {
+        assert!(!json.contains(forbidden), "{forbidden} in the CRD");
+    }
+}
+
+#[test]
+fn committed_crd_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/cvminstances.yaml");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == crd_yaml(),
+        "crds/cvminstances.yaml is stale: run `cargo run -- crd > crds/cvminstances.yaml` (or `make crds`)"
+    );
+}
