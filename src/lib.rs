@@ -6,5 +6,7 @@
 
 pub mod api;
 pub mod cloud;
+pub mod controller;
+pub mod import;
 pub mod sim;
 pub mod telemetry;

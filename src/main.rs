@@ -1,11 +1,16 @@
 //! The `cvm-operator` binary: parses flags, builds the pieces, runs them.
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
-use cvm_operator::cloud::RateLimits;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use cvm_operator::api::{DeletionPolicy, ManagementPolicy};
+use cvm_operator::cloud::{ClientConfig, Credentials, CvmClient, Endpoint, RateLimits, model};
+use cvm_operator::controller::{self, observe::ObserverConfig, server};
+use cvm_operator::import;
 use cvm_operator::sim::{self, Faults, LostMode, SimAccount, SimConfig, Simulator};
 use cvm_operator::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -32,10 +37,122 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator.
+    Run(Box<RunArgs>),
+    /// Print CvmInstance manifests that adopt existing instances.
+    Import(ImportArgs),
     /// Serve the offline CVM API simulator.
     Simulator(SimulatorArgs),
     /// Print the CustomResourceDefinition (YAML), as committed under crds/.
     Crd,
+}
+
+/// Where the CVM API is and how to call it (shared by `run` and `import`).
+#[derive(Args, Debug, Clone)]
+struct CloudArgs {
+    /// CVM endpoint: a URL (e.g. the simulator, http://127.0.0.1:8080),
+    /// `default` (https://cvm.tencentcloudapi.com) or `region` (cvm.<region>.tencentcloudapi.com).
+    #[arg(long, env = "CVM_ENDPOINT", default_value = "default")]
+    endpoint: String,
+    /// Default region (import, and the start-up credentials check).
+    #[arg(long, env = "CVM_DEFAULT_REGION", default_value = "ap-guangzhou")]
+    region: String,
+    /// Override a client-side rate limit, `Action=N` per second (repeatable).
+    #[arg(long)]
+    rate_limit: Vec<String>,
+    /// Timeout of one CVM API request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+}
+
+impl CloudArgs {
+    fn client_config(&self, endpoint_override: Option<&str>) -> Result<ClientConfig> {
+        let endpoint = Endpoint::parse(endpoint_override.unwrap_or(&self.endpoint)).map_err(anyhow::Error::msg)?;
+        Ok(ClientConfig {
+            endpoint,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            rate_limits: RateLimits::default()
+                .with_overrides(&self.rate_limit)
+                .map_err(anyhow::Error::msg)?,
+            ..ClientConfig::default()
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Reconcile only resources matching this label selector (for sharding).
+    #[arg(long, env = "LABEL_SELECTOR")]
+    label_selector: Option<String>,
+    /// Reconciles running at once.
+    #[arg(long, env = "CVM_CONCURRENCY", default_value_t = 32)]
+    concurrency: u16,
+    /// Steady-state drift detection period, in seconds (one DescribeInstances per 100 instances).
+    #[arg(long, env = "CVM_POLL_INTERVAL", default_value_t = 300)]
+    poll_interval: u64,
+    /// Polling period while instances change, in milliseconds.
+    #[arg(long, env = "CVM_FAST_POLL_MS", default_value_t = 2000)]
+    fast_poll_ms: u64,
+    /// How long cache misses wait to share one DescribeInstances, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    observe_window_ms: u64,
+    /// Deleting a resource whose credentials are gone releases it after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    orphan_grace: u64,
+    /// After a create was sent, deletion keeps looking for the instance this many seconds.
+    #[arg(long, default_value_t = 60)]
+    create_grace: u64,
+    /// Health and metrics address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Only the holder of a coordination.k8s.io Lease reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false, action = ArgAction::Set)]
+    leader_election: bool,
+    #[arg(long, env = "LEASE_NAME", default_value = "cvm-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else `default`).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Lease duration in seconds: a dead leader is replaced after about this long.
+    #[arg(long, default_value_t = 15)]
+    lease_duration: u64,
+    /// This replica's identity (events, Lease holder).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Start an in-process CVM simulator and use it (no Tencent account needed).
+    #[arg(long)]
+    simulator: bool,
+    /// Address of the in-process simulator.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    simulator_listen: SocketAddr,
+    #[command(flatten)]
+    sim: SimOptions,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    #[command(flatten)]
+    cloud: CloudArgs,
+    /// Namespace of the printed resources.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// A DescribeInstances filter, `name=value[,value…]` (repeatable), e.g. `zone=ap-guangzhou-3`, `tag:team=web`.
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Delete (terminate with the resource) or Retain (default: adopting is safe to undo).
+    #[arg(long, default_value = "Retain", value_parser = ["Delete", "Retain"])]
+    deletion_policy: String,
+    /// Full (manage) or ObserveOnly.
+    #[arg(long, default_value = "Full", value_parser = ["Full", "ObserveOnly"])]
+    management_policy: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -82,7 +199,7 @@ pub struct SimOptions {
     no_rate_limits: bool,
     /// Override a rate limit, `Action=N` per second (repeatable).
     #[arg(long = "sim-rate-limit")]
-    rate_limit: Vec<String>,
+    sim_rate_limit: Vec<String>,
     /// Inject an error: `[Action:]Code=RATE` (repeatable).
     #[arg(long)]
     fault_error: Vec<String>,
@@ -124,7 +241,7 @@ impl SimOptions {
                 .map_err(anyhow::Error::msg)?,
         };
         let mut rate_limits = RateLimits::default()
-            .with_overrides(&self.rate_limit)
+            .with_overrides(&self.sim_rate_limit)
             .map_err(anyhow::Error::msg)?;
         rate_limits.enabled = !self.no_rate_limits;
         anyhow::ensure!(self.time_scale > 0.0, "--time-scale must be positive");
@@ -182,15 +299,202 @@ async fn run_simulator(args: SimulatorArgs) -> Result<()> {
     Ok(())
 }
 
+fn credentials_from_env() -> Option<Credentials> {
+    match Credentials::from_env() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no operator credentials; only resources with spec.credentialsSecretRef can be reconciled");
+            None
+        }
+    }
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn run_operator(args: RunArgs) -> Result<()> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let mut credentials = credentials_from_env();
+    let mut endpoint = None;
+    let _simulator = if args.simulator {
+        let cfg = args.sim.to_config()?;
+        let account = cfg.accounts[0].clone();
+        let running = Simulator::new(cfg).spawn(args.simulator_listen).await?;
+        tracing::info!(endpoint = %running.endpoint(), "in-process CVM simulator started");
+        endpoint = Some(running.endpoint());
+        credentials = Some(Credentials::new(account.secret_id, account.secret_key.expose(), None)?);
+        Some(running)
+    } else {
+        None
+    };
+    let client_config = args.cloud.client_config(endpoint.as_deref())?;
+    let identity = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("cvm-operator-{}", uuid::Uuid::new_v4().simple()));
+    let config = controller::Config {
+        reconcile: controller::ReconcileConfig {
+            poll_interval: Duration::from_secs(args.poll_interval.max(1)),
+            fast_interval: Duration::from_millis(args.fast_poll_ms.max(100)),
+            orphan_grace: Duration::from_secs(args.orphan_grace),
+            create_grace: Duration::from_secs(args.create_grace),
+        },
+        observer: ObserverConfig {
+            window: Duration::from_millis(args.observe_window_ms),
+            fast_interval: Duration::from_millis(args.fast_poll_ms.max(100)),
+            poll_interval: Duration::from_secs(args.poll_interval.max(1)),
+            ..ObserverConfig::default()
+        },
+        concurrency: args.concurrency,
+        watch_namespace: args.watch_namespace.clone().filter(|s| !s.is_empty()),
+        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
+        default_credentials: credentials.clone(),
+        client: client_config,
+        instance_name: identity.clone(),
+    };
+    let (handles, wake) = controller::handles(&config)?;
+
+    // A cheap start-up probe, so a wrong key or endpoint shows in the first log lines.
+    if let Some(creds) = &credentials {
+        let probe = handles
+            .observer
+            .client()
+            .call::<model::DescribeZones>(creds, &args.cloud.region, &model::DescribeZonesRequest {})
+            .await;
+        match probe {
+            Ok(_) => tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted"),
+            Err(e) => tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it"),
+        }
+    }
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let leader = Arc::new(AtomicBool::new(!args.leader_election));
+    let state = server::ServerState {
+        metrics: handles.metrics.clone(),
+        ready: ready.clone(),
+        leader: leader.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "health and metrics endpoint");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, server::router(state)).await;
+    });
+
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let _lease = if args.leader_election {
+        let ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&ns)
+            .with_identity(&identity)
+            .with_duration(args.lease_duration.max(2))
+            .with_grace((args.lease_duration / 3).max(1))
+            .build()
+            .await
+            .context("cannot set up the leader-election Lease")?;
+        let (mut channel, task) = manager.watch().await;
+        // A standby replica is ready (it serves health and metrics).
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!(lease = %args.lease_name, namespace = %ns, %identity, "waiting for leadership");
+        tokio::select! {
+            r = channel.wait_for(|l| *l) => { r.context("leader election stopped")?; }
+            _ = shutdown_signal() => return Ok(()),
+        }
+        leader.store(true, Ordering::Relaxed);
+        tracing::info!(%identity, "became the leader");
+        let leader = leader.clone();
+        tokio::spawn(async move {
+            let _ = channel.wait_for(|l| !*l).await;
+            leader.store(false, Ordering::Relaxed);
+            tracing::error!("lost the lease; stopping");
+            let _ = lost_tx.send(());
+        });
+        Some(task)
+    } else {
+        drop(lost_tx);
+        None
+    };
+    ready.store(true, Ordering::Relaxed);
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_flag = lost.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {},
+            r = lost_rx => if r.is_ok() { lost_flag.store(true, Ordering::Relaxed) } else { std::future::pending::<()>().await },
+        }
+    };
+    controller::run(client, config, handles, wake, shutdown).await?;
+    if lost.load(Ordering::Relaxed) {
+        anyhow::bail!("lost leadership");
+    }
+    Ok(())
+}
+
+async fn run_import(args: ImportArgs) -> Result<()> {
+    let creds = Credentials::from_env().context("import needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")?;
+    let client = CvmClient::new(args.cloud.client_config(None)?)?;
+    let mut filters = Vec::new();
+    for f in &args.filter {
+        let (name, values) = f
+            .split_once('=')
+            .with_context(|| format!("--filter `{f}` must be name=value[,value…]"))?;
+        filters.push(model::Filter::new(name, values.split(',')));
+    }
+    let opts = import::ImportOptions {
+        region: args.cloud.region.clone(),
+        namespace: args.namespace.clone(),
+        filters,
+        deletion_policy: if args.deletion_policy == "Delete" {
+            DeletionPolicy::Delete
+        } else {
+            DeletionPolicy::Retain
+        },
+        management_policy: if args.management_policy == "ObserveOnly" {
+            ManagementPolicy::ObserveOnly
+        } else {
+            ManagementPolicy::Full
+        },
+    };
+    print!("{}", import::import(&client, &creds, &opts).await?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {
+        Command::Run(args) => run_operator(*args).await,
+        Command::Import(args) => run_import(args).await,
         Command::Simulator(args) => run_simulator(args).await,
         Command::Crd => {
             print!("{}", cvm_operator::api::crd_yaml());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,162 @@
+//! The operator: watches `CvmInstance` resources and reconciles each against
+//! its CVM instance. Observe ([`observe`]) → plan ([`plan`], pure) → act
+//! ([`act`]) → report ([`status`]), wired in [`reconcile`].
+
+pub mod act;
+pub mod credentials;
+pub mod metrics;
+pub mod observe;
+pub mod plan;
+pub mod reconcile;
+pub mod server;
+pub mod status;
+
+use crate::api::CvmInstance;
+use crate::cloud::{ClientConfig, Credentials, CvmClient};
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::Resource;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use reconcile::{Context, ReconcileConfig};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub reconcile: ReconcileConfig,
+    pub observer: observe::ObserverConfig,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Only this namespace (all when `None`).
+    pub watch_namespace: Option<String>,
+    /// Only resources matching this label selector (sharding).
+    pub label_selector: Option<String>,
+    /// The operator's own credentials (resources may bring their own).
+    pub default_credentials: Option<Credentials>,
+    pub client: ClientConfig,
+    /// The event reporter instance (the pod name).
+    pub instance_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "cannot list CvmInstances ({0}); is the CRD installed (`cvm-operator crd | kubectl apply -f -`) and may this account list cvminstances.cvm.tencentcloud.io?"
+    )]
+    CrdMissing(#[source] kube::Error),
+    #[error("cannot build the CVM client: {0}")]
+    Client(#[from] crate::cloud::CloudError),
+}
+
+/// What `run` exposes to the HTTP server.
+pub struct Handles {
+    pub metrics: Arc<metrics::Metrics>,
+    pub observer: observe::Observer,
+}
+
+/// Builds the shared pieces: metrics (fed by the client), the client and the
+/// observer. Separate from [`run`] so the HTTP server can start first.
+pub fn handles(config: &Config) -> Result<(Handles, tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>), RunError> {
+    let metrics = Arc::new(metrics::Metrics::default());
+    let mut client_config = config.client.clone();
+    let m = metrics.clone();
+    let previous = client_config.observer.take();
+    client_config.observer = Some(Arc::new(move |r: &crate::cloud::CallRecord| {
+        m.record_call(r);
+        if let Some(p) = &previous {
+            p(r);
+        }
+    }));
+    let client = CvmClient::new(client_config)?;
+    let (observer, wake) = observe::Observer::new(client, config.observer.clone());
+    Ok((Handles { metrics, observer }, wake))
+}
+
+/// Drops what the operator never reads from cached objects: managed fields
+/// and kubectl's last-applied copy are most of an object's size.
+fn slim(o: &mut CvmInstance) {
+    let meta = o.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    handles: Handles,
+    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), RunError> {
+    let api: Api<CvmInstance> = match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    api.list(&ListParams::default().limit(1)).await.map_err(RunError::CrdMissing)?;
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "cvm-operator".into(),
+            instance: Some(config.instance_name.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        handles.observer.clone(),
+        credentials::CredentialStore::new(client.clone(), config.default_credentials.clone()),
+        recorder,
+        handles.metrics.clone(),
+        config.reconcile.clone(),
+    ));
+
+    let sweeps = tokio::spawn(handles.observer.clone().run_sweeps());
+    let gauge = {
+        let (observer, metrics) = (handles.observer.clone(), handles.metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                metrics.set_instance_states(&observer.state_counts());
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
+
+    let mut wc = watcher::Config::default().any_semantic();
+    if let Some(sel) = &config.label_selector {
+        wc = wc.labels(sel);
+    }
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, wc)
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer)
+        .applied_objects();
+    let wake = futures::stream::unfold(wake, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
+    tracing::info!(
+        namespace = config.watch_namespace.as_deref().unwrap_or("<all>"),
+        selector = config.label_selector.as_deref().unwrap_or(""),
+        concurrency = config.concurrency,
+        "controller starting"
+    );
+    Controller::for_stream(stream, reader)
+        .reconcile_on(wake)
+        .with_config(controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    sweeps.abort();
+    gauge.abort();
+    tracing::info!("controller stopped");
+    Ok(())
+}

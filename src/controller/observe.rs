@@ -1,0 +1,454 @@
+//! Observation: what the cloud shows, fetched in batches.
+//!
+//! Every resource that shares (region, account) is observed together: the
+//! instance ids are registered here, a sweep describes all of them in calls
+//! of 100 ids once per poll interval (the "hot" ones — transitional or just
+//! changed — every few seconds), and a change wakes exactly the resource it
+//! belongs to. Reconciles read the in-memory index; a cache miss joins a
+//! short coalescing window with other misses. Steady-state cost is therefore
+//! about N/100 DescribeInstances per poll interval, not N.
+
+use crate::api::CvmInstance;
+use crate::cloud::model::{Instance, InstanceState};
+use crate::cloud::{CloudError, Credentials, CvmClient, client::MAX_DESCRIBE_IDS};
+use kube::runtime::reflector::ObjectRef;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// The part of an instance the operator plans and reports on. Compact on
+/// purpose: one is kept per managed instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub id: String,
+    pub state: InstanceState,
+    pub instance_type: String,
+    pub name: String,
+    pub zone: String,
+    pub bandwidth_out: i64,
+    pub security_group_ids: Vec<String>,
+    pub private_ips: Vec<String>,
+    pub public_ips: Vec<String>,
+    pub created_time: String,
+    pub latest_operation: String,
+    pub operating: bool,
+    pub latest_operation_failed: bool,
+    pub latest_operation_request_id: String,
+    pub latest_operation_error_msg: String,
+    pub disable_api_termination: bool,
+    pub stop_charging_mode: String,
+    pub charge_type: String,
+    pub uid_tag: Option<String>,
+}
+
+impl Observation {
+    pub fn from_instance(i: &Instance) -> Self {
+        use crate::cloud::model::OperationState;
+        Self {
+            id: i.id().to_string(),
+            state: i.instance_state.clone().unwrap_or(InstanceState::Other(String::new())),
+            instance_type: i.instance_type.clone().unwrap_or_default(),
+            name: i.instance_name.clone().unwrap_or_default(),
+            zone: i.zone().unwrap_or_default().to_string(),
+            bandwidth_out: i.bandwidth_out().unwrap_or(0),
+            security_group_ids: i.security_group_ids.clone().unwrap_or_default(),
+            private_ips: i.private_ip_addresses.clone().unwrap_or_default(),
+            public_ips: i.public_ip_addresses.clone().unwrap_or_default(),
+            created_time: i.created_time.clone().unwrap_or_default(),
+            latest_operation: i.latest_operation.clone().unwrap_or_default(),
+            operating: i.latest_operation_state == Some(OperationState::Operating),
+            latest_operation_failed: i.latest_operation_state == Some(OperationState::Failed),
+            latest_operation_request_id: i.latest_operation_request_id.clone().unwrap_or_default(),
+            latest_operation_error_msg: i.latest_operation_error_msg.clone().unwrap_or_default(),
+            disable_api_termination: i.disable_api_termination.unwrap_or(false),
+            stop_charging_mode: i.stop_charging_mode.clone().unwrap_or_default(),
+            charge_type: i.instance_charge_type.clone().unwrap_or_default(),
+            uid_tag: i.tag(crate::api::UID_TAG).map(str::to_string),
+        }
+    }
+
+    /// Between states, or finishing an operation: worth polling fast.
+    pub fn is_settling(&self) -> bool {
+        self.operating || !self.state.is_stable()
+    }
+}
+
+/// Instances observed together: one account in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FleetKey {
+    pub region: String,
+    pub account: String,
+}
+
+impl FleetKey {
+    pub fn new(region: &str, creds: &Credentials) -> Self {
+        Self {
+            region: region.to_string(),
+            account: creds.secret_id().to_string(),
+        }
+    }
+}
+
+type Waiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError>>>;
+
+struct Cached {
+    at: Instant,
+    value: Option<Arc<Observation>>,
+}
+
+struct Member {
+    object: ObjectRef<CvmInstance>,
+    hot_until: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Fleet {
+    creds: Option<Credentials>,
+    members: HashMap<String, Member>,
+    cache: HashMap<String, Cached>,
+    pending: Vec<(String, Waiter)>,
+    flush_scheduled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObserverConfig {
+    /// How long a cache miss waits for others to share its call.
+    pub window: Duration,
+    /// Sweep of hot instances.
+    pub fast_interval: Duration,
+    /// Sweep of every instance (drift detection).
+    pub poll_interval: Duration,
+    /// How long an instance stays hot after a change or an action.
+    pub hot_for: Duration,
+}
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_millis(50),
+            fast_interval: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(300),
+            hot_for: Duration::from_secs(60),
+        }
+    }
+}
+
+struct Inner {
+    client: CvmClient,
+    config: ObserverConfig,
+    fleets: Mutex<HashMap<FleetKey, Fleet>>,
+    wake: mpsc::UnboundedSender<ObjectRef<CvmInstance>>,
+}
+
+/// Shared handle (cheap to clone).
+#[derive(Clone)]
+pub struct Observer {
+    inner: Arc<Inner>,
+}
+
+/// Counts per instance state, for the `instances` gauge.
+pub type StateCounts = HashMap<String, i64>;
+
+impl Observer {
+    /// The observer and the stream of resources whose instance changed.
+    pub fn new(client: CvmClient, config: ObserverConfig) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>) {
+        let (wake, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                inner: Arc::new(Inner {
+                    client,
+                    config,
+                    fleets: Mutex::new(HashMap::new()),
+                    wake,
+                }),
+            },
+            rx,
+        )
+    }
+
+    pub fn client(&self) -> &CvmClient {
+        &self.inner.client
+    }
+
+    pub fn config(&self) -> &ObserverConfig {
+        &self.inner.config
+    }
+
+    fn with_fleets<T>(&self, f: impl FnOnce(&mut HashMap<FleetKey, Fleet>) -> T) -> T {
+        f(&mut self.inner.fleets.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Includes `id` in the sweeps, waking `object` when it changes.
+    pub fn register(&self, key: &FleetKey, creds: &Credentials, id: &str, object: ObjectRef<CvmInstance>) {
+        self.with_fleets(|fleets| {
+            let fleet = fleets.entry(key.clone()).or_default();
+            fleet.creds = Some(creds.clone());
+            fleet
+                .members
+                .entry(id.to_string())
+                .and_modify(|m| m.object = object.clone())
+                .or_insert(Member { object, hot_until: None });
+        });
+    }
+
+    pub fn unregister(&self, key: &FleetKey, id: &str) {
+        self.with_fleets(|fleets| {
+            if let Some(f) = fleets.get_mut(key) {
+                f.members.remove(id);
+                f.cache.remove(id);
+            }
+        });
+    }
+
+    /// Polls `id` fast for a while (after an action, or while settling).
+    pub fn mark_hot(&self, key: &FleetKey, id: &str) {
+        let until = Instant::now() + self.inner.config.hot_for;
+        self.with_fleets(|fleets| {
+            if let Some(m) = fleets.get_mut(key).and_then(|f| f.members.get_mut(id)) {
+                m.hot_until = Some(until);
+            }
+        });
+    }
+
+    /// Forgets the cached view of `id` (after we changed it).
+    pub fn invalidate(&self, key: &FleetKey, id: &str) {
+        self.with_fleets(|fleets| {
+            if let Some(f) = fleets.get_mut(key) {
+                f.cache.remove(id);
+            }
+        });
+    }
+
+    /// The instance as of at most `max_age` ago; `None` when the cloud does
+    /// not list it. Misses are batched with other misses.
+    pub async fn observe(
+        &self,
+        key: &FleetKey,
+        creds: &Credentials,
+        id: &str,
+        max_age: Duration,
+    ) -> Result<Option<Arc<Observation>>, Arc<CloudError>> {
+        let (tx, rx) = oneshot::channel();
+        let flush_now = self.with_fleets(|fleets| {
+            let fleet = fleets.entry(key.clone()).or_default();
+            if let Some(c) = fleet.cache.get(id) {
+                if c.at.elapsed() <= max_age {
+                    return Err(c.value.clone());
+                }
+            }
+            fleet.creds = Some(creds.clone());
+            fleet.pending.push((id.to_string(), tx));
+            if fleet.pending.len() >= MAX_DESCRIBE_IDS {
+                fleet.flush_scheduled = false;
+                Ok(Some(std::mem::take(&mut fleet.pending)))
+            } else if !fleet.flush_scheduled {
+                fleet.flush_scheduled = true;
+                Ok(None)
+            } else {
+                Ok(Some(Vec::new()))
+            }
+        });
+        match flush_now {
+            Err(hit) => return Ok(hit),
+            Ok(Some(batch)) if !batch.is_empty() => {
+                let this = self.clone();
+                let key = key.clone();
+                let creds = creds.clone();
+                tokio::spawn(async move { this.flush(&key, &creds, batch).await });
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let this = self.clone();
+                let key = key.clone();
+                let creds = creds.clone();
+                let window = self.inner.config.window;
+                tokio::spawn(async move {
+                    tokio::time::sleep(window).await;
+                    let batch = this.with_fleets(|fleets| {
+                        let f = fleets.entry(key.clone()).or_default();
+                        f.flush_scheduled = false;
+                        std::mem::take(&mut f.pending)
+                    });
+                    if !batch.is_empty() {
+                        this.flush(&key, &creds, batch).await;
+                    }
+                });
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Arc::new(CloudError::Network {
+                action: "DescribeInstances".into(),
+                connect: false,
+                message: "observation batch dropped".into(),
+            }))
+        })
+    }
+
+    async fn flush(&self, key: &FleetKey, creds: &Credentials, batch: Vec<(String, Waiter)>) {
+        let mut ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        match self.describe_into_cache(key, creds, &ids).await {
+            Ok(found) => {
+                for (id, waiter) in batch {
+                    let _ = waiter.send(Ok(found.get(&id).cloned()));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for (_, waiter) in batch {
+                    let _ = waiter.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Describes `ids` (≤ 100 per call), refreshes the cache, and wakes the
+    /// members whose instance changed. Returns what was found.
+    async fn describe_into_cache(
+        &self,
+        key: &FleetKey,
+        creds: &Credentials,
+        ids: &[String],
+    ) -> Result<HashMap<String, Arc<Observation>>, CloudError> {
+        let instances = self.inner.client.describe_instances_by_ids(creds, &key.region, ids).await?;
+        let now = Instant::now();
+        let found: HashMap<String, Arc<Observation>> = instances
+            .iter()
+            .map(|i| (i.id().to_string(), Arc::new(Observation::from_instance(i))))
+            .collect();
+        let mut wake = Vec::new();
+        self.with_fleets(|fleets| {
+            let fleet = fleets.entry(key.clone()).or_default();
+            for id in ids {
+                let new = found.get(id).cloned();
+                let changed = fleet.cache.get(id).is_some_and(|c| c.value != new);
+                if let Some(m) = fleet.members.get_mut(id) {
+                    if changed {
+                        wake.push(m.object.clone());
+                    }
+                    if changed || new.as_ref().is_some_and(|o| o.is_settling()) {
+                        m.hot_until = Some(now + self.inner.config.hot_for);
+                    }
+                }
+                // Only members and explicit lookups are cached.
+                fleet.cache.insert(id.clone(), Cached { at: now, value: new });
+            }
+        });
+        for object in wake {
+            let _ = self.inner.wake.send(object);
+        }
+        Ok(found)
+    }
+
+    /// Describes every member of every fleet (all, or only the hot ones)
+    /// whose cached view is older than `older_than`.
+    pub async fn sweep(&self, only_hot: bool, older_than: Duration) {
+        let now = Instant::now();
+        let work: Vec<(FleetKey, Credentials, Vec<String>)> = self.with_fleets(|fleets| {
+            fleets
+                .iter_mut()
+                .filter_map(|(key, f)| {
+                    let creds = f.creds.clone()?;
+                    let mut ids: Vec<String> = f
+                        .members
+                        .iter_mut()
+                        .filter(|(id, m)| {
+                            let hot = m.hot_until.is_some_and(|t| t > now);
+                            let stale = f.cache.get(*id).is_none_or(|c| now.duration_since(c.at) >= older_than);
+                            (!only_hot || hot) && stale
+                        })
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    // Expired heat is forgotten.
+                    for m in f.members.values_mut() {
+                        if m.hot_until.is_some_and(|t| t <= now) {
+                            m.hot_until = None;
+                        }
+                    }
+                    ids.sort();
+                    (!ids.is_empty()).then(|| (key.clone(), creds, ids))
+                })
+                .collect()
+        });
+        for (key, creds, ids) in work {
+            for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
+                if let Err(e) = self.describe_into_cache(&key, &creds, chunk).await {
+                    tracing::warn!(region = %key.region, error = %e, "sweep failed");
+                }
+            }
+        }
+    }
+
+    /// Runs the fast and slow sweeps until the task is dropped.
+    pub async fn run_sweeps(self) {
+        let cfg = self.inner.config.clone();
+        let mut fast = tokio::time::interval(cfg.fast_interval);
+        fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slow = tokio::time::interval(cfg.poll_interval);
+        slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        slow.tick().await;
+        loop {
+            tokio::select! {
+                _ = fast.tick() => self.sweep(true, cfg.fast_interval.mul_f64(0.8)).await,
+                _ = slow.tick() => self.sweep(false, cfg.poll_interval.mul_f64(0.5)).await,
+            }
+        }
+    }
+
+    /// Instances per state over every fleet's cache (members only).
+    pub fn state_counts(&self) -> StateCounts {
+        self.with_fleets(|fleets| {
+            let mut out = StateCounts::new();
+            for f in fleets.values() {
+                for id in f.members.keys() {
+                    let state = match f.cache.get(id).map(|c| &c.value) {
+                        Some(Some(o)) => o.state.as_str().to_string(),
+                        Some(None) => "NOT_FOUND".to_string(),
+                        None => continue,
+                    };
+                    *out.entry(state).or_default() += 1;
+                }
+            }
+            out
+        })
+    }
+
+    /// Finds the instance carrying our UID tag (the create guard).
+    pub async fn find_by_uid(
+        &self,
+        key: &FleetKey,
+        creds: &Credentials,
+        uid: &str,
+    ) -> Result<Option<Arc<Observation>>, CloudError> {
+        let found = self
+            .inner
+            .client
+            .describe_instances_filtered(
+                creds,
+                &key.region,
+                vec![crate::cloud::model::Filter::new(format!("tag:{}", crate::api::UID_TAG), [uid])],
+            )
+            .await?;
+        // Prefer a live instance over a terminating one if there are several.
+        let best = found
+            .iter()
+            .map(Observation::from_instance)
+            .min_by_key(|o| matches!(o.state, InstanceState::Terminating | InstanceState::LaunchFailed));
+        if let Some(o) = &best {
+            let o = Arc::new(o.clone());
+            self.with_fleets(|fleets| {
+                fleets.entry(key.clone()).or_default().cache.insert(
+                    o.id.clone(),
+                    Cached {
+                        at: Instant::now(),
+                        value: Some(o.clone()),
+                    },
+                );
+            });
+            return Ok(Some(o));
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,511 @@
+//! The planner as a table: every InstanceState × operation state × kind of
+//! difference × policy, plus deletion.
+
+use super::*;
+use crate::api::*;
+
+fn spec() -> CvmInstanceSpec {
+    serde_json::from_value(serde_json::json!({
+        "region": "ap-guangzhou",
+        "zone": "ap-guangzhou-3",
+        "imageId": "img-pi0ii46r",
+        "instanceType": "S5.MEDIUM4",
+        "internetAccessible": {"internetMaxBandwidthOut": 5},
+        "securityGroupIds": ["sg-gz000001"],
+    }))
+    .unwrap()
+}
+
+/// An observation that matches `spec()` exactly, running.
+fn obs() -> Observation {
+    Observation {
+        id: "ins-abcdefgh".into(),
+        state: InstanceState::Running,
+        instance_type: "S5.MEDIUM4".into(),
+        name: "web".into(),
+        zone: "ap-guangzhou-3".into(),
+        bandwidth_out: 5,
+        security_group_ids: vec!["sg-gz000001".into()],
+        private_ips: vec!["172.16.3.2".into()],
+        public_ips: vec![],
+        created_time: String::new(),
+        latest_operation: "RunInstances".into(),
+        operating: false,
+        latest_operation_failed: false,
+        latest_operation_request_id: String::new(),
+        latest_operation_error_msg: String::new(),
+        disable_api_termination: false,
+        stop_charging_mode: "NOT_APPLICABLE".into(),
+        charge_type: "POSTPAID_BY_HOUR".into(),
+        uid_tag: None,
+    }
+}
+
+/// The name the reconciler derives: spec.instanceName, else the resource name "web".
+fn name(spec: &CvmInstanceSpec) -> &str {
+    spec.instance_name.as_deref().unwrap_or("web")
+}
+
+fn run(spec: &CvmInstanceSpec, o: &Observation) -> Plan {
+    plan(&PlanInput {
+        spec,
+        instance_name: name(spec),
+        observed: Observed::Present(o),
+        deleting: false,
+        paused: false,
+        blocked: None,
+    })
+}
+
+fn step(spec: &CvmInstanceSpec, o: &Observation) -> Step {
+    run(spec, o).step
+}
+
+const ALL_STATES: &[InstanceState] = &[
+    InstanceState::Pending,
+    InstanceState::LaunchFailed,
+    InstanceState::Running,
+    InstanceState::Stopped,
+    InstanceState::Starting,
+    InstanceState::Stopping,
+    InstanceState::Rebooting,
+    InstanceState::Shutdown,
+    InstanceState::Terminating,
+    InstanceState::EnterRescueMode,
+    InstanceState::RescueMode,
+    InstanceState::ExitRescueMode,
+    InstanceState::EnterServiceLiveMigrate,
+    InstanceState::ServiceLiveMigrate,
+    InstanceState::ExitServiceLiveMigrate,
+];
+
+/// The kinds of difference, each applied to a matching spec/observation.
+fn differences() -> Vec<(&'static str, Box<dyn Fn(&mut CvmInstanceSpec)>)> {
+    vec![
+        ("none", Box::new(|_| {})),
+        ("type", Box::new(|s| s.instance_type = "S5.LARGE8".into())),
+        ("power", Box::new(|s| s.run_state = RunState::Stopped)),
+        ("bandwidth", Box::new(|s| s.internet_accessible.as_mut().unwrap().internet_max_bandwidth_out = 20)),
+        ("name", Box::new(|s| s.instance_name = Some("other".into()))),
+        ("security-groups", Box::new(|s| s.security_group_ids = Some(vec!["sg-gz000002".into()]))),
+        ("protection", Box::new(|s| s.disable_api_termination = Some(true))),
+    ]
+}
+
+#[test]
+fn transitional_and_foreign_states_always_wait() {
+    for state in ALL_STATES {
+        for (what, diff) in differences() {
+            let mut s = spec();
+            diff(&mut s);
+            let o = Observation {
+                state: state.clone(),
+                ..obs()
+            };
+            let got = step(&s, &o);
+            match state {
+                InstanceState::Running | InstanceState::Stopped => {}
+                InstanceState::LaunchFailed => {
+                    assert!(matches!(got, Step::Wait(Wait::LaunchFailed { .. })), "{state} {what}: {got:?}")
+                }
+                InstanceState::Shutdown => assert_eq!(got, Step::Wait(Wait::RecycleBin), "{state} {what}"),
+                _ => assert_eq!(
+                    got,
+                    Step::Wait(Wait::Transitioning {
+                        state: state.as_str().into()
+                    }),
+                    "{state} {what}"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn operation_in_progress_never_acts() {
+    for state in [InstanceState::Running, InstanceState::Stopped] {
+        for (what, diff) in differences() {
+            let mut s = spec();
+            diff(&mut s);
+            let o = Observation {
+                state: state.clone(),
+                operating: true,
+                latest_operation: "ModifyInstancesAttribute".into(),
+                ..obs()
+            };
+            assert_eq!(
+                step(&s, &o),
+                Step::Wait(Wait::OperationInProgress {
+                    operation: "ModifyInstancesAttribute".into()
+                }),
+                "{state} {what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_difference_on_a_running_instance() {
+    let o = obs();
+    let table: Vec<(&str, Step)> = vec![
+        ("none", Step::Wait(Wait::InSync)),
+        (
+            "type",
+            Step::Act(CloudAction::Stop {
+                stop_type: StopType::SOFT_FIRST,
+                stopped_mode: StoppedMode::KEEP_CHARGING,
+                for_resize: true,
+            }),
+        ),
+        (
+            "power",
+            Step::Act(CloudAction::Stop {
+                stop_type: StopType::SOFT_FIRST,
+                stopped_mode: StoppedMode::KEEP_CHARGING,
+                for_resize: false,
+            }),
+        ),
+        ("bandwidth", Step::Act(CloudAction::SetBandwidth { mbps: 20 })),
+        ("name", Step::Act(CloudAction::Rename { name: "other".into() })),
+        (
+            "security-groups",
+            Step::Act(CloudAction::SetSecurityGroups {
+                ids: vec!["sg-gz000002".into()],
+            }),
+        ),
+        ("protection", Step::Act(CloudAction::SetTerminationProtection { enabled: true })),
+    ];
+    for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
+        assert_eq!(what, what2);
+        let mut s = spec();
+        diff(&mut s);
+        let p = run(&s, &o);
+        assert_eq!(p.step, want, "{what}");
+        assert_eq!(p.drift.len(), usize::from(what != "none"), "{what}: {:?}", p.drift);
+        // The same with instanceName coming from spec.instanceName.
+        if what == "name" {
+            assert!(matches!(&p.drift[0], Drift::Name { want, have } if want == "other" && have == "web"));
+        }
+    }
+}
+
+#[test]
+fn every_difference_on_a_stopped_instance() {
+    let o = Observation {
+        state: InstanceState::Stopped,
+        stop_charging_mode: "KEEP_CHARGING".into(),
+        ..obs()
+    };
+    let mut stopped_spec = spec();
+    stopped_spec.run_state = RunState::Stopped;
+    let table: Vec<(&str, Step)> = vec![
+        ("none", Step::Wait(Wait::InSync)),
+        (
+            "type",
+            Step::Act(CloudAction::ResetType {
+                instance_type: "S5.LARGE8".into(),
+            }),
+        ),
+        // "power" sets runState Stopped, which already holds here.
+        ("power", Step::Wait(Wait::InSync)),
+        ("bandwidth", Step::Act(CloudAction::SetBandwidth { mbps: 20 })),
+        ("name", Step::Act(CloudAction::Rename { name: "other".into() })),
+        (
+            "security-groups",
+            Step::Act(CloudAction::SetSecurityGroups {
+                ids: vec!["sg-gz000002".into()],
+            }),
+        ),
+        ("protection", Step::Act(CloudAction::SetTerminationProtection { enabled: true })),
+    ];
+    for ((what, diff), (_, want)) in differences().into_iter().zip(table) {
+        let mut s = stopped_spec.clone();
+        diff(&mut s);
+        assert_eq!(step(&s, &o), want, "{what}");
+    }
+    // Wanted running: the resize comes first (cheaper while stopped), then the start.
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    assert_eq!(
+        step(&s, &o),
+        Step::Act(CloudAction::ResetType {
+            instance_type: "S5.LARGE8".into()
+        })
+    );
+    assert_eq!(step(&spec(), &o), Step::Act(CloudAction::Start));
+}
+
+#[test]
+fn resize_choreography_stop_resize_start() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    // 1. running → stop (keep charging), 2. stopped → resize, 3. resized → start.
+    let running = obs();
+    assert!(matches!(step(&s, &running), Step::Act(CloudAction::Stop { for_resize: true, .. })));
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stop_charging_mode: "KEEP_CHARGING".into(),
+        ..obs()
+    };
+    assert!(matches!(step(&s, &stopped), Step::Act(CloudAction::ResetType { .. })));
+    let resized = Observation {
+        instance_type: "S5.LARGE8".into(),
+        ..stopped
+    };
+    assert_eq!(step(&s, &resized), Step::Act(CloudAction::Start));
+    assert_eq!(step(&s, &Observation { state: InstanceState::Running, ..resized }), Step::Wait(Wait::InSync));
+}
+
+#[test]
+fn resize_policy_never_reports_and_still_applies_other_changes() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.resize_policy = ResizePolicy::Never;
+    assert_eq!(step(&s, &obs()), Step::Wait(Wait::ResizeRequiresStop));
+    // Other differences are still applied meanwhile.
+    s.instance_name = Some("renamed".into());
+    assert_eq!(step(&s, &obs()), Step::Act(CloudAction::Rename { name: "renamed".into() }));
+    // Once the user stops it, the resize may proceed.
+    s.instance_name = None;
+    s.run_state = RunState::Stopped;
+    assert!(matches!(step(&s, &obs()), Step::Act(CloudAction::Stop { for_resize: false, .. })));
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stop_charging_mode: "KEEP_CHARGING".into(),
+        ..obs()
+    };
+    assert!(matches!(step(&s, &stopped), Step::Act(CloudAction::ResetType { .. })));
+}
+
+#[test]
+fn no_charge_stop_must_be_started_to_resize() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.run_state = RunState::Stopped;
+    let o = Observation {
+        state: InstanceState::Stopped,
+        stop_charging_mode: "STOP_CHARGING".into(),
+        ..obs()
+    };
+    assert_eq!(step(&s, &o), Step::Act(CloudAction::Start));
+    s.resize_policy = ResizePolicy::Never;
+    assert_eq!(step(&s, &o), Step::Wait(Wait::ResizeRequiresStop));
+}
+
+#[test]
+fn stop_uses_the_spec_modes() {
+    let mut s = spec();
+    s.run_state = RunState::Stopped;
+    s.stop_type = StopType::HARD;
+    s.stopped_mode = StoppedMode::STOP_CHARGING;
+    assert_eq!(
+        step(&s, &obs()),
+        Step::Act(CloudAction::Stop {
+            stop_type: StopType::HARD,
+            stopped_mode: StoppedMode::STOP_CHARGING,
+            for_resize: false
+        })
+    );
+}
+
+#[test]
+fn observe_only_and_paused_never_act() {
+    for (what, diff) in differences() {
+        let mut s = spec();
+        diff(&mut s);
+        s.management_policy = ManagementPolicy::ObserveOnly;
+        let p = run(&s, &obs());
+        let want = if what == "none" { Wait::InSync } else { Wait::ObserveOnly };
+        assert_eq!(p.step, Step::Wait(want), "{what}");
+
+        let mut s = spec();
+        diff(&mut s);
+        let p = plan(&PlanInput {
+            spec: &s,
+            instance_name: name(&s),
+            observed: Observed::Present(&obs()),
+            deleting: false,
+            paused: true,
+            blocked: None,
+        });
+        assert!(!matches!(p.step, Step::Act(_)), "{what}: {:?}", p.step);
+        if what != "none" {
+            assert!(matches!(p.step, Step::Wait(Wait::Paused { .. })), "{what}");
+        }
+    }
+}
+
+#[test]
+fn absent_instances() {
+    let s = spec();
+    let input = |observed, paused, blocked| PlanInput {
+        spec: &s,
+        instance_name: "web",
+        observed,
+        deleting: false,
+        paused,
+        blocked,
+    };
+    assert_eq!(plan(&input(Observed::NotCreated, false, None)).step, Step::Act(CloudAction::Create));
+    assert_eq!(
+        plan(&input(Observed::NotCreated, true, None)).step,
+        Step::Wait(Wait::Paused {
+            pending: CloudAction::Create
+        })
+    );
+    assert_eq!(
+        plan(&input(Observed::NotCreated, false, Some("RunInstances"))).step,
+        Step::Wait(Wait::Blocked {
+            action: "RunInstances".into()
+        })
+    );
+    // Vanished behind our back: reported, never recreated.
+    assert_eq!(
+        plan(&input(Observed::Missing { instance_id: "ins-abcdefgh" }, false, None)).step,
+        Step::Wait(Wait::NotFound {
+            instance_id: Some("ins-abcdefgh".into())
+        })
+    );
+    // Adopting an id that does not exist never creates.
+    let mut adopt = spec();
+    adopt.instance_id = Some("ins-abcdefgh".into());
+    let p = plan(&PlanInput {
+        spec: &adopt,
+        instance_name: "web",
+        observed: Observed::NotCreated,
+        deleting: false,
+        paused: false,
+        blocked: None,
+    });
+    assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
+    // ObserveOnly never creates either.
+    let mut oo = spec();
+    oo.management_policy = ManagementPolicy::ObserveOnly;
+    let p = plan(&PlanInput {
+        spec: &oo,
+        instance_name: "web",
+        observed: Observed::NotCreated,
+        deleting: false,
+        paused: false,
+        blocked: None,
+    });
+    assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
+}
+
+#[test]
+fn permanent_failure_blocks_until_the_spec_changes() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    let p = plan(&PlanInput {
+        spec: &s,
+        instance_name: "web",
+        observed: Observed::Present(&obs()),
+        deleting: false,
+        paused: false,
+        blocked: Some("ResetInstancesType"),
+    });
+    assert_eq!(
+        p.step,
+        Step::Wait(Wait::Blocked {
+            action: "ResetInstancesType".into()
+        })
+    );
+    assert_eq!(p.drift.len(), 1);
+}
+
+fn delete(s: &CvmInstanceSpec, observed: Observed<'_>) -> Step {
+    plan(&PlanInput {
+        spec: s,
+        instance_name: "web",
+        observed,
+        deleting: true,
+        paused: false,
+        blocked: None,
+    })
+    .step
+}
+
+#[test]
+fn deletion_in_every_state() {
+    let s = spec();
+    for state in ALL_STATES {
+        for operating in [false, true] {
+            let o = Observation {
+                state: state.clone(),
+                operating,
+                ..obs()
+            };
+            let got = delete(&s, Observed::Present(&o));
+            let want = match (state, operating) {
+                (InstanceState::LaunchFailed, _) => Step::Release,
+                (InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown, false) => {
+                    Step::Act(CloudAction::Terminate)
+                }
+                (InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown, true) => {
+                    Step::Wait(Wait::OperationInProgress {
+                        operation: "RunInstances".into(),
+                    })
+                }
+                (other, _) => Step::Wait(Wait::Transitioning {
+                    state: other.as_str().into(),
+                }),
+            };
+            assert_eq!(got, want, "{state} operating={operating}");
+        }
+    }
+    assert_eq!(delete(&s, Observed::NotCreated), Step::Release);
+    assert_eq!(delete(&s, Observed::Missing { instance_id: "ins-abcdefgh" }), Step::Release);
+}
+
+#[test]
+fn deletion_policies_and_protection() {
+    let mut retain = spec();
+    retain.deletion_policy = DeletionPolicy::Retain;
+    assert_eq!(delete(&retain, Observed::Present(&obs())), Step::Release);
+    let mut oo = spec();
+    oo.management_policy = ManagementPolicy::ObserveOnly;
+    assert_eq!(delete(&oo, Observed::Present(&obs())), Step::Release);
+
+    let protected = Observation {
+        disable_api_termination: true,
+        ..obs()
+    };
+    assert_eq!(delete(&spec(), Observed::Present(&protected)), Step::Wait(Wait::TerminationProtected));
+    let mut unprotect = spec();
+    unprotect.disable_api_termination = Some(false);
+    assert_eq!(
+        delete(&unprotect, Observed::Present(&protected)),
+        Step::Act(CloudAction::SetTerminationProtection { enabled: false })
+    );
+    // Paused does not stop an explicit delete.
+    let p = plan(&PlanInput {
+        spec: &spec(),
+        instance_name: "web",
+        observed: Observed::Present(&obs()),
+        deleting: true,
+        paused: true,
+        blocked: Some("RunInstances"),
+    });
+    assert_eq!(p.step, Step::Act(CloudAction::Terminate));
+}
+
+#[test]
+fn several_differences_are_fixed_in_order_one_per_step() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.instance_name = Some("other".into());
+    s.internet_accessible.as_mut().unwrap().internet_max_bandwidth_out = 1;
+    let p = run(&s, &obs());
+    assert_eq!(p.drift.len(), 3);
+    assert!(matches!(p.step, Step::Act(CloudAction::Stop { for_resize: true, .. })));
+    // Unmanaged fields (spec says nothing) are not differences.
+    let mut loose = spec();
+    loose.security_group_ids = None;
+    loose.internet_accessible = None;
+    let o = Observation {
+        security_group_ids: vec!["sg-other001".into()],
+        bandwidth_out: 100,
+        ..obs()
+    };
+    assert_eq!(step(&loose, &o), Step::Wait(Wait::InSync));
+}
