@@ -1,7 +1,10 @@
 //! `cvm-operator import`: CvmInstance manifests for instances that already
 //! exist, so a team can adopt what it runs (with `spec.instanceId` set).
 
-use crate::api::{self, CvmInstance, CvmInstanceSpec, DeletionPolicy, InstanceChargeType, ManagementPolicy, RunState};
+use crate::api::{
+    self, CvmInstance, CvmInstanceSpec, DeletionPolicy, InstanceChargeType, ManagementPolicy,
+    RunState,
+};
 use crate::cloud::model::{Filter, Instance, InstanceState};
 use crate::cloud::{CloudError, Credentials, CvmClient};
 use std::collections::BTreeMap;
@@ -17,7 +20,11 @@ pub struct ImportOptions {
 
 /// A DNS-1123 name from the instance name, falling back to the id.
 pub fn resource_name(i: &Instance) -> String {
-    let raw = i.instance_name.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let raw = i
+        .instance_name
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let mut name: String = raw
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -31,13 +38,20 @@ pub fn resource_name(i: &Instance) -> String {
     }
     let mut name = name;
     name.truncate(50);
-    format!("{}-{}", name.trim_end_matches('-'), i.id().trim_start_matches("ins-"))
+    format!(
+        "{}-{}",
+        name.trim_end_matches('-'),
+        i.id().trim_start_matches("ins-")
+    )
 }
 
 /// The manifest adopting one instance.
 pub fn manifest(i: &Instance, opts: &ImportOptions) -> Option<CvmInstance> {
     let state = i.instance_state.clone()?;
-    if matches!(state, InstanceState::Terminating | InstanceState::LaunchFailed) {
+    if matches!(
+        state,
+        InstanceState::Terminating | InstanceState::LaunchFailed
+    ) {
         return None;
     }
     let charge = match i.instance_charge_type.as_deref() {
@@ -84,19 +98,30 @@ pub fn manifest(i: &Instance, opts: &ImportOptions) -> Option<CvmInstance> {
 }
 
 /// Every instance of the region (matching the filters), as YAML documents.
-pub async fn import(client: &CvmClient, creds: &Credentials, opts: &ImportOptions) -> Result<String, CloudError> {
+pub async fn import(
+    client: &CvmClient,
+    creds: &Credentials,
+    opts: &ImportOptions,
+) -> Result<String, CloudError> {
     let instances = client
         .describe_instances_filtered(creds, &opts.region, opts.filters.clone())
         .await?;
     let mut out = String::new();
     for i in &instances {
-        let Some(cr) = manifest(i, opts) else { continue };
+        let Some(cr) = manifest(i, opts) else {
+            continue;
+        };
         let mut value = serde_json::to_value(&cr).expect("serialisable");
         if let serde_json::Value::Object(m) = &mut value {
             m.remove("status");
         }
         out.push_str("---\n");
-        out.push_str(&format!("# {} ({}, {})\n", i.id(), i.instance_state.as_ref().map(|s| s.as_str()).unwrap_or(""), i.zone().unwrap_or("")));
+        out.push_str(&format!(
+            "# {} ({}, {})\n",
+            i.id(),
+            i.instance_state.as_ref().map(|s| s.as_str()).unwrap_or(""),
+            i.zone().unwrap_or("")
+        ));
         out.push_str(&serde_saphyr::to_string(&value).expect("serialisable"));
     }
     let _ = api::GROUP;
@@ -130,8 +155,19 @@ mod tests {
         assert_eq!(cr.spec.instance_id.as_deref(), Some("ins-abcd1234"));
         assert_eq!(cr.spec.run_state, RunState::Stopped);
         assert_eq!(cr.spec.deletion_policy, DeletionPolicy::Retain);
-        assert_eq!(cr.spec.tags.as_ref().unwrap().len(), 1, "reserved tags are dropped");
-        assert_eq!(cr.spec.internet_accessible.as_ref().unwrap().internet_max_bandwidth_out, 5);
+        assert_eq!(
+            cr.spec.tags.as_ref().unwrap().len(),
+            1,
+            "reserved tags are dropped"
+        );
+        assert_eq!(
+            cr.spec
+                .internet_accessible
+                .as_ref()
+                .unwrap()
+                .internet_max_bandwidth_out,
+            5
+        );
         assert!(cr.validate_cel().is_ok(), "{:?}", cr.validate_cel());
         let terminating = Instance {
             instance_state: Some(model::InstanceState::Terminating),

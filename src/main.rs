@@ -67,7 +67,8 @@ struct CloudArgs {
 
 impl CloudArgs {
     fn client_config(&self, endpoint_override: Option<&str>) -> Result<ClientConfig> {
-        let endpoint = Endpoint::parse(endpoint_override.unwrap_or(&self.endpoint)).map_err(anyhow::Error::msg)?;
+        let endpoint = Endpoint::parse(endpoint_override.unwrap_or(&self.endpoint))
+            .map_err(anyhow::Error::msg)?;
         Ok(ClientConfig {
             endpoint,
             request_timeout: Duration::from_secs(self.request_timeout),
@@ -102,7 +103,7 @@ struct RunArgs {
     #[arg(long, env = "CVM_FAST_POLL_MS", default_value_t = 2000)]
     fast_poll_ms: u64,
     /// How long cache misses wait to share one DescribeInstances, in milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 25)]
     observe_window_ms: u64,
     /// Deleting a resource whose credentials are gone releases it after this many seconds.
     #[arg(long, default_value_t = 300)]
@@ -312,10 +313,13 @@ fn credentials_from_env() -> Option<Credentials> {
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
         }
-        None => kube::Config::infer().await.context("no kubeconfig and not in a cluster")?,
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
     };
     Ok(kube::Client::try_from(config)?)
 }
@@ -330,7 +334,11 @@ async fn run_operator(args: RunArgs) -> Result<()> {
         let running = Simulator::new(cfg).spawn(args.simulator_listen).await?;
         tracing::info!(endpoint = %running.endpoint(), "in-process CVM simulator started");
         endpoint = Some(running.endpoint());
-        credentials = Some(Credentials::new(account.secret_id, account.secret_key.expose(), None)?);
+        credentials = Some(Credentials::new(
+            account.secret_id,
+            account.secret_key.expose(),
+            None,
+        )?);
         Some(running)
     } else {
         None
@@ -368,11 +376,19 @@ async fn run_operator(args: RunArgs) -> Result<()> {
         let probe = handles
             .observer
             .client()
-            .call::<model::DescribeZones>(creds, &args.cloud.region, &model::DescribeZonesRequest {})
+            .call::<model::DescribeZones>(
+                creds,
+                &args.cloud.region,
+                &model::DescribeZonesRequest {},
+            )
             .await;
         match probe {
-            Ok(_) => tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted"),
-            Err(e) => tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it"),
+            Ok(_) => {
+                tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it")
+            }
         }
     }
 
@@ -398,14 +414,15 @@ async fn run_operator(args: RunArgs) -> Result<()> {
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&ns)
-            .with_identity(&identity)
-            .with_duration(args.lease_duration.max(2))
-            .with_grace((args.lease_duration / 3).max(1))
-            .build()
-            .await
-            .context("cannot set up the leader-election Lease")?;
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&ns)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration.max(2))
+                .with_grace((args.lease_duration / 3).max(1))
+                .build()
+                .await
+                .context("cannot set up the leader-election Lease")?;
         let (mut channel, task) = manager.watch().await;
         // A standby replica is ready (it serves health and metrics).
         ready.store(true, Ordering::Relaxed);
@@ -445,7 +462,8 @@ async fn run_operator(args: RunArgs) -> Result<()> {
 }
 
 async fn run_import(args: ImportArgs) -> Result<()> {
-    let creds = Credentials::from_env().context("import needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")?;
+    let creds = Credentials::from_env()
+        .context("import needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")?;
     let client = CvmClient::new(args.cloud.client_config(None)?)?;
     let mut filters = Vec::new();
     for f in &args.filter {

@@ -24,7 +24,9 @@ pub fn init_logging(format: LogFormat, level: &str) {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer().with_target(false).with_writer(std::io::stderr)).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init(),
     };
     // A second init (tests) is harmless.
     let _ = result;

@@ -36,7 +36,10 @@ async fn instance(env: &TestEnv, id: &str) -> Option<model::Instance> {
 }
 
 fn instance_id(o: &cvm_operator::api::CvmInstance) -> String {
-    o.status.as_ref().and_then(|s| s.instance_id.clone()).expect("status.instanceId")
+    o.status
+        .as_ref()
+        .and_then(|s| s.instance_id.clone())
+        .expect("status.instanceId")
 }
 
 /// Creates an instance directly in the cloud (as a person would).
@@ -85,18 +88,32 @@ async fn create_becomes_ready_with_ips_then_delete_terminates() {
     assert_eq!(s.private_ip_addresses.len(), 1);
     assert_eq!(s.public_ip_addresses.len(), 1);
     assert_eq!(s.observed_generation, o.metadata.generation);
-    assert!(o.metadata.finalizers.as_ref().unwrap().contains(&"cvm.tencentcloud.io/finalizer".to_string()));
+    assert!(
+        o.metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&"cvm.tencentcloud.io/finalizer".to_string())
+    );
     // The instance carries the UID tag and the resource name.
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.tag("cvm.tencentcloud.io/uid"), o.metadata.uid.as_deref());
     assert_eq!(i.instance_name.as_deref(), Some("web"));
     assert_eq!(env.stats().calls("RunInstances"), 1);
     let events = env.events("web").await;
-    assert!(events.iter().any(|(r, m)| r == "Creating" && m.contains(&id)), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "Creating" && m.contains(&id)),
+        "{events:?}"
+    );
 
     env.delete("web").await;
     env.wait_gone("web", Duration::from_secs(30)).await;
-    assert!(instance(&env, &id).await.is_none(), "the instance must be terminated");
+    assert!(
+        instance(&env, &id).await.is_none(),
+        "the instance must be terminated"
+    );
     assert_eq!(env.stats().instances, 0);
 }
 
@@ -118,7 +135,11 @@ async fn stop_and_start_through_run_state() {
         .await;
     assert_eq!(instance_id(&o), id);
     let i = instance(&env, &id).await.unwrap();
-    assert_eq!(i.stop_charging_mode.as_deref(), Some("STOP_CHARGING"), "stoppedMode is passed through");
+    assert_eq!(
+        i.stop_charging_mode.as_deref(),
+        Some("STOP_CHARGING"),
+        "stoppedMode is passed through"
+    );
     env.patch_spec("vm", json!({"runState": "Running"})).await;
     env.wait_for("vm", Duration::from_secs(30), "running", |o| {
         o.status.as_ref().and_then(|s| s.instance_state.as_deref()) == Some("RUNNING")
@@ -126,7 +147,10 @@ async fn stop_and_start_through_run_state() {
     })
     .await;
     let s = env.stats();
-    assert_eq!((s.calls("StopInstances"), s.calls("StartInstances")), (1, 1));
+    assert_eq!(
+        (s.calls("StopInstances"), s.calls("StartInstances")),
+        (1, 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,14 +165,20 @@ async fn resize_while_running_with_both_policies() {
     env.wait_ready("fixed").await;
 
     // StopAndStart: stop, resize, start again.
-    env.patch_spec("grow", json!({"instanceType": "S5.MEDIUM4"})).await;
+    env.patch_spec("grow", json!({"instanceType": "S5.MEDIUM4"}))
+        .await;
     let o = env
-        .wait_for("grow", Duration::from_secs(40), "resized and running", |o| {
-            let s = o.status.as_ref().unwrap();
-            s.instance_type.as_deref() == Some("S5.MEDIUM4")
-                && s.instance_state.as_deref() == Some("RUNNING")
-                && condition(o, "Synced").is_some_and(|c| c.0 == "True")
-        })
+        .wait_for(
+            "grow",
+            Duration::from_secs(40),
+            "resized and running",
+            |o| {
+                let s = o.status.as_ref().unwrap();
+                s.instance_type.as_deref() == Some("S5.MEDIUM4")
+                    && s.instance_state.as_deref() == Some("RUNNING")
+                    && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+            },
+        )
         .await;
     let i = instance(&env, &instance_id(&o)).await.unwrap();
     assert_eq!((i.cpu, i.memory), (Some(2), Some(4)));
@@ -159,17 +189,27 @@ async fn resize_while_running_with_both_policies() {
 
     // Never: reported, and nothing is stopped.
     let before = env.stats();
-    env.patch_spec("fixed", json!({"instanceType": "S5.MEDIUM4"})).await;
-    let o = env
-        .wait_for("fixed", Duration::from_secs(20), "ResizeRequiresStop", |o| {
-            condition(o, "Synced").is_some_and(|c| c.1 == "ResizeRequiresStop")
-        })
+    env.patch_spec("fixed", json!({"instanceType": "S5.MEDIUM4"}))
         .await;
-    assert_eq!(o.status.as_ref().unwrap().instance_state.as_deref(), Some("RUNNING"));
+    let o = env
+        .wait_for(
+            "fixed",
+            Duration::from_secs(20),
+            "ResizeRequiresStop",
+            |o| condition(o, "Synced").is_some_and(|c| c.1 == "ResizeRequiresStop"),
+        )
+        .await;
+    assert_eq!(
+        o.status.as_ref().unwrap().instance_state.as_deref(),
+        Some("RUNNING")
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = env.stats();
     assert_eq!(after.calls("StopInstances"), before.calls("StopInstances"));
-    assert_eq!(after.calls("ResetInstancesType"), before.calls("ResetInstancesType"));
+    assert_eq!(
+        after.calls("ResetInstancesType"),
+        before.calls("ResetInstancesType")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +242,11 @@ async fn bandwidth_name_and_security_groups_change_in_place() {
     // One attribute per ModifyInstancesAttribute call, as the API requires.
     assert_eq!(s.calls("ModifyInstancesAttribute"), 2);
     assert_eq!(s.calls("ResetInstancesInternetMaxBandwidth"), 1);
-    assert_eq!(s.calls("StopInstances"), 0, "in-place changes never stop the instance");
+    assert_eq!(
+        s.calls("StopInstances"),
+        0,
+        "in-place changes never stop the instance"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +259,10 @@ async fn adopt_by_instance_id_and_observe_only() {
     m["spec"]["instanceId"] = existing.clone().into();
     m["spec"]["instanceType"] = "S5.SMALL2".into();
     m["spec"]["instanceName"] = "legacy".into();
-    m["spec"].as_object_mut().unwrap().remove("internetAccessible");
+    m["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("internetAccessible");
     env.create(m).await;
     let o = env.wait_ready("legacy").await;
     assert_eq!(instance_id(&o), existing);
@@ -232,14 +279,25 @@ async fn adopt_by_instance_id_and_observe_only() {
             condition(o, "Synced").is_some_and(|c| c.1 == "DriftDetected")
         })
         .await;
-    assert_eq!(o.status.as_ref().unwrap().instance_type.as_deref(), Some("S5.SMALL2"));
+    assert_eq!(
+        o.status.as_ref().unwrap().instance_type.as_deref(),
+        Some("S5.SMALL2")
+    );
     assert!(condition(&o, "Ready").is_some_and(|c| c.0 == "True"));
     // Deleting an ObserveOnly resource leaves the instance alone.
     env.delete("watched").await;
     env.wait_gone("watched", Duration::from_secs(20)).await;
     assert!(instance(&env, &watched).await.is_some());
-    assert_eq!(mutations(&env.stats()), mutations(&base), "ObserveOnly never mutates");
-    assert_eq!(env.stats().calls("RunInstances"), 2, "only the two made outside Kubernetes");
+    assert_eq!(
+        mutations(&env.stats()),
+        mutations(&base),
+        "ObserveOnly never mutates"
+    );
+    assert_eq!(
+        env.stats().calls("RunInstances"),
+        2,
+        "only the two made outside Kubernetes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +317,9 @@ async fn paused_never_mutates_until_resumed() {
         .patch(
             "held",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"cvm.tencentcloud.io/paused": null}}})),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"cvm.tencentcloud.io/paused": null}}}),
+            ),
         )
         .await
         .unwrap();
@@ -327,7 +387,11 @@ async fn instance_removed_behind_our_back_is_reported_not_recreated() {
         .await;
     assert!(condition(&o, "Ready").unwrap().2.contains(&id));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(env.stats().calls("RunInstances"), 1, "never silently recreated");
+    assert_eq!(
+        env.stats().calls("RunInstances"),
+        1,
+        "never silently recreated"
+    );
     // Deleting it does not get stuck.
     env.delete("lost").await;
     env.wait_gone("lost", Duration::from_secs(20)).await;
@@ -355,7 +419,11 @@ async fn drift_outside_kubernetes_is_corrected_with_an_event() {
     loop {
         let ev = env.events("steady").await;
         let started = env.stats().calls("StartInstances") >= 1;
-        if started && ev.iter().any(|(r, m)| r == "DriftDetected" && m.contains("STOPPED")) {
+        if started
+            && ev
+                .iter()
+                .any(|(r, m)| r == "DriftDetected" && m.contains("STOPPED"))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "drift not corrected: {ev:?}");
@@ -377,21 +445,39 @@ async fn invalid_instance_type_is_reported_with_the_code_and_never_hot_loops() {
         })
         .await;
     let (_, _, msg) = condition(&o, "Synced").unwrap();
-    assert!(msg.contains("InvalidParameterValue.InstanceTypeNotFound"), "{msg}");
+    assert!(
+        msg.contains("InvalidParameterValue.InstanceTypeNotFound"),
+        "{msg}"
+    );
     assert!(msg.contains("RequestId: "), "{msg}");
     let last = o.status.as_ref().unwrap().last_operation.clone().unwrap();
     assert_eq!(last.state, "Failed");
-    assert_eq!(last.code.as_deref(), Some("InvalidParameterValue.InstanceTypeNotFound"));
+    assert_eq!(
+        last.code.as_deref(),
+        Some("InvalidParameterValue.InstanceTypeNotFound")
+    );
     let events = env.events("bad").await;
-    assert!(events.iter().any(|(r, m)| r == "CloudAPIError" && m.contains("InstanceTypeNotFound")));
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "CloudAPIError" && m.contains("InstanceTypeNotFound"))
+    );
     // Over the next 12 s (more than two poll intervals): no more calls at all.
     let before = env.stats();
     tokio::time::sleep(Duration::from_secs(12)).await;
     let after = env.stats();
-    assert_eq!(after.calls("RunInstances"), 1, "a permanent error is not retried");
-    assert_eq!(after.requests, before.requests, "a blocked resource costs no API calls");
+    assert_eq!(
+        after.calls("RunInstances"),
+        1,
+        "a permanent error is not retried"
+    );
+    assert_eq!(
+        after.requests, before.requests,
+        "a blocked resource costs no API calls"
+    );
     // Fixing the spec retries at once.
-    env.patch_spec("bad", json!({"instanceType": "S5.SMALL1"})).await;
+    env.patch_spec("bad", json!({"instanceType": "S5.SMALL1"}))
+        .await;
     env.wait_ready("bad").await;
     assert_eq!(env.stats().instances, 1);
     drop(op);
@@ -428,7 +514,11 @@ async fn prepaid_deletion_goes_through_the_recycle_bin() {
     env.delete("monthly").await;
     env.wait_gone("monthly", Duration::from_secs(40)).await;
     assert!(instance(&env, &id).await.is_none());
-    assert_eq!(env.stats().calls("TerminateInstances"), 2, "SHUTDOWN first, then destroyed");
+    assert_eq!(
+        env.stats().calls("TerminateInstances"),
+        2,
+        "SHUTDOWN first, then destroyed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,7 +542,12 @@ async fn cel_rejects_immutable_changes_naming_the_field() {
     bad["apiVersion"] = "cvm.tencentcloud.io/v1alpha1".into();
     bad["kind"] = "CvmInstance".into();
     let obj: cvm_operator::api::CvmInstance = serde_json::from_value(bad).unwrap();
-    let err = env.api().create(&PostParams::default(), &obj).await.unwrap_err().to_string();
+    let err = env
+        .api()
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("spec.imageId"), "{err}");
     // And a zone outside the region is refused by the root rule.
     let mut off = base_manifest("offzone");
@@ -460,8 +555,16 @@ async fn cel_rejects_immutable_changes_naming_the_field() {
     off["apiVersion"] = "cvm.tencentcloud.io/v1alpha1".into();
     off["kind"] = "CvmInstance".into();
     let obj: cvm_operator::api::CvmInstance = serde_json::from_value(off).unwrap();
-    let err = env.api().create(&PostParams::default(), &obj).await.unwrap_err().to_string();
-    assert!(err.contains("spec.zone must be a zone of spec.region"), "{err}");
+    let err = env
+        .api()
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.zone must be a zone of spec.region"),
+        "{err}"
+    );
 }
 
 /// Sim: RunInstances executes, then its answer is held for 60 s. The operator
@@ -489,10 +592,22 @@ async fn crash_during_create_never_makes_a_second_instance() {
     op.kill_hard();
     let o = env.api().get("once").await.unwrap();
     assert!(
-        o.status.as_ref().and_then(|s| s.instance_id.clone()).is_none(),
+        o.status
+            .as_ref()
+            .and_then(|s| s.instance_id.clone())
+            .is_none(),
         "the crash happened before the id was known"
     );
-    assert_eq!(o.status.as_ref().unwrap().last_operation.as_ref().unwrap().state, "Pending");
+    assert_eq!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .last_operation
+            .as_ref()
+            .unwrap()
+            .state,
+        "Pending"
+    );
     let _op2 = env.operator(&[]);
     let o = env.wait_ready("once").await;
     let s = env.stats();
@@ -528,13 +643,30 @@ async fn lost_create_responses_never_make_a_second_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_only_the_leader_acts_and_handover_works() {
     let env = TestEnv::new("ha").await;
-    let lease = ["--leader-election", "true", "--lease-name", "cvm-op", "--lease-duration", "3"];
+    let lease = [
+        "--leader-election",
+        "true",
+        "--lease-name",
+        "cvm-op",
+        "--lease-duration",
+        "3",
+    ];
     let mut args: Vec<&str> = lease.to_vec();
-    args.extend(["--lease-namespace", env.ns.as_str(), "--pod-name", "replica-a"]);
+    args.extend([
+        "--lease-namespace",
+        env.ns.as_str(),
+        "--pod-name",
+        "replica-a",
+    ]);
     let mut a = env.operator(&args);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut args: Vec<&str> = lease.to_vec();
-    args.extend(["--lease-namespace", env.ns.as_str(), "--pod-name", "replica-b"]);
+    args.extend([
+        "--lease-namespace",
+        env.ns.as_str(),
+        "--pod-name",
+        "replica-b",
+    ]);
     let mut b = env.operator(&args);
     env.create(base_manifest("ha")).await;
     env.wait_ready("ha").await;
@@ -543,21 +675,32 @@ async fn two_replicas_only_the_leader_acts_and_handover_works() {
         b.metric_sum("cvm_operator_leader", "").await,
     );
     assert_eq!(la + lb, 1.0, "exactly one leader: a={la} b={lb}");
-    let (leader, standby) = if la == 1.0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    let (leader, standby) = if la == 1.0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
     let standby_calls = standby
         .metric_sum("cvm_operator_cloud_calls_total", "action=\"RunInstances\"")
         .await
         + standby
-            .metric_sum("cvm_operator_cloud_calls_total", "action=\"DescribeInstances\"")
+            .metric_sum(
+                "cvm_operator_cloud_calls_total",
+                "action=\"DescribeInstances\"",
+            )
             .await;
     assert_eq!(standby_calls, 0.0, "the standby never calls the cloud");
     assert_eq!(env.stats().calls("RunInstances"), 1);
     // The leader dies; the standby takes over and applies the next change.
     leader.kill_hard();
-    env.patch_spec("ha", json!({"instanceName": "after-handover"})).await;
-    env.wait_for("ha", Duration::from_secs(30), "renamed by the new leader", |o| {
-        o.status.as_ref().and_then(|s| s.instance_name.as_deref()) == Some("after-handover")
-    })
+    env.patch_spec("ha", json!({"instanceName": "after-handover"}))
+        .await;
+    env.wait_for(
+        "ha",
+        Duration::from_secs(30),
+        "renamed by the new leader",
+        |o| o.status.as_ref().and_then(|s| s.instance_name.as_deref()) == Some("after-handover"),
+    )
     .await;
     assert_eq!(standby.metric_sum("cvm_operator_leader", "").await, 1.0);
 }
@@ -575,11 +718,23 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()
     };
     secrets
-        .create(&PostParams::default(), &secret("tenant", json!({"SecretId": TENANT_ID, "SecretKey": TENANT_KEY})))
+        .create(
+            &PostParams::default(),
+            &secret(
+                "tenant",
+                json!({"SecretId": TENANT_ID, "SecretKey": TENANT_KEY}),
+            ),
+        )
         .await
         .unwrap();
     secrets
-        .create(&PostParams::default(), &secret("login", json!({"password": PASSWORD, "cloud-init": "#!/bin/sh\necho hi"})))
+        .create(
+            &PostParams::default(),
+            &secret(
+                "login",
+                json!({"password": PASSWORD, "cloud-init": "#!/bin/sh\necho hi"}),
+            ),
+        )
         .await
         .unwrap();
     let op = env.operator(&[]);
@@ -597,16 +752,22 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    assert!(instance(&env, &instance_id(&o)).await.is_none(), "not visible to the operator's account");
+    assert!(
+        instance(&env, &instance_id(&o)).await.is_none(),
+        "not visible to the operator's account"
+    );
 
     // A wrong password Secret key is a clear condition, not a leak.
     let mut m = base_manifest("bad-ref");
     m["spec"]["loginSettings"] = json!({"passwordSecretRef": {"name": "login", "key": "nope"}});
     env.create(m).await;
     let bad = env
-        .wait_for("bad-ref", Duration::from_secs(20), "CredentialsInvalid", |o| {
-            condition(o, "Synced").is_some_and(|c| c.1 == "CredentialsInvalid")
-        })
+        .wait_for(
+            "bad-ref",
+            Duration::from_secs(20),
+            "CredentialsInvalid",
+            |o| condition(o, "Synced").is_some_and(|c| c.1 == "CredentialsInvalid"),
+        )
         .await;
     assert!(condition(&bad, "Synced").unwrap().2.contains("nope"));
 
@@ -643,7 +804,10 @@ async fn deletion_never_deadlocks_when_credentials_are_gone() {
     env.delete("doomed").await;
     env.wait_gone("doomed", Duration::from_secs(30)).await;
     let events = env.events("doomed").await;
-    assert!(events.iter().any(|(r, _)| r == "OrphanedInstance"), "{events:?}");
+    assert!(
+        events.iter().any(|(r, _)| r == "OrphanedInstance"),
+        "{events:?}"
+    );
     // With its Secret gone, the operator's own (simulator) credentials would
     // have been the wrong account; it did not guess.
     assert_eq!(env.stats().calls("TerminateInstances"), 0);
@@ -654,7 +818,9 @@ async fn examples_apply_and_become_ready() {
     let env = TestEnv::new("examples").await;
     let _op = env.operator(&[]);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let out = env.cp.run_tool("kubectl", &["apply", "-n", &env.ns, "-f", dir], None);
+    let out = env
+        .cp
+        .run_tool("kubectl", &["apply", "-n", &env.ns, "-f", dir], None);
     let names: Vec<String> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -668,8 +834,18 @@ async fn examples_apply_and_become_ready() {
         })
         .await;
     }
-    let table = env.cp.run_tool("kubectl", &["get", "cvm", "-n", &env.ns], None);
-    for col in ["INSTANCE ID", "STATE", "TYPE", "ZONE", "PUBLIC IP", "READY", "AGE"] {
+    let table = env
+        .cp
+        .run_tool("kubectl", &["get", "cvm", "-n", &env.ns], None);
+    for col in [
+        "INSTANCE ID",
+        "STATE",
+        "TYPE",
+        "ZONE",
+        "PUBLIC IP",
+        "READY",
+        "AGE",
+    ] {
         assert!(table.contains(col), "{table}");
     }
 }
@@ -680,7 +856,17 @@ fn crd_is_established_and_explained() {
     install_crds(cp);
     let out = cp.run_tool("kubectl", &["explain", "cvminstance.spec.runState"], None);
     assert!(out.contains("Desired power state"), "{out}");
-    let out = cp.run_tool("kubectl", &["get", "crd", "cvminstances.cvm.tencentcloud.io", "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}"], None);
+    let out = cp.run_tool(
+        "kubectl",
+        &[
+            "get",
+            "crd",
+            "cvminstances.cvm.tencentcloud.io",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+        ],
+        None,
+    );
     assert_eq!(out.trim(), "True");
 }
 
@@ -695,7 +881,11 @@ fn helm_chart_lints_renders_and_installs() {
         .args([&format!("{root}/hack/sync-crds.sh"), "--check"])
         .output()
         .unwrap();
-    assert!(sync.status.success(), "chart CRDs are stale: {}", String::from_utf8_lossy(&sync.stderr));
+    assert!(
+        sync.status.success(),
+        "chart CRDs are stale: {}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
     let helm = cp.assets.as_ref().map(|a| a.join("helm")).unwrap();
     let render = std::process::Command::new("bash")
         .args([&format!("{root}/hack/render-manifests.sh"), "--check"])
@@ -712,25 +902,61 @@ fn helm_chart_lints_renders_and_installs() {
     let ns = format!("helm-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let rendered = cp.run_tool(
         "helm",
-        &["template", "cvm-operator", &chart, "-n", &ns, "--set", "credentials.existingSecret=cvm-creds"],
+        &[
+            "template",
+            "cvm-operator",
+            &chart,
+            "-n",
+            &ns,
+            "--set",
+            "credentials.existingSecret=cvm-creds",
+        ],
         None,
     );
     cp.run_tool("kubectl", &["create", "namespace", &ns], None);
-    cp.run_tool("kubectl", &["apply", "--dry-run=server", "-n", &ns, "-f", "-"], Some(&rendered));
+    cp.run_tool(
+        "kubectl",
+        &["apply", "--dry-run=server", "-n", &ns, "-f", "-"],
+        Some(&rendered),
+    );
     cp.run_tool(
         "helm",
-        &["install", "cvm-operator", &chart, "-n", &ns, "--set", "credentials.existingSecret=cvm-creds", "--skip-crds"],
+        &[
+            "install",
+            "cvm-operator",
+            &chart,
+            "-n",
+            &ns,
+            "--set",
+            "credentials.existingSecret=cvm-creds",
+            "--skip-crds",
+        ],
         None,
     );
     let objects = cp.run_tool(
         "kubectl",
-        &["get", "deployment,serviceaccount,service,role,rolebinding", "-n", &ns, "-o", "name"],
+        &[
+            "get",
+            "deployment,serviceaccount,service,role,rolebinding",
+            "-n",
+            &ns,
+            "-o",
+            "name",
+        ],
         None,
     );
-    for want in ["deployment.apps/cvm-operator", "serviceaccount/cvm-operator", "service/cvm-operator-metrics"] {
+    for want in [
+        "deployment.apps/cvm-operator",
+        "serviceaccount/cvm-operator",
+        "service/cvm-operator-metrics",
+    ] {
         assert!(objects.contains(want), "{objects}");
     }
-    let deploy = cp.run_tool("kubectl", &["get", "deployment", "cvm-operator", "-n", &ns, "-o", "json"], None);
+    let deploy = cp.run_tool(
+        "kubectl",
+        &["get", "deployment", "cvm-operator", "-n", &ns, "-o", "json"],
+        None,
+    );
     let d: serde_json::Value = serde_json::from_str(&deploy).unwrap();
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
@@ -743,15 +969,32 @@ fn helm_chart_lints_renders_and_installs() {
         ("create", "events.events.k8s.io"),
         ("get", "secrets"),
     ] {
-        let out = cp.run_tool("kubectl", &["auth", "can-i", verb, resource, "--as", &sa, "-n", &ns], None);
+        let out = cp.run_tool(
+            "kubectl",
+            &["auth", "can-i", verb, resource, "--as", &sa, "-n", &ns],
+            None,
+        );
         assert_eq!(out.trim(), "yes", "{verb} {resource}");
     }
     let out = cp
         .tool("kubectl")
-        .args(["auth", "can-i", "delete", "cvminstances.cvm.tencentcloud.io", "--as", &sa, "-n", &ns])
+        .args([
+            "auth",
+            "can-i",
+            "delete",
+            "cvminstances.cvm.tencentcloud.io",
+            "--as",
+            &sa,
+            "-n",
+            &ns,
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no", "least privilege");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no",
+        "least privilege"
+    );
 }
 
 /// The chart's Deployment runs this binary's `run` with the chart's env: the
@@ -763,9 +1006,19 @@ async fn operator_runs_with_the_charts_environment() {
     let rendered = env.cp.run_tool(
         "helm",
         &[
-            "template", "cvm-operator", chart, "-n", &env.ns, "--set", &format!("endpoint={}", env.sim.endpoint()),
-            "--set", &format!("watchNamespace={}", env.ns), "--set", "leaderElection.enabled=false",
-            "--show-only", "templates/deployment.yaml",
+            "template",
+            "cvm-operator",
+            chart,
+            "-n",
+            &env.ns,
+            "--set",
+            &format!("endpoint={}", env.sim.endpoint()),
+            "--set",
+            &format!("watchNamespace={}", env.ns),
+            "--set",
+            "leaderElection.enabled=false",
+            "--show-only",
+            "templates/deployment.yaml",
         ],
         None,
     );
@@ -776,7 +1029,13 @@ async fn operator_runs_with_the_charts_environment() {
         .collect();
     let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
     let mut cmd = std::process::Command::new(operator_bin());
-    cmd.args(container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()));
+    cmd.args(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap()),
+    );
     cmd.arg("--kubeconfig").arg(&env.cp.kubeconfig);
     for e in container["env"].as_array().unwrap() {
         if let Some(v) = e["value"].as_str() {
@@ -792,7 +1051,9 @@ async fn operator_runs_with_the_charts_environment() {
     let mut child = cmd.spawn().unwrap();
     env.create(base_manifest("from-chart")).await;
     env.wait_ready("from-chart").await;
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
     assert!(health.status().is_success());
     let _ = child.kill();
     let _ = child.wait();

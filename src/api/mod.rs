@@ -78,12 +78,18 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
 #[serde(rename_all = "camelCase")]
 pub struct CvmInstanceSpec {
     /// Region, e.g. `ap-guangzhou`. Immutable.
-    #[schemars(length(min = 3, max = 40), regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*$"))]
+    #[schemars(
+        length(min = 3, max = 40),
+        regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*$")
+    )]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.region is immutable: create a new CvmInstance to move an instance"))]
     pub region: String,
 
     /// Availability zone, e.g. `ap-guangzhou-3`. Immutable.
-    #[schemars(length(min = 3, max = 48), regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*-[0-9]+$"))]
+    #[schemars(
+        length(min = 3, max = 48),
+        regex(pattern = r"^[a-z]{2,}-[a-z0-9]+(-[a-z0-9]+)*-[0-9]+$")
+    )]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.zone is immutable: create a new CvmInstance to move an instance"))]
     pub zone: String,
 
@@ -121,7 +127,12 @@ pub struct CvmInstanceSpec {
 
     /// Operating-system host name. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 2, max = 60), regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 2, max = 60),
+        regex(
+            pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+        )
+    )]
     pub host_name: Option<String>,
 
     /// Immutable.
@@ -223,31 +234,63 @@ macro_rules! unit_enum {
 
 unit_enum!(
     #[allow(non_camel_case_types)]
-    InstanceChargeType { POSTPAID_BY_HOUR, PREPAID, SPOTPAID }
+    InstanceChargeType {
+        POSTPAID_BY_HOUR,
+        PREPAID,
+        SPOTPAID
+    }
 );
 unit_enum!(RunState { Running, Stopped });
 unit_enum!(
     #[allow(non_camel_case_types)]
-    StopType { SOFT_FIRST, SOFT, HARD }
+    StopType {
+        SOFT_FIRST,
+        SOFT,
+        HARD
+    }
 );
 unit_enum!(
     #[allow(non_camel_case_types)]
-    StoppedMode { KEEP_CHARGING, STOP_CHARGING }
+    StoppedMode {
+        KEEP_CHARGING,
+        STOP_CHARGING
+    }
 );
-unit_enum!(ResizePolicy { StopAndStart, Never });
+unit_enum!(ResizePolicy {
+    StopAndStart,
+    Never
+});
 unit_enum!(DeletionPolicy { Delete, Retain });
 unit_enum!(ManagementPolicy { Full, ObserveOnly });
 unit_enum!(
     #[allow(non_camel_case_types)]
-    RenewFlag { NOTIFY_AND_MANUAL_RENEW, NOTIFY_AND_AUTO_RENEW, DISABLE_NOTIFY_AND_MANUAL_RENEW }
+    RenewFlag {
+        NOTIFY_AND_MANUAL_RENEW,
+        NOTIFY_AND_AUTO_RENEW,
+        DISABLE_NOTIFY_AND_MANUAL_RENEW
+    }
 );
 unit_enum!(
     #[allow(non_camel_case_types)]
-    DiskType { CLOUD_PREMIUM, CLOUD_SSD, CLOUD_BSSD, CLOUD_HSSD, CLOUD_TSSD, CLOUD_BASIC, LOCAL_BASIC, LOCAL_SSD }
+    DiskType {
+        CLOUD_PREMIUM,
+        CLOUD_SSD,
+        CLOUD_BSSD,
+        CLOUD_HSSD,
+        CLOUD_TSSD,
+        CLOUD_BASIC,
+        LOCAL_BASIC,
+        LOCAL_SSD
+    }
 );
 unit_enum!(
     #[allow(non_camel_case_types)]
-    InternetChargeType { TRAFFIC_POSTPAID_BY_HOUR, BANDWIDTH_POSTPAID_BY_HOUR, BANDWIDTH_PREPAID, BANDWIDTH_PACKAGE }
+    InternetChargeType {
+        TRAFFIC_POSTPAID_BY_HOUR,
+        BANDWIDTH_POSTPAID_BY_HOUR,
+        BANDWIDTH_PREPAID,
+        BANDWIDTH_PACKAGE
+    }
 );
 
 macro_rules! wire_name {
@@ -265,7 +308,14 @@ macro_rules! wire_name {
 }
 // `as_str` through serde keeps one spelling; it is only used for a handful of
 // request fields per action, so the leaked strings are bounded by the variant count.
-wire_name!(InstanceChargeType, StopType, StoppedMode, RenewFlag, DiskType, InternetChargeType);
+wire_name!(
+    InstanceChargeType,
+    StopType,
+    StoppedMode,
+    RenewFlag,
+    DiskType,
+    InternetChargeType
+);
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -329,7 +379,9 @@ pub struct VpcSpec {
     #[schemars(regex(pattern = r"^subnet-[0-9a-z]{8}$"))]
     pub subnet_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"))]
+    #[schemars(regex(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"
+    ))]
     pub private_ip_address: Option<String>,
 }
 
@@ -354,7 +406,10 @@ pub struct InternetAccessibleSpec {
 #[x_kube(validation = Rule::new("!(has(self.keyIds) && has(self.passwordSecretRef))").message("spec.loginSettings: keyIds and passwordSecretRef are mutually exclusive"))]
 pub struct LoginSettingsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 10), inner(regex(pattern = r"^skey-[0-9a-z]{8}$")))]
+    #[schemars(
+        length(min = 1, max = 10),
+        inner(regex(pattern = r"^skey-[0-9a-z]{8}$"))
+    )]
     pub key_ids: Option<Vec<String>>,
     /// The login password from a Secret key; never stored in the resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -44,7 +44,10 @@ fn defaults_fill_in_policies() {
     assert_eq!(c.spec.resize_policy, ResizePolicy::StopAndStart);
     assert_eq!(c.spec.deletion_policy, DeletionPolicy::Delete);
     assert_eq!(c.spec.management_policy, ManagementPolicy::Full);
-    assert_eq!(c.spec.instance_charge_type, InstanceChargeType::POSTPAID_BY_HOUR);
+    assert_eq!(
+        c.spec.instance_charge_type,
+        InstanceChargeType::POSTPAID_BY_HOUR
+    );
     assert_eq!(c.desired_instance_name(), "web-1");
     assert!(c.validate_cel().is_ok(), "{:?}", c.validate_cel());
     assert_eq!(InstanceChargeType::PREPAID.as_str(), "PREPAID");
@@ -54,19 +57,71 @@ fn defaults_fill_in_policies() {
 #[test]
 fn immutable_fields_are_rejected_on_update_naming_the_field() {
     let cases: Vec<(&[&str], serde_json::Value, &str)> = vec![
-        (&["spec", "zone"], json!("ap-guangzhou-4"), "spec.zone is immutable"),
-        (&["spec", "region"], json!("ap-shanghai"), "spec.region is immutable"),
-        (&["spec", "imageId"], json!("img-487zeit5"), "spec.imageId is immutable"),
-        (&["spec", "instanceChargeType"], json!("SPOTPAID"), "spec.instanceChargeType is immutable"),
-        (&["spec", "hostName"], json!("web"), "spec.hostName is immutable"),
-        (&["spec", "systemDisk"], json!({"diskType": "CLOUD_SSD", "diskSize": 60}), "spec.systemDisk is immutable"),
-        (&["spec", "dataDisks"], json!([{"diskSize": 100}]), "spec.dataDisks is immutable"),
-        (&["spec", "vpc"], json!({"vpcId": "vpc-gz000001", "subnetId": "subnet-gz000003"}), "spec.vpc is immutable"),
-        (&["spec", "loginSettings"], json!({"keyIds": ["skey-gz000001"]}), "spec.loginSettings is immutable"),
-        (&["spec", "userData"], json!("ZWNobyBoaQ=="), "spec.userData is immutable"),
-        (&["spec", "instanceId"], json!("ins-abcdefgh"), "spec.instanceId is immutable"),
-        (&["spec", "tags"], json!({"team": "a"}), "spec.tags is immutable"),
-        (&["spec", "projectId"], json!(3), "spec.projectId is immutable"),
+        (
+            &["spec", "zone"],
+            json!("ap-guangzhou-4"),
+            "spec.zone is immutable",
+        ),
+        (
+            &["spec", "region"],
+            json!("ap-shanghai"),
+            "spec.region is immutable",
+        ),
+        (
+            &["spec", "imageId"],
+            json!("img-487zeit5"),
+            "spec.imageId is immutable",
+        ),
+        (
+            &["spec", "instanceChargeType"],
+            json!("SPOTPAID"),
+            "spec.instanceChargeType is immutable",
+        ),
+        (
+            &["spec", "hostName"],
+            json!("web"),
+            "spec.hostName is immutable",
+        ),
+        (
+            &["spec", "systemDisk"],
+            json!({"diskType": "CLOUD_SSD", "diskSize": 60}),
+            "spec.systemDisk is immutable",
+        ),
+        (
+            &["spec", "dataDisks"],
+            json!([{"diskSize": 100}]),
+            "spec.dataDisks is immutable",
+        ),
+        (
+            &["spec", "vpc"],
+            json!({"vpcId": "vpc-gz000001", "subnetId": "subnet-gz000003"}),
+            "spec.vpc is immutable",
+        ),
+        (
+            &["spec", "loginSettings"],
+            json!({"keyIds": ["skey-gz000001"]}),
+            "spec.loginSettings is immutable",
+        ),
+        (
+            &["spec", "userData"],
+            json!("ZWNobyBoaQ=="),
+            "spec.userData is immutable",
+        ),
+        (
+            &["spec", "instanceId"],
+            json!("ins-abcdefgh"),
+            "spec.instanceId is immutable",
+        ),
+        (
+            &["spec", "tags"],
+            json!({"team": "a"}),
+            "spec.tags is immutable",
+        ),
+        (
+            &["spec", "projectId"],
+            json!(3),
+            "spec.projectId is immutable",
+        ),
     ];
     for (path, value, message) in cases {
         let err = update_error(base(), with(base(), path, value.clone()));
@@ -96,9 +151,18 @@ fn mutable_fields_pass_update_rules() {
 #[test]
 fn creation_rules_check_combinations() {
     let bad: Vec<(serde_json::Value, &str)> = vec![
-        (with(base(), &["spec", "zone"], json!("ap-shanghai-2")), "spec.zone must be a zone of spec.region"),
-        (with(base(), &["spec", "instanceChargeType"], json!("PREPAID")), "spec.prepaid is required"),
-        (with(base(), &["spec", "prepaid"], json!({"period": 1})), "spec.prepaid is only allowed"),
+        (
+            with(base(), &["spec", "zone"], json!("ap-shanghai-2")),
+            "spec.zone must be a zone of spec.region",
+        ),
+        (
+            with(base(), &["spec", "instanceChargeType"], json!("PREPAID")),
+            "spec.prepaid is required",
+        ),
+        (
+            with(base(), &["spec", "prepaid"], json!({"period": 1})),
+            "spec.prepaid is only allowed",
+        ),
         (
             with(
                 with(base(), &["spec", "instanceChargeType"], json!("PREPAID")),
@@ -108,7 +172,11 @@ fn creation_rules_check_combinations() {
             "spec.prepaid.period must be",
         ),
         (
-            with(base(), &["spec", "tags"], json!({"cvm.tencentcloud.io/uid": "x"})),
+            with(
+                base(),
+                &["spec", "tags"],
+                json!({"cvm.tencentcloud.io/uid": "x"}),
+            ),
             "reserved prefix",
         ),
         (
@@ -120,10 +188,17 @@ fn creation_rules_check_combinations() {
             "mutually exclusive",
         ),
         (
-            with(base(), &["spec", "internetAccessible"], json!({"internetMaxBandwidthOut": 0, "publicIpAssigned": true})),
+            with(
+                base(),
+                &["spec", "internetAccessible"],
+                json!({"internetMaxBandwidthOut": 0, "publicIpAssigned": true}),
+            ),
             "publicIpAssigned needs",
         ),
-        (with(base(), &["spec", "dataDisks"], json!([{"diskSize": 15}])), "multiple of 10"),
+        (
+            with(base(), &["spec", "dataDisks"], json!([{"diskSize": 15}])),
+            "multiple of 10",
+        ),
     ];
     for (v, msg) in bad {
         let err = format!("{:?}", cr(v.clone()).validate_cel());
@@ -136,8 +211,14 @@ fn generated_crd_has_the_promised_shape() {
     let crd = CvmInstance::crd();
     assert_eq!(crd.spec.group, GROUP);
     assert_eq!(crd.spec.scope, "Namespaced");
-    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["cvm".to_string()][..]));
-    assert_eq!(crd.spec.names.categories.as_deref(), Some(&["tencentcloud".to_string()][..]));
+    assert_eq!(
+        crd.spec.names.short_names.as_deref(),
+        Some(&["cvm".to_string()][..])
+    );
+    assert_eq!(
+        crd.spec.names.categories.as_deref(),
+        Some(&["tencentcloud".to_string()][..])
+    );
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
     let cols: Vec<&str> = v
@@ -147,7 +228,15 @@ fn generated_crd_has_the_promised_shape() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    for want in ["Instance ID", "State", "Type", "Zone", "Public IP", "Ready", "Age"] {
+    for want in [
+        "Instance ID",
+        "State",
+        "Type",
+        "Zone",
+        "Public IP",
+        "Ready",
+        "Age",
+    ] {
         assert!(cols.contains(&want), "{cols:?}");
     }
     let json = serde_json::to_string(&crd).unwrap();

@@ -489,52 +489,59 @@ fn transport_error(action: &str, e: reqwest::Error, timeout: Duration) -> CloudE
 }
 
 /// Decodes `{"Response": {...}}`: an `Error` object becomes
-/// [`CloudError::Api`], anything else the typed body.
+/// [`CloudError::Api`], anything else the typed body. Two passes over the
+/// bytes (a probe for Error/RequestId, then the body), no intermediate tree.
 pub fn decode_envelope<T: serde::de::DeserializeOwned>(
     action: &str,
     bytes: &[u8],
 ) -> Result<Reply<T>, CloudError> {
     #[derive(serde::Deserialize)]
-    struct Envelope {
-        #[serde(rename = "Response")]
-        response: serde_json::Map<String, serde_json::Value>,
+    struct ErrorBody {
+        #[serde(rename = "Code", default)]
+        code: Option<String>,
+        #[serde(rename = "Message", default)]
+        message: Option<String>,
     }
-    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| CloudError::Decode {
+    #[derive(serde::Deserialize)]
+    struct ProbeInner {
+        #[serde(rename = "Error", default)]
+        error: Option<ErrorBody>,
+        #[serde(rename = "RequestId", default)]
+        request_id: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "Response")]
+        response: ProbeInner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Full<T> {
+        #[serde(rename = "Response")]
+        response: T,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| CloudError::Decode {
         action: action.into(),
         detail: format!("not a CVM response envelope: {e}"),
         request_id: None,
     })?;
-    let mut response = env.response;
-    let request_id = response
-        .get("RequestId")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    if let Some(err) = response.get("Error") {
-        let code = err
-            .get("Code")
-            .and_then(|v| v.as_str())
-            .unwrap_or("UnknownError");
-        let message = err
-            .get("Message")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
+    let request_id = probe.response.request_id.unwrap_or_default();
+    if let Some(err) = probe.response.error {
         return Err(CloudError::Api {
             action: action.into(),
-            code: code.into(),
-            message: message.into(),
+            code: err.code.unwrap_or_else(|| "UnknownError".into()),
+            message: err.message.unwrap_or_default(),
             request_id,
         });
     }
-    response.remove("RequestId");
-    let body = serde_json::from_value(serde_json::Value::Object(response)).map_err(|e| {
-        CloudError::Decode {
-            action: action.into(),
-            detail: e.to_string(),
-            request_id: Some(request_id.clone()),
-        }
+    let full: Full<T> = serde_json::from_slice(bytes).map_err(|e| CloudError::Decode {
+        action: action.into(),
+        detail: e.to_string(),
+        request_id: Some(request_id.clone()),
     })?;
-    Ok(Reply { request_id, body })
+    Ok(Reply {
+        request_id,
+        body: full.response,
+    })
 }
 
 #[cfg(test)]

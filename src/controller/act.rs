@@ -23,7 +23,10 @@ pub enum ActError {
 
 /// The RunInstances request for a resource. Secrets referenced by the spec
 /// are resolved here and travel only inside the request (redacted in Debug).
-pub async fn run_request(obj: &CvmInstance, secrets: &CredentialStore) -> Result<model::RunInstancesRequest, CredentialsError> {
+pub async fn run_request(
+    obj: &CvmInstance,
+    secrets: &CredentialStore,
+) -> Result<model::RunInstancesRequest, CredentialsError> {
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
     let uid = obj.uid().unwrap_or_default();
@@ -80,15 +83,15 @@ pub async fn run_request(obj: &CvmInstance, secrets: &CredentialStore) -> Result
             period: Some(p.period),
             renew_flag: Some(p.renew_flag.as_str().to_string()),
         }),
-        instance_market_options: (spec.instance_charge_type == InstanceChargeType::SPOTPAID).then(|| {
-            model::InstanceMarketOptions {
+        instance_market_options: (spec.instance_charge_type == InstanceChargeType::SPOTPAID).then(
+            || model::InstanceMarketOptions {
                 market_type: Some("spot".into()),
                 spot_options: Some(model::SpotMarketOptions {
                     max_price: spec.spot.as_ref().and_then(|s| s.max_price.clone()),
                     spot_instance_type: Some("one-time".into()),
                 }),
-            }
-        }),
+            },
+        ),
         instance_type: Some(spec.instance_type.clone()),
         system_disk: spec.system_disk.as_ref().map(|d| model::SystemDisk {
             disk_type: Some(d.disk_type.as_str().to_string()),
@@ -112,12 +115,15 @@ pub async fn run_request(obj: &CvmInstance, secrets: &CredentialStore) -> Result
             private_ip_addresses: v.private_ip_address.clone().map(|ip| vec![ip]),
             ..Default::default()
         }),
-        internet_accessible: spec.internet_accessible.as_ref().map(|i| model::InternetAccessible {
-            internet_charge_type: i.internet_charge_type.map(|c| c.as_str().to_string()),
-            internet_max_bandwidth_out: Some(i.internet_max_bandwidth_out),
-            public_ip_assigned: i.public_ip_assigned,
-            ..Default::default()
-        }),
+        internet_accessible: spec
+            .internet_accessible
+            .as_ref()
+            .map(|i| model::InternetAccessible {
+                internet_charge_type: i.internet_charge_type.map(|c| c.as_str().to_string()),
+                internet_max_bandwidth_out: Some(i.internet_max_bandwidth_out),
+                public_ip_assigned: i.public_ip_assigned,
+                ..Default::default()
+            }),
         instance_count: Some(1),
         instance_name: Some(obj.desired_instance_name()),
         login_settings,
@@ -159,8 +165,15 @@ pub async fn execute(
     Ok(match action {
         CloudAction::Create => {
             let req = create.expect("a create carries its request");
-            let reply = client.call::<model::RunInstances>(creds, region, req).await?;
-            let id = reply.body.instance_id_set.unwrap_or_default().into_iter().next();
+            let reply = client
+                .call::<model::RunInstances>(creds, region, req)
+                .await?;
+            let id = reply
+                .body
+                .instance_id_set
+                .unwrap_or_default()
+                .into_iter()
+                .next();
             if id.is_none() {
                 // A replay while the first create is still processing can
                 // return no ids (seen on other Tencent products): retry later.
@@ -178,7 +191,11 @@ pub async fn execute(
         }
         CloudAction::Start => done(
             client
-                .call::<model::StartInstances>(creds, region, &model::StartInstancesRequest { instance_ids: ids })
+                .call::<model::StartInstances>(
+                    creds,
+                    region,
+                    &model::StartInstancesRequest { instance_ids: ids },
+                )
                 .await?
                 .request_id,
         ),

@@ -10,8 +10,8 @@
 use crate::api::{CvmInstance, SecretKeyRef};
 use crate::cloud::{Credentials, Secret};
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
-use kube::api::Api;
 use kube::ResourceExt;
+use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -52,20 +52,26 @@ impl CredentialsError {
     /// The condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            CredentialsError::NoDefault | CredentialsError::SecretNotFound { .. } => "CredentialsNotFound",
-            CredentialsError::MissingKey { .. } | CredentialsError::Invalid { .. } => "CredentialsInvalid",
+            CredentialsError::NoDefault | CredentialsError::SecretNotFound { .. } => {
+                "CredentialsNotFound"
+            }
+            CredentialsError::MissingKey { .. } | CredentialsError::Invalid { .. } => {
+                "CredentialsInvalid"
+            }
             CredentialsError::Unreadable { .. } => "CredentialsUnreadable",
         }
     }
 }
 
 type SecretData = BTreeMap<String, Secret>;
+/// (namespace, name) → when read, and the data (None: no such Secret).
+type SecretCache = HashMap<(String, String), (Instant, Option<SecretData>)>;
 
 pub struct CredentialStore {
     client: kube::Client,
     default: Option<Credentials>,
     ttl: Duration,
-    secrets: Mutex<HashMap<(String, String), (Instant, Option<SecretData>)>>,
+    secrets: Mutex<SecretCache>,
     last_used: Mutex<HashMap<String, Credentials>>,
 }
 
@@ -80,19 +86,30 @@ impl CredentialStore {
         }
     }
 
-    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, CredentialsError> {
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<SecretData>, CredentialsError> {
         let key = (namespace.to_string(), name.to_string());
-        if let Some((at, data)) = self.secrets.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            if at.elapsed() < self.ttl {
-                return Ok(data.clone());
-            }
+        if let Some((at, data)) = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(data.clone());
         }
         let api: Api<K8sSecret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api.get_opt(name).await.map_err(|e| CredentialsError::Unreadable {
-            namespace: namespace.into(),
-            name: name.into(),
-            message: e.to_string(),
-        })?;
+        let secret = api
+            .get_opt(name)
+            .await
+            .map_err(|e| CredentialsError::Unreadable {
+                namespace: namespace.into(),
+                name: name.into(),
+                message: e.to_string(),
+            })?;
         let data = secret.map(|s| {
             let mut out = SecretData::new();
             for (k, v) in s.string_data.unwrap_or_default() {
@@ -113,16 +130,25 @@ impl CredentialStore {
     }
 
     /// One value of a Secret in `namespace`.
-    pub async fn secret_value(&self, namespace: &str, r: &SecretKeyRef) -> Result<Secret, CredentialsError> {
-        let data = self.secret(namespace, &r.name).await?.ok_or(CredentialsError::SecretNotFound {
-            namespace: namespace.into(),
-            name: r.name.clone(),
-        })?;
-        data.get(&r.key).cloned().ok_or(CredentialsError::MissingKey {
-            namespace: namespace.into(),
-            name: r.name.clone(),
-            key: r.key.clone(),
-        })
+    pub async fn secret_value(
+        &self,
+        namespace: &str,
+        r: &SecretKeyRef,
+    ) -> Result<Secret, CredentialsError> {
+        let data =
+            self.secret(namespace, &r.name)
+                .await?
+                .ok_or(CredentialsError::SecretNotFound {
+                    namespace: namespace.into(),
+                    name: r.name.clone(),
+                })?;
+        data.get(&r.key)
+            .cloned()
+            .ok_or(CredentialsError::MissingKey {
+                namespace: namespace.into(),
+                name: r.name.clone(),
+                key: r.key.clone(),
+            })
     }
 
     /// The credentials `obj` uses now.
@@ -154,10 +180,12 @@ impl CredentialStore {
                     .await?
                     .and_then(|d| d.get(KEY_TOKEN).cloned())
                     .map(|t| t.expose().to_string());
-                Credentials::new(id.expose(), key.expose(), token).map_err(|e| CredentialsError::Invalid {
-                    namespace: ns.clone(),
-                    name: r.name.clone(),
-                    why: e.to_string(),
+                Credentials::new(id.expose(), key.expose(), token).map_err(|e| {
+                    CredentialsError::Invalid {
+                        namespace: ns.clone(),
+                        name: r.name.clone(),
+                        why: e.to_string(),
+                    }
                 })?
             }
         };
@@ -172,10 +200,17 @@ impl CredentialStore {
 
     /// The last credentials that worked for this resource (for cleanup).
     pub fn remembered(&self, uid: &str) -> Option<Credentials> {
-        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).get(uid).cloned()
+        self.last_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
     }
 
     pub fn forget(&self, uid: &str) {
-        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.last_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 }

@@ -51,16 +51,37 @@ impl Default for Metrics {
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
         let errors = Family::<ClassLabels, Counter>::default();
-        registry.register("reconcile_errors", "Reconcile errors by class", errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by class",
+            errors.clone(),
+        );
         let cloud_calls = Family::<CallLabels, Counter>::default();
-        registry.register("cloud_calls", "CVM API calls (HTTP attempts) by action and result", cloud_calls.clone());
-        let cloud_latency =
-            Family::<ActionLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 12)));
-        registry.register("cloud_call_duration_seconds", "CVM API call latency", cloud_latency.clone());
+        registry.register(
+            "cloud_calls",
+            "CVM API calls (HTTP attempts) by action and result",
+            cloud_calls.clone(),
+        );
+        let cloud_latency = Family::<ActionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 12))
+        });
+        registry.register(
+            "cloud_call_duration_seconds",
+            "CVM API call latency",
+            cloud_latency.clone(),
+        );
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
         let instances = Family::<StateLabels, Gauge>::default();
-        registry.register("instances", "Managed instances by observed state", instances.clone());
+        registry.register(
+            "instances",
+            "Managed instances by observed state",
+            instances.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -92,26 +113,37 @@ impl Metrics {
 
     pub fn reconciled(&self, result: &str) {
         self.reconciles
-            .get_or_create(&ResultLabels { result: result.into() })
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
             .inc();
     }
 
     pub fn error(&self, class: Option<ErrorClass>) {
         let class = class.map(ErrorClass::as_str).unwrap_or("kubernetes");
-        self.errors.get_or_create(&ClassLabels { class: class.into() }).inc();
+        self.errors
+            .get_or_create(&ClassLabels {
+                class: class.into(),
+            })
+            .inc();
     }
 
     /// Replaces the instance-state gauge.
     pub fn set_instance_states(&self, counts: &std::collections::HashMap<String, i64>) {
         self.instances.clear();
         for (state, n) in counts {
-            self.instances.get_or_create(&StateLabels { state: state.clone() }).set(*n);
+            self.instances
+                .get_or_create(&StateLabels {
+                    state: state.clone(),
+                })
+                .set(*n);
         }
     }
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
         out
     }
 }

@@ -14,12 +14,12 @@ pub mod status;
 use crate::api::CvmInstance;
 use crate::cloud::{ClientConfig, Credentials, CvmClient};
 use futures::StreamExt;
+use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::Resource;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +60,15 @@ pub struct Handles {
 
 /// Builds the shared pieces: metrics (fed by the client), the client and the
 /// observer. Separate from [`run`] so the HTTP server can start first.
-pub fn handles(config: &Config) -> Result<(Handles, tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>), RunError> {
+pub fn handles(
+    config: &Config,
+) -> Result<
+    (
+        Handles,
+        tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>,
+    ),
+    RunError,
+> {
     let metrics = Arc::new(metrics::Metrics::default());
     let mut client_config = config.client.clone();
     let m = metrics.clone();
@@ -98,7 +106,9 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    api.list(&ListParams::default().limit(1)).await.map_err(RunError::CrdMissing)?;
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map_err(RunError::CrdMissing)?;
 
     let recorder = Recorder::new(
         client.clone(),
@@ -137,7 +147,10 @@ pub async fn run(
         .modify(slim)
         .reflect(writer)
         .applied_objects();
-    let wake = futures::stream::unfold(wake, |mut rx| async move { rx.recv().await.map(|o| (o, rx)) });
+    let wake = futures::stream::unfold(
+        wake,
+        |mut rx| async move { rx.recv().await.map(|o| (o, rx)) },
+    );
     tracing::info!(
         namespace = config.watch_namespace.as_deref().unwrap_or("<all>"),
         selector = config.label_selector.as_deref().unwrap_or(""),

@@ -47,7 +47,10 @@ impl Observation {
         use crate::cloud::model::OperationState;
         Self {
             id: i.id().to_string(),
-            state: i.instance_state.clone().unwrap_or(InstanceState::Other(String::new())),
+            state: i
+                .instance_state
+                .clone()
+                .unwrap_or(InstanceState::Other(String::new())),
             instance_type: i.instance_type.clone().unwrap_or_default(),
             name: i.instance_name.clone().unwrap_or_default(),
             zone: i.zone().unwrap_or_default().to_string(),
@@ -126,7 +129,7 @@ pub struct ObserverConfig {
 impl Default for ObserverConfig {
     fn default() -> Self {
         Self {
-            window: Duration::from_millis(50),
+            window: Duration::from_millis(25),
             fast_interval: Duration::from_secs(2),
             poll_interval: Duration::from_secs(300),
             hot_for: Duration::from_secs(60),
@@ -152,7 +155,10 @@ pub type StateCounts = HashMap<String, i64>;
 
 impl Observer {
     /// The observer and the stream of resources whose instance changed.
-    pub fn new(client: CvmClient, config: ObserverConfig) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>) {
+    pub fn new(
+        client: CvmClient,
+        config: ObserverConfig,
+    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>) {
         let (wake, rx) = mpsc::unbounded_channel();
         (
             Self {
@@ -180,7 +186,13 @@ impl Observer {
     }
 
     /// Includes `id` in the sweeps, waking `object` when it changes.
-    pub fn register(&self, key: &FleetKey, creds: &Credentials, id: &str, object: ObjectRef<CvmInstance>) {
+    pub fn register(
+        &self,
+        key: &FleetKey,
+        creds: &Credentials,
+        id: &str,
+        object: ObjectRef<CvmInstance>,
+    ) {
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
             fleet.creds = Some(creds.clone());
@@ -188,7 +200,10 @@ impl Observer {
                 .members
                 .entry(id.to_string())
                 .and_modify(|m| m.object = object.clone())
-                .or_insert(Member { object, hot_until: None });
+                .or_insert(Member {
+                    object,
+                    hot_until: None,
+                });
         });
     }
 
@@ -232,10 +247,10 @@ impl Observer {
         let (tx, rx) = oneshot::channel();
         let flush_now = self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            if let Some(c) = fleet.cache.get(id) {
-                if c.at.elapsed() <= max_age {
-                    return Err(c.value.clone());
-                }
+            if let Some(c) = fleet.cache.get(id)
+                && c.at.elapsed() <= max_age
+            {
+                return Err(c.value.clone());
             }
             fleet.creds = Some(creds.clone());
             fleet.pending.push((id.to_string(), tx));
@@ -312,7 +327,11 @@ impl Observer {
         creds: &Credentials,
         ids: &[String],
     ) -> Result<HashMap<String, Arc<Observation>>, CloudError> {
-        let instances = self.inner.client.describe_instances_by_ids(creds, &key.region, ids).await?;
+        let instances = self
+            .inner
+            .client
+            .describe_instances_by_ids(creds, &key.region, ids)
+            .await?;
         let now = Instant::now();
         let found: HashMap<String, Arc<Observation>> = instances
             .iter()
@@ -333,7 +352,13 @@ impl Observer {
                     }
                 }
                 // Only members and explicit lookups are cached.
-                fleet.cache.insert(id.clone(), Cached { at: now, value: new });
+                fleet.cache.insert(
+                    id.clone(),
+                    Cached {
+                        at: now,
+                        value: new,
+                    },
+                );
             }
         });
         for object in wake {
@@ -356,7 +381,10 @@ impl Observer {
                         .iter_mut()
                         .filter(|(id, m)| {
                             let hot = m.hot_until.is_some_and(|t| t > now);
-                            let stale = f.cache.get(*id).is_none_or(|c| now.duration_since(c.at) >= older_than);
+                            let stale = f
+                                .cache
+                                .get(*id)
+                                .is_none_or(|c| now.duration_since(c.at) >= older_than);
                             (!only_hot || hot) && stale
                         })
                         .map(|(id, _)| id.clone())
@@ -428,14 +456,22 @@ impl Observer {
             .describe_instances_filtered(
                 creds,
                 &key.region,
-                vec![crate::cloud::model::Filter::new(format!("tag:{}", crate::api::UID_TAG), [uid])],
+                vec![crate::cloud::model::Filter::new(
+                    format!("tag:{}", crate::api::UID_TAG),
+                    [uid],
+                )],
             )
             .await?;
         // Prefer a live instance over a terminating one if there are several.
         let best = found
             .iter()
             .map(Observation::from_instance)
-            .min_by_key(|o| matches!(o.state, InstanceState::Terminating | InstanceState::LaunchFailed));
+            .min_by_key(|o| {
+                matches!(
+                    o.state,
+                    InstanceState::Terminating | InstanceState::LaunchFailed
+                )
+            });
         if let Some(o) = &best {
             let o = Arc::new(o.clone());
             self.with_fleets(|fleets| {

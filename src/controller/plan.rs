@@ -3,7 +3,10 @@
 //! every (state, operation state, difference) has a tested answer below.
 
 use super::observe::Observation;
-use crate::api::{CvmInstanceSpec, DeletionPolicy, ManagementPolicy, ResizePolicy, RunState, StopType, StoppedMode};
+use crate::api::{
+    CvmInstanceSpec, DeletionPolicy, ManagementPolicy, ResizePolicy, RunState, StopType,
+    StoppedMode,
+};
 use crate::cloud::model::InstanceState;
 
 /// What the cloud shows for this resource.
@@ -13,7 +16,9 @@ pub enum Observed<'a> {
     NotCreated,
     /// An id is known (from status or `spec.instanceId`) but the cloud does
     /// not list it.
-    Missing { instance_id: &'a str },
+    Missing {
+        instance_id: &'a str,
+    },
     Present(&'a Observation),
 }
 
@@ -67,9 +72,9 @@ impl CloudAction {
             CloudAction::Stop { .. } => "StopInstances",
             CloudAction::ResetType { .. } => "ResetInstancesType",
             CloudAction::SetBandwidth { .. } => "ResetInstancesInternetMaxBandwidth",
-            CloudAction::Rename { .. } | CloudAction::SetSecurityGroups { .. } | CloudAction::SetTerminationProtection { .. } => {
-                "ModifyInstancesAttribute"
-            }
+            CloudAction::Rename { .. }
+            | CloudAction::SetSecurityGroups { .. }
+            | CloudAction::SetTerminationProtection { .. } => "ModifyInstancesAttribute",
             CloudAction::Terminate => "TerminateInstances",
         }
     }
@@ -79,14 +84,25 @@ impl CloudAction {
         match self {
             CloudAction::Create => "creating the instance".into(),
             CloudAction::Start => "starting the instance".into(),
-            CloudAction::Stop { for_resize: true, .. } => "stopping the instance to change its type".into(),
+            CloudAction::Stop {
+                for_resize: true, ..
+            } => "stopping the instance to change its type".into(),
             CloudAction::Stop { .. } => "stopping the instance".into(),
-            CloudAction::ResetType { instance_type } => format!("changing the instance type to {instance_type}"),
-            CloudAction::SetBandwidth { mbps } => format!("setting the outbound bandwidth to {mbps} Mbps"),
+            CloudAction::ResetType { instance_type } => {
+                format!("changing the instance type to {instance_type}")
+            }
+            CloudAction::SetBandwidth { mbps } => {
+                format!("setting the outbound bandwidth to {mbps} Mbps")
+            }
             CloudAction::Rename { name } => format!("renaming the instance to {name:?}"),
-            CloudAction::SetSecurityGroups { ids } => format!("setting the security groups to {}", ids.join(",")),
+            CloudAction::SetSecurityGroups { ids } => {
+                format!("setting the security groups to {}", ids.join(","))
+            }
             CloudAction::SetTerminationProtection { enabled } => {
-                format!("{} termination protection", if *enabled { "enabling" } else { "disabling" })
+                format!(
+                    "{} termination protection",
+                    if *enabled { "enabling" } else { "disabling" }
+                )
             }
             CloudAction::Terminate => "terminating the instance".into(),
         }
@@ -96,12 +112,30 @@ impl CloudAction {
 /// A difference between the spec and the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
-    PowerState { want: String, have: String },
-    InstanceType { want: String, have: String },
-    Bandwidth { want: i64, have: i64 },
-    Name { want: String, have: String },
-    SecurityGroups { want: Vec<String>, have: Vec<String> },
-    TerminationProtection { want: bool, have: bool },
+    PowerState {
+        want: String,
+        have: String,
+    },
+    InstanceType {
+        want: String,
+        have: String,
+    },
+    Bandwidth {
+        want: i64,
+        have: i64,
+    },
+    Name {
+        want: String,
+        have: String,
+    },
+    SecurityGroups {
+        want: Vec<String>,
+        have: Vec<String>,
+    },
+    TerminationProtection {
+        want: bool,
+        have: bool,
+    },
 }
 
 impl std::fmt::Display for Drift {
@@ -109,10 +143,17 @@ impl std::fmt::Display for Drift {
         match self {
             Drift::PowerState { want, have } => write!(f, "state is {have}, spec wants {want}"),
             Drift::InstanceType { want, have } => write!(f, "type is {have}, spec wants {want}"),
-            Drift::Bandwidth { want, have } => write!(f, "bandwidth is {have} Mbps, spec wants {want}"),
+            Drift::Bandwidth { want, have } => {
+                write!(f, "bandwidth is {have} Mbps, spec wants {want}")
+            }
             Drift::Name { want, have } => write!(f, "name is {have:?}, spec wants {want:?}"),
             Drift::SecurityGroups { want, have } => {
-                write!(f, "security groups are [{}], spec wants [{}]", have.join(","), want.join(","))
+                write!(
+                    f,
+                    "security groups are [{}], spec wants [{}]",
+                    have.join(","),
+                    want.join(",")
+                )
             }
             Drift::TerminationProtection { want, have } => {
                 write!(f, "termination protection is {have}, spec wants {want}")
@@ -153,7 +194,10 @@ pub enum Wait {
 impl Wait {
     /// Waits that end by themselves soon (poll fast).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Wait::Transitioning { .. } | Wait::OperationInProgress { .. })
+        matches!(
+            self,
+            Wait::Transitioning { .. } | Wait::OperationInProgress { .. }
+        )
     }
 }
 
@@ -209,13 +253,13 @@ pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Ve
             have: have_state,
         });
     }
-    if let Some(ia) = &spec.internet_accessible {
-        if ia.internet_max_bandwidth_out != o.bandwidth_out {
-            out.push(Drift::Bandwidth {
-                want: ia.internet_max_bandwidth_out,
-                have: o.bandwidth_out,
-            });
-        }
+    if let Some(ia) = &spec.internet_accessible
+        && ia.internet_max_bandwidth_out != o.bandwidth_out
+    {
+        out.push(Drift::Bandwidth {
+            want: ia.internet_max_bandwidth_out,
+            have: o.bandwidth_out,
+        });
     }
     if o.name != instance_name {
         out.push(Drift::Name {
@@ -223,21 +267,21 @@ pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Ve
             have: o.name.clone(),
         });
     }
-    if let Some(sgs) = &spec.security_group_ids {
-        if *sgs != o.security_group_ids {
-            out.push(Drift::SecurityGroups {
-                want: sgs.clone(),
-                have: o.security_group_ids.clone(),
-            });
-        }
+    if let Some(sgs) = &spec.security_group_ids
+        && *sgs != o.security_group_ids
+    {
+        out.push(Drift::SecurityGroups {
+            want: sgs.clone(),
+            have: o.security_group_ids.clone(),
+        });
     }
-    if let Some(p) = spec.disable_api_termination {
-        if p != o.disable_api_termination {
-            out.push(Drift::TerminationProtection {
-                want: p,
-                have: o.disable_api_termination,
-            });
-        }
+    if let Some(p) = spec.disable_api_termination
+        && p != o.disable_api_termination
+    {
+        out.push(Drift::TerminationProtection {
+            want: p,
+            have: o.disable_api_termination,
+        });
     }
     out
 }
@@ -281,7 +325,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 } else if o.disable_api_termination {
                     if spec.disable_api_termination == Some(false) {
                         Plan {
-                            step: Step::Act(CloudAction::SetTerminationProtection { enabled: false }),
+                            step: Step::Act(CloudAction::SetTerminationProtection {
+                                enabled: false,
+                            }),
                             drift: Vec::new(),
                         }
                     } else {
@@ -308,7 +354,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 });
             }
             if let Some(action) = input.blocked {
-                return wait(Wait::Blocked { action: action.into() });
+                return wait(Wait::Blocked {
+                    action: action.into(),
+                });
             }
             if input.paused {
                 return wait(Wait::Paused {
@@ -360,7 +408,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         return with_drift(Step::Wait(Wait::ObserveOnly));
     }
     if let Some(action) = input.blocked {
-        return with_drift(Step::Wait(Wait::Blocked { action: action.into() }));
+        return with_drift(Step::Wait(Wait::Blocked {
+            action: action.into(),
+        }));
     }
 
     let running = o.state == InstanceState::Running;
@@ -409,8 +459,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }),
             Drift::Bandwidth { want, .. } => Some(CloudAction::SetBandwidth { mbps: *want }),
             Drift::Name { want, .. } => Some(CloudAction::Rename { name: want.clone() }),
-            Drift::SecurityGroups { want, .. } => Some(CloudAction::SetSecurityGroups { ids: want.clone() }),
-            Drift::TerminationProtection { want, .. } => Some(CloudAction::SetTerminationProtection { enabled: *want }),
+            Drift::SecurityGroups { want, .. } => {
+                Some(CloudAction::SetSecurityGroups { ids: want.clone() })
+            }
+            Drift::TerminationProtection { want, .. } => {
+                Some(CloudAction::SetTerminationProtection { enabled: *want })
+            }
         };
         if let Some(a) = action {
             next = Some(a);

@@ -80,15 +80,31 @@ const ALL_STATES: &[InstanceState] = &[
 ];
 
 /// The kinds of difference, each applied to a matching spec/observation.
-fn differences() -> Vec<(&'static str, Box<dyn Fn(&mut CvmInstanceSpec)>)> {
+type Difference = (&'static str, Box<dyn Fn(&mut CvmInstanceSpec)>);
+
+fn differences() -> Vec<Difference> {
     vec![
         ("none", Box::new(|_| {})),
         ("type", Box::new(|s| s.instance_type = "S5.LARGE8".into())),
         ("power", Box::new(|s| s.run_state = RunState::Stopped)),
-        ("bandwidth", Box::new(|s| s.internet_accessible.as_mut().unwrap().internet_max_bandwidth_out = 20)),
+        (
+            "bandwidth",
+            Box::new(|s| {
+                s.internet_accessible
+                    .as_mut()
+                    .unwrap()
+                    .internet_max_bandwidth_out = 20
+            }),
+        ),
         ("name", Box::new(|s| s.instance_name = Some("other".into()))),
-        ("security-groups", Box::new(|s| s.security_group_ids = Some(vec!["sg-gz000002".into()]))),
-        ("protection", Box::new(|s| s.disable_api_termination = Some(true))),
+        (
+            "security-groups",
+            Box::new(|s| s.security_group_ids = Some(vec!["sg-gz000002".into()])),
+        ),
+        (
+            "protection",
+            Box::new(|s| s.disable_api_termination = Some(true)),
+        ),
     ]
 }
 
@@ -106,9 +122,14 @@ fn transitional_and_foreign_states_always_wait() {
             match state {
                 InstanceState::Running | InstanceState::Stopped => {}
                 InstanceState::LaunchFailed => {
-                    assert!(matches!(got, Step::Wait(Wait::LaunchFailed { .. })), "{state} {what}: {got:?}")
+                    assert!(
+                        matches!(got, Step::Wait(Wait::LaunchFailed { .. })),
+                        "{state} {what}: {got:?}"
+                    )
                 }
-                InstanceState::Shutdown => assert_eq!(got, Step::Wait(Wait::RecycleBin), "{state} {what}"),
+                InstanceState::Shutdown => {
+                    assert_eq!(got, Step::Wait(Wait::RecycleBin), "{state} {what}")
+                }
                 _ => assert_eq!(
                     got,
                     Step::Wait(Wait::Transitioning {
@@ -165,15 +186,26 @@ fn every_difference_on_a_running_instance() {
                 for_resize: false,
             }),
         ),
-        ("bandwidth", Step::Act(CloudAction::SetBandwidth { mbps: 20 })),
-        ("name", Step::Act(CloudAction::Rename { name: "other".into() })),
+        (
+            "bandwidth",
+            Step::Act(CloudAction::SetBandwidth { mbps: 20 }),
+        ),
+        (
+            "name",
+            Step::Act(CloudAction::Rename {
+                name: "other".into(),
+            }),
+        ),
         (
             "security-groups",
             Step::Act(CloudAction::SetSecurityGroups {
                 ids: vec!["sg-gz000002".into()],
             }),
         ),
-        ("protection", Step::Act(CloudAction::SetTerminationProtection { enabled: true })),
+        (
+            "protection",
+            Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
+        ),
     ];
     for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
         assert_eq!(what, what2);
@@ -181,10 +213,17 @@ fn every_difference_on_a_running_instance() {
         diff(&mut s);
         let p = run(&s, &o);
         assert_eq!(p.step, want, "{what}");
-        assert_eq!(p.drift.len(), usize::from(what != "none"), "{what}: {:?}", p.drift);
+        assert_eq!(
+            p.drift.len(),
+            usize::from(what != "none"),
+            "{what}: {:?}",
+            p.drift
+        );
         // The same with instanceName coming from spec.instanceName.
         if what == "name" {
-            assert!(matches!(&p.drift[0], Drift::Name { want, have } if want == "other" && have == "web"));
+            assert!(
+                matches!(&p.drift[0], Drift::Name { want, have } if want == "other" && have == "web")
+            );
         }
     }
 }
@@ -208,15 +247,26 @@ fn every_difference_on_a_stopped_instance() {
         ),
         // "power" sets runState Stopped, which already holds here.
         ("power", Step::Wait(Wait::InSync)),
-        ("bandwidth", Step::Act(CloudAction::SetBandwidth { mbps: 20 })),
-        ("name", Step::Act(CloudAction::Rename { name: "other".into() })),
+        (
+            "bandwidth",
+            Step::Act(CloudAction::SetBandwidth { mbps: 20 }),
+        ),
+        (
+            "name",
+            Step::Act(CloudAction::Rename {
+                name: "other".into(),
+            }),
+        ),
         (
             "security-groups",
             Step::Act(CloudAction::SetSecurityGroups {
                 ids: vec!["sg-gz000002".into()],
             }),
         ),
-        ("protection", Step::Act(CloudAction::SetTerminationProtection { enabled: true })),
+        (
+            "protection",
+            Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
+        ),
     ];
     for ((what, diff), (_, want)) in differences().into_iter().zip(table) {
         let mut s = stopped_spec.clone();
@@ -241,19 +291,37 @@ fn resize_choreography_stop_resize_start() {
     s.instance_type = "S5.LARGE8".into();
     // 1. running → stop (keep charging), 2. stopped → resize, 3. resized → start.
     let running = obs();
-    assert!(matches!(step(&s, &running), Step::Act(CloudAction::Stop { for_resize: true, .. })));
+    assert!(matches!(
+        step(&s, &running),
+        Step::Act(CloudAction::Stop {
+            for_resize: true,
+            ..
+        })
+    ));
     let stopped = Observation {
         state: InstanceState::Stopped,
         stop_charging_mode: "KEEP_CHARGING".into(),
         ..obs()
     };
-    assert!(matches!(step(&s, &stopped), Step::Act(CloudAction::ResetType { .. })));
+    assert!(matches!(
+        step(&s, &stopped),
+        Step::Act(CloudAction::ResetType { .. })
+    ));
     let resized = Observation {
         instance_type: "S5.LARGE8".into(),
         ..stopped
     };
     assert_eq!(step(&s, &resized), Step::Act(CloudAction::Start));
-    assert_eq!(step(&s, &Observation { state: InstanceState::Running, ..resized }), Step::Wait(Wait::InSync));
+    assert_eq!(
+        step(
+            &s,
+            &Observation {
+                state: InstanceState::Running,
+                ..resized
+            }
+        ),
+        Step::Wait(Wait::InSync)
+    );
 }
 
 #[test]
@@ -264,17 +332,31 @@ fn resize_policy_never_reports_and_still_applies_other_changes() {
     assert_eq!(step(&s, &obs()), Step::Wait(Wait::ResizeRequiresStop));
     // Other differences are still applied meanwhile.
     s.instance_name = Some("renamed".into());
-    assert_eq!(step(&s, &obs()), Step::Act(CloudAction::Rename { name: "renamed".into() }));
+    assert_eq!(
+        step(&s, &obs()),
+        Step::Act(CloudAction::Rename {
+            name: "renamed".into()
+        })
+    );
     // Once the user stops it, the resize may proceed.
     s.instance_name = None;
     s.run_state = RunState::Stopped;
-    assert!(matches!(step(&s, &obs()), Step::Act(CloudAction::Stop { for_resize: false, .. })));
+    assert!(matches!(
+        step(&s, &obs()),
+        Step::Act(CloudAction::Stop {
+            for_resize: false,
+            ..
+        })
+    ));
     let stopped = Observation {
         state: InstanceState::Stopped,
         stop_charging_mode: "KEEP_CHARGING".into(),
         ..obs()
     };
-    assert!(matches!(step(&s, &stopped), Step::Act(CloudAction::ResetType { .. })));
+    assert!(matches!(
+        step(&s, &stopped),
+        Step::Act(CloudAction::ResetType { .. })
+    ));
 }
 
 #[test]
@@ -315,7 +397,11 @@ fn observe_only_and_paused_never_act() {
         diff(&mut s);
         s.management_policy = ManagementPolicy::ObserveOnly;
         let p = run(&s, &obs());
-        let want = if what == "none" { Wait::InSync } else { Wait::ObserveOnly };
+        let want = if what == "none" {
+            Wait::InSync
+        } else {
+            Wait::ObserveOnly
+        };
         assert_eq!(p.step, Step::Wait(want), "{what}");
 
         let mut s = spec();
@@ -346,7 +432,10 @@ fn absent_instances() {
         paused,
         blocked,
     };
-    assert_eq!(plan(&input(Observed::NotCreated, false, None)).step, Step::Act(CloudAction::Create));
+    assert_eq!(
+        plan(&input(Observed::NotCreated, false, None)).step,
+        Step::Act(CloudAction::Create)
+    );
     assert_eq!(
         plan(&input(Observed::NotCreated, true, None)).step,
         Step::Wait(Wait::Paused {
@@ -361,7 +450,14 @@ fn absent_instances() {
     );
     // Vanished behind our back: reported, never recreated.
     assert_eq!(
-        plan(&input(Observed::Missing { instance_id: "ins-abcdefgh" }, false, None)).step,
+        plan(&input(
+            Observed::Missing {
+                instance_id: "ins-abcdefgh"
+            },
+            false,
+            None
+        ))
+        .step,
         Step::Wait(Wait::NotFound {
             instance_id: Some("ins-abcdefgh".into())
         })
@@ -438,14 +534,16 @@ fn deletion_in_every_state() {
             let got = delete(&s, Observed::Present(&o));
             let want = match (state, operating) {
                 (InstanceState::LaunchFailed, _) => Step::Release,
-                (InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown, false) => {
-                    Step::Act(CloudAction::Terminate)
-                }
-                (InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown, true) => {
-                    Step::Wait(Wait::OperationInProgress {
-                        operation: "RunInstances".into(),
-                    })
-                }
+                (
+                    InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown,
+                    false,
+                ) => Step::Act(CloudAction::Terminate),
+                (
+                    InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown,
+                    true,
+                ) => Step::Wait(Wait::OperationInProgress {
+                    operation: "RunInstances".into(),
+                }),
                 (other, _) => Step::Wait(Wait::Transitioning {
                     state: other.as_str().into(),
                 }),
@@ -454,7 +552,15 @@ fn deletion_in_every_state() {
         }
     }
     assert_eq!(delete(&s, Observed::NotCreated), Step::Release);
-    assert_eq!(delete(&s, Observed::Missing { instance_id: "ins-abcdefgh" }), Step::Release);
+    assert_eq!(
+        delete(
+            &s,
+            Observed::Missing {
+                instance_id: "ins-abcdefgh"
+            }
+        ),
+        Step::Release
+    );
 }
 
 #[test]
@@ -470,7 +576,10 @@ fn deletion_policies_and_protection() {
         disable_api_termination: true,
         ..obs()
     };
-    assert_eq!(delete(&spec(), Observed::Present(&protected)), Step::Wait(Wait::TerminationProtected));
+    assert_eq!(
+        delete(&spec(), Observed::Present(&protected)),
+        Step::Wait(Wait::TerminationProtected)
+    );
     let mut unprotect = spec();
     unprotect.disable_api_termination = Some(false);
     assert_eq!(
@@ -494,10 +603,19 @@ fn several_differences_are_fixed_in_order_one_per_step() {
     let mut s = spec();
     s.instance_type = "S5.LARGE8".into();
     s.instance_name = Some("other".into());
-    s.internet_accessible.as_mut().unwrap().internet_max_bandwidth_out = 1;
+    s.internet_accessible
+        .as_mut()
+        .unwrap()
+        .internet_max_bandwidth_out = 1;
     let p = run(&s, &obs());
     assert_eq!(p.drift.len(), 3);
-    assert!(matches!(p.step, Step::Act(CloudAction::Stop { for_resize: true, .. })));
+    assert!(matches!(
+        p.step,
+        Step::Act(CloudAction::Stop {
+            for_resize: true,
+            ..
+        })
+    ));
     // Unmanaged fields (spec says nothing) are not differences.
     let mut loose = spec();
     loose.security_group_ids = None;

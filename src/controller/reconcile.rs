@@ -11,7 +11,9 @@ use super::metrics::Metrics;
 use super::observe::{FleetKey, Observation, Observer};
 use super::plan::{self, CloudAction, Observed, Plan, PlanInput, Step, Wait};
 use super::status::{self, Outcome, SYNCED};
-use crate::api::{self, CvmInstance, CvmInstanceStatus, DeletionPolicy, LastOperation, ManagementPolicy, op_state};
+use crate::api::{
+    self, CvmInstance, CvmInstanceStatus, DeletionPolicy, LastOperation, ManagementPolicy, op_state,
+};
 use crate::cloud::{CloudError, Credentials, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -85,14 +87,19 @@ impl Context {
     fn backoff(&self, uid: &str, base: Duration) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = f.entry(uid.to_string()).or_insert(0);
-        let exp = base.saturating_mul(1u32 << (*n).min(10)).min(Duration::from_secs(300));
+        let exp = base
+            .saturating_mul(1u32 << (*n).min(10))
+            .min(Duration::from_secs(300));
         *n += 1;
         // Jitter in [0.75, 1.25) so failures of many objects spread out.
         exp.mul_f64(0.75 + fastrand::f64() * 0.5)
     }
 
     fn reset_backoff(&self, uid: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 
     fn jittered(&self, d: Duration) -> Duration {
@@ -113,7 +120,9 @@ fn now() -> Time {
 }
 
 fn rfc3339_now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Entry point for the controller.
@@ -127,8 +136,11 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
     );
     let started = Instant::now();
     let result = reconcile_inner(&obj, &ctx).instrument(span).await;
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
-    ctx.metrics.reconciled(if result.is_ok() { "ok" } else { "error" });
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconciled(if result.is_ok() { "ok" } else { "error" });
     if result.is_err() {
         ctx.metrics.error(None);
     }
@@ -160,13 +172,30 @@ async fn reconcile_inner(obj: &CvmInstance, ctx: &Context) -> Result<Action, Err
 
 /// Adds or removes our finalizer; the resourceVersion makes it a
 /// compare-and-swap, so a concurrent writer's finalizers are never lost.
-async fn set_finalizer(api: &Api<CvmInstance>, obj: &CvmInstance, present: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> = obj.finalizers().iter().filter(|f| *f != api::FINALIZER).cloned().collect();
+async fn set_finalizer(
+    api: &Api<CvmInstance>,
+    obj: &CvmInstance,
+    present: bool,
+) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != api::FINALIZER)
+        .cloned()
+        .collect();
     if present {
         finalizers.push(api::FINALIZER.to_string());
     }
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
-    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         // Already gone: nothing left to release.
         Err(kube::Error::Api(s)) if !present && s.code == 404 => Ok(()),
@@ -174,7 +203,11 @@ async fn set_finalizer(api: &Api<CvmInstance>, obj: &CvmInstance, present: bool)
     }
 }
 
-async fn write_status(api: &Api<CvmInstance>, obj: &CvmInstance, status: &CvmInstanceStatus) -> Result<(), Error> {
+async fn write_status(
+    api: &Api<CvmInstance>,
+    obj: &CvmInstance,
+    status: &CvmInstanceStatus,
+) -> Result<(), Error> {
     if obj.status.as_ref() == Some(status) {
         return Ok(());
     }
@@ -184,7 +217,10 @@ async fn write_status(api: &Api<CvmInstance>, obj: &CvmInstance, status: &CvmIns
         "status": status,
     });
     let params = PatchParams::apply(api::FIELD_MANAGER).force();
-    match api.patch_status(&obj.name_any(), &params, &Patch::Apply(&patch)).await {
+    match api
+        .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         // Deleted meanwhile: nothing to report on.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -211,7 +247,14 @@ async fn write_progress(
     Ok(updated)
 }
 
-async fn publish(ctx: &Context, obj: &CvmInstance, type_: EventType, reason: &str, action: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    obj: &CvmInstance,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let mut note = note;
     note.truncate(1000);
     let ev = Event {
@@ -232,7 +275,9 @@ fn event_reason(action: &CloudAction) -> &'static str {
     match action {
         CloudAction::Create => "Creating",
         CloudAction::Start => "Starting",
-        CloudAction::Stop { for_resize: true, .. } => "StoppingForResize",
+        CloudAction::Stop {
+            for_resize: true, ..
+        } => "StoppingForResize",
         CloudAction::Stop { .. } => "Stopping",
         CloudAction::ResetType { .. } => "Resizing",
         CloudAction::SetBandwidth { .. } => "UpdatingBandwidth",
@@ -299,7 +344,11 @@ async fn observe(
         }
         None if look_up_by_tag => {
             let uid = obj.uid().unwrap_or_default();
-            let found = ctx.observer.find_by_uid(&key, creds, &uid).await.map_err(Arc::new)?;
+            let found = ctx
+                .observer
+                .find_by_uid(&key, creds, &uid)
+                .await
+                .map_err(Arc::new)?;
             if let Some(o) = &found {
                 tracing::info!(instance_id = %o.id, "found the instance by its UID tag; adopting it");
                 ctx.observer.register(&key, creds, &o.id, object);
@@ -326,7 +375,14 @@ async fn report_unobserved(
     outcome: &Outcome<'_>,
 ) -> Result<(), Error> {
     let prev = obj.status.clone().unwrap_or_default();
-    let mut s = status::build(obj, &Observed::NotCreated, deleting, outcome, prev.last_operation.clone(), &now());
+    let mut s = status::build(
+        obj,
+        &Observed::NotCreated,
+        deleting,
+        outcome,
+        prev.last_operation.clone(),
+        &now(),
+    );
     // Keep what was last observed; only the conditions carry news.
     let conditions = std::mem::take(&mut s.conditions);
     let mut kept = prev.clone();
@@ -334,7 +390,11 @@ async fn report_unobserved(
     kept.observed_generation = obj.metadata.generation;
     if let Some(ready) = prev.conditions.iter().find(|c| c.type_ == status::READY) {
         // Without an observation, Ready stays what it was.
-        if let Some(slot) = kept.conditions.iter_mut().find(|c| c.type_ == status::READY) {
+        if let Some(slot) = kept
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == status::READY)
+        {
             *slot = ready.clone();
         }
     }
@@ -349,7 +409,15 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
         Ok(c) => c,
         Err(e) => {
             ctx.metrics.error(Some(ErrorClass::Auth));
-            publish(ctx, obj, EventType::Warning, e.reason(), "ResolveCredentials", e.to_string()).await;
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                e.reason(),
+                "ResolveCredentials",
+                e.to_string(),
+            )
+            .await;
             report_unobserved(api, obj, false, &Outcome::Credentials(&e)).await?;
             return Ok(Action::requeue(ctx.backoff(&uid, Duration::from_secs(10))));
         }
@@ -359,11 +427,14 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
         .as_ref()
         .filter(|l| l.state == op_state::FAILED && l.generation == generation)
         .map(|l| l.action.clone());
-    // A resource that was in sync at this generation relies on the sweep for
-    // drift; anything else wants a fresh look.
-    let in_sync = prev.is_some_and(|s| s.observed_generation == generation)
-        && status::condition_of(prev, SYNCED).is_some_and(|c| c.status == "True");
-    let max_age = if in_sync {
+    // A settled resource relies on the sweep for drift, so its cached view is
+    // good for a whole poll interval — also when its spec just changed, which
+    // lets the first cloud call follow an edit within milliseconds (a stale
+    // view costs at most one refused call, classified Busy and re-observed).
+    // Anything in motion wants a fresh look.
+    let settled = status::condition_of(prev, SYNCED).is_some_and(|c| c.status == "True");
+    let in_sync = settled && prev.is_some_and(|s| s.observed_generation == generation);
+    let max_age = if settled {
         ctx.config.poll_interval
     } else {
         ctx.config.fast_interval
@@ -418,7 +489,10 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
             EventType::Warning,
             "DriftDetected",
             "Observe",
-            format!("the instance was changed outside Kubernetes: {}; {verdict}", what.join("; ")),
+            format!(
+                "the instance was changed outside Kubernetes: {}; {verdict}",
+                what.join("; ")
+            ),
         )
         .await;
     }
@@ -427,12 +501,19 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
         Step::Act(action) => act_on(obj, ctx, api, &creds, &seen, action, last).await,
         Step::Wait(w) => {
             ctx.reset_backoff(&uid);
-            if let Some(o) = &seen.observation {
-                if o.is_settling() {
-                    ctx.observer.mark_hot(&seen.key, &o.id);
-                }
+            if let Some(o) = &seen.observation
+                && o.is_settling()
+            {
+                ctx.observer.mark_hot(&seen.key, &o.id);
             }
-            let new = status::build(obj, &seen.observed(), false, &Outcome::Waiting(&w), last, &now());
+            let new = status::build(
+                obj,
+                &seen.observed(),
+                false,
+                &Outcome::Waiting(&w),
+                last,
+                &now(),
+            );
             write_status(api, obj, &new).await?;
             let requeue = match &w {
                 w if w.is_transient() => ctx.config.fast_interval,
@@ -464,7 +545,15 @@ async fn act_on(
         match act::run_request(&obj, &ctx.credentials).await {
             Ok(r) => create = Some(r),
             Err(e) => {
-                publish(ctx, &obj, EventType::Warning, e.reason(), "RunInstances", e.to_string()).await;
+                publish(
+                    ctx,
+                    &obj,
+                    EventType::Warning,
+                    e.reason(),
+                    "RunInstances",
+                    e.to_string(),
+                )
+                .await;
                 report_unobserved(api, &obj, false, &Outcome::Credentials(&e)).await?;
                 return Ok(Action::requeue(ctx.backoff(&uid, Duration::from_secs(10))));
             }
@@ -480,9 +569,20 @@ async fn act_on(
         };
         obj = write_progress(api, &obj, None, &pending).await?;
     }
-    let instance_id = seen.observation.as_ref().map(|o| o.id.clone()).unwrap_or_default();
-    let result: Result<Acted, CloudError> =
-        act::execute(ctx.observer.client(), creds, &region, &instance_id, &action, create.as_ref()).await;
+    let instance_id = seen
+        .observation
+        .as_ref()
+        .map(|o| o.id.clone())
+        .unwrap_or_default();
+    let result: Result<Acted, CloudError> = act::execute(
+        ctx.observer.client(),
+        creds,
+        &region,
+        &instance_id,
+        &action,
+        create.as_ref(),
+    )
+    .await;
     match result {
         Ok(acted) => {
             ctx.reset_backoff(&uid);
@@ -499,7 +599,8 @@ async fn act_on(
             if action == CloudAction::Create {
                 tracing::Span::current().record("instance_id", id.as_str());
                 obj = write_progress(api, &obj, Some(&id), &done).await?;
-                ctx.observer.register(&seen.key, creds, &id, ObjectRef::from_obj(&obj));
+                ctx.observer
+                    .register(&seen.key, creds, &id, ObjectRef::from_obj(&obj));
             }
             ctx.observer.invalidate(&seen.key, &id);
             ctx.observer.mark_hot(&seen.key, &id);
@@ -510,7 +611,11 @@ async fn act_on(
                 EventType::Normal,
                 event_reason(&action),
                 action.api_action(),
-                format!("{} {id} (RequestId: {})", action.describe(), acted.request_id),
+                format!(
+                    "{} {id} (RequestId: {})",
+                    action.describe(),
+                    acted.request_id
+                ),
             )
             .await;
             let new = status::build(
@@ -581,14 +686,24 @@ async fn act_on(
                 &now(),
             );
             write_status(api, &obj, &new).await?;
-            Ok(Action::requeue(retry.unwrap_or_else(|| ctx.jittered(ctx.config.poll_interval))))
+            Ok(Action::requeue(
+                retry.unwrap_or_else(|| ctx.jittered(ctx.config.poll_interval)),
+            ))
         }
     }
 }
 
-async fn release(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>, key: Option<&FleetKey>) -> Result<Action, Error> {
+async fn release(
+    obj: &CvmInstance,
+    ctx: &Context,
+    api: &Api<CvmInstance>,
+    key: Option<&FleetKey>,
+) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
-    if let (Some(key), Some(id)) = (key, obj.status.as_ref().and_then(|s| s.instance_id.as_deref())) {
+    if let (Some(key), Some(id)) = (
+        key,
+        obj.status.as_ref().and_then(|s| s.instance_id.as_deref()),
+    ) {
         ctx.observer.unregister(key, id);
     }
     ctx.credentials.forget(&uid);
@@ -605,7 +720,11 @@ fn deletion_age(obj: &CvmInstance) -> Duration {
         .unwrap_or_default()
 }
 
-async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Result<Action, Error> {
+async fn cleanup(
+    obj: &CvmInstance,
+    ctx: &Context,
+    api: &Api<CvmInstance>,
+) -> Result<Action, Error> {
     let uid = obj.uid().unwrap_or_default();
     let known = obj
         .spec
@@ -613,7 +732,9 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
         .clone()
         .or_else(|| obj.status.as_ref().and_then(|s| s.instance_id.clone()));
     // Retain and ObserveOnly never touch the cloud (and need no credentials).
-    if obj.spec.deletion_policy == DeletionPolicy::Retain || obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+    if obj.spec.deletion_policy == DeletionPolicy::Retain
+        || obj.spec.management_policy == ManagementPolicy::ObserveOnly
+    {
         if let Some(id) = &known {
             publish(
                 ctx,
@@ -655,7 +776,15 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                 return release(obj, ctx, api, None).await;
             }
             None => {
-                publish(ctx, obj, EventType::Warning, e.reason(), "Delete", e.to_string()).await;
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Warning,
+                    e.reason(),
+                    "Delete",
+                    e.to_string(),
+                )
+                .await;
                 report_unobserved(api, obj, true, &Outcome::Credentials(&e)).await?;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
@@ -690,13 +819,18 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
             .and_then(|l| l.time.as_deref())
             .and_then(|t| t.parse::<jiff::Timestamp>().ok());
         if let Some(t) = pending_since {
-            let age: Duration = jiff::Timestamp::now().duration_since(t).try_into().unwrap_or_default();
+            let age: Duration = jiff::Timestamp::now()
+                .duration_since(t)
+                .try_into()
+                .unwrap_or_default();
             if age < ctx.config.create_grace {
                 let new = status::build(
                     obj,
                     &seen.observed(),
                     true,
-                    &Outcome::Deleting("waiting for a create that was in flight to become visible".into()),
+                    &Outcome::Deleting(
+                        "waiting for a create that was in flight to become visible".into(),
+                    ),
                     last,
                     &now(),
                 );
@@ -729,13 +863,34 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                     .await;
                 }
             } else if let Some(id) = &known {
-                publish(ctx, obj, EventType::Normal, "Deleted", "Delete", format!("instance {id} is gone")).await;
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    format!("instance {id} is gone"),
+                )
+                .await;
             }
             release(obj, ctx, api, Some(&seen.key)).await
         }
         Step::Act(action) => {
-            let id = seen.observation.as_ref().map(|o| o.id.clone()).unwrap_or_default();
-            match act::execute(ctx.observer.client(), &creds, &obj.spec.region, &id, &action, None).await {
+            let id = seen
+                .observation
+                .as_ref()
+                .map(|o| o.id.clone())
+                .unwrap_or_default();
+            match act::execute(
+                ctx.observer.client(),
+                &creds,
+                &obj.spec.region,
+                &id,
+                &action,
+                None,
+            )
+            .await
+            {
                 Ok(acted) => {
                     ctx.reset_backoff(&uid);
                     ctx.observer.invalidate(&seen.key, &id);
@@ -746,7 +901,11 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                         EventType::Normal,
                         event_reason(&action),
                         action.api_action(),
-                        format!("{} {id} (RequestId: {})", action.describe(), acted.request_id),
+                        format!(
+                            "{} {id} (RequestId: {})",
+                            action.describe(),
+                            acted.request_id
+                        ),
                     )
                     .await;
                     let done = LastOperation {
@@ -761,7 +920,11 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                         obj,
                         &seen.observed(),
                         true,
-                        &Outcome::Deleting(format!("{} (RequestId: {})", action.describe(), acted.request_id)),
+                        &Outcome::Deleting(format!(
+                            "{} (RequestId: {})",
+                            action.describe(),
+                            acted.request_id
+                        )),
                         Some(done),
                         &now(),
                     );
@@ -775,7 +938,8 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                         ctx.observer.invalidate(&seen.key, &id);
                         return Ok(Action::requeue(Duration::from_millis(100)));
                     }
-                    let retry = retry_delay(ctx, &uid, &error).unwrap_or_else(|| ctx.backoff(&uid, Duration::from_secs(30)));
+                    let retry = retry_delay(ctx, &uid, &error)
+                        .unwrap_or_else(|| ctx.backoff(&uid, Duration::from_secs(30)));
                     publish(
                         ctx,
                         obj,
@@ -818,7 +982,14 @@ async fn cleanup(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Re
                 Wait::OperationInProgress { operation } => format!("waiting: {operation} in progress"),
                 other => format!("waiting: {other:?}"),
             };
-            let new = status::build(obj, &seen.observed(), true, &Outcome::Deleting(msg), last, &now());
+            let new = status::build(
+                obj,
+                &seen.observed(),
+                true,
+                &Outcome::Deleting(msg),
+                last,
+                &now(),
+            );
             write_status(api, obj, &new).await?;
             let requeue = if w.is_transient() {
                 ctx.config.fast_interval

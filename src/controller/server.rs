@@ -40,7 +40,10 @@ async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
         u8::from(s.leader.load(Ordering::Relaxed))
     ));
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         body,
     )
 }

@@ -40,12 +40,22 @@ struct Cond {
 }
 
 fn ready(obj: &CvmInstance, deleting: bool, observed: &Observed<'_>) -> Cond {
-    let c = |status, reason, message: String| Cond { status, reason, message };
+    let c = |status, reason, message: String| Cond {
+        status,
+        reason,
+        message,
+    };
     if deleting {
         return c(false, "Deleting", "the resource is being deleted".into());
     }
     let o: &Observation = match observed {
-        Observed::NotCreated => return c(false, "Creating", "the instance has not been created yet".into()),
+        Observed::NotCreated => {
+            return c(
+                false,
+                "Creating",
+                "the instance has not been created yet".into(),
+            );
+        }
         Observed::Missing { instance_id } => {
             return c(
                 false,
@@ -60,14 +70,30 @@ fn ready(obj: &CvmInstance, deleting: bool, observed: &Observed<'_>) -> Cond {
     };
     let want_running = obj.spec.run_state == RunState::Running;
     match &o.state {
-        InstanceState::Running if o.operating => c(false, "Updating", format!("{} in progress", o.latest_operation)),
-        InstanceState::Running if want_running => c(true, "Available", format!("instance {} is running", o.id)),
-        InstanceState::Running => c(false, "Running", "the instance is running; spec.runState is Stopped".into()),
-        InstanceState::Stopped if !want_running && !o.operating => {
-            c(true, "Stopped", format!("instance {} is stopped, as spec.runState asks", o.id))
+        InstanceState::Running if o.operating => c(
+            false,
+            "Updating",
+            format!("{} in progress", o.latest_operation),
+        ),
+        InstanceState::Running if want_running => {
+            c(true, "Available", format!("instance {} is running", o.id))
         }
+        InstanceState::Running => c(
+            false,
+            "Running",
+            "the instance is running; spec.runState is Stopped".into(),
+        ),
+        InstanceState::Stopped if !want_running && !o.operating => c(
+            true,
+            "Stopped",
+            format!("instance {} is stopped, as spec.runState asks", o.id),
+        ),
         InstanceState::Stopped => c(false, "Stopped", "the instance is stopped".into()),
-        InstanceState::Pending => c(false, "Creating", "the instance is being created (PENDING)".into()),
+        InstanceState::Pending => c(
+            false,
+            "Creating",
+            "the instance is being created (PENDING)".into(),
+        ),
         InstanceState::Starting => c(false, "Starting", "the instance is starting".into()),
         InstanceState::Stopping => c(false, "Stopping", "the instance is stopping".into()),
         InstanceState::Rebooting => c(false, "Rebooting", "the instance is rebooting".into()),
@@ -75,7 +101,8 @@ fn ready(obj: &CvmInstance, deleting: bool, observed: &Observed<'_>) -> Cond {
         InstanceState::Shutdown => c(
             false,
             "RecycleBin",
-            "the instance is in the recycle bin (SHUTDOWN); renew or terminate it in the console".into(),
+            "the instance is in the recycle bin (SHUTDOWN); renew or terminate it in the console"
+                .into(),
         ),
         InstanceState::LaunchFailed => c(
             false,
@@ -91,13 +118,19 @@ fn ready(obj: &CvmInstance, deleting: bool, observed: &Observed<'_>) -> Cond {
 
 fn error_text(error: &CloudError) -> String {
     match error.request_id() {
-        Some(rid) if !rid.is_empty() => format!("{}: {} (RequestId: {rid})", error.code(), error.message()),
+        Some(rid) if !rid.is_empty() => {
+            format!("{}: {} (RequestId: {rid})", error.code(), error.message())
+        }
         _ => format!("{}: {}", error.code(), error.message()),
     }
 }
 
 fn synced(outcome: &Outcome<'_>, last: Option<&LastOperation>) -> Cond {
-    let c = |status, reason, message: String| Cond { status, reason, message };
+    let c = |status, reason, message: String| Cond {
+        status,
+        reason,
+        message,
+    };
     match outcome {
         Outcome::Acted { action, request_id } => c(
             false,
@@ -175,7 +208,13 @@ fn synced(outcome: &Outcome<'_>, last: Option<&LastOperation>) -> Cond {
     }
 }
 
-fn condition(prev: &[Condition], type_: &str, c: Cond, generation: Option<i64>, now: &Time) -> Condition {
+fn condition(
+    prev: &[Condition],
+    type_: &str,
+    c: Cond,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
     let status = if c.status { "True" } else { "False" };
     // lastTransitionTime moves only when the status flips.
     let ltt = prev
@@ -237,6 +276,9 @@ pub fn build(
     s
 }
 
-pub fn condition_of<'a>(status: Option<&'a CvmInstanceStatus>, type_: &str) -> Option<&'a Condition> {
+pub fn condition_of<'a>(
+    status: Option<&'a CvmInstanceStatus>,
+    type_: &str,
+) -> Option<&'a Condition> {
     status?.conditions.iter().find(|c| c.type_ == type_)
 }

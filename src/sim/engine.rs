@@ -128,8 +128,25 @@ struct SimInstance {
     region: String,
     seq: u64,
     view: Instance,
+    /// `view` as JSON, cached until the next change: DescribeInstances then
+    /// costs a copy per instance instead of a serialisation.
+    json: std::cell::OnceCell<Box<serde_json::value::RawValue>>,
     host_name: String,
     steps: VecDeque<Step>,
+}
+
+impl SimInstance {
+    /// Mutable access; drops the cached JSON.
+    fn touch(&mut self) -> &mut Self {
+        self.json.take();
+        self
+    }
+
+    fn json(&self) -> &serde_json::value::RawValue {
+        self.json.get_or_init(|| {
+            serde_json::value::to_raw_value(&self.view).expect("an Instance serialises")
+        })
+    }
 }
 
 pub struct Engine {
@@ -284,6 +301,37 @@ const INTERNET_CHARGE_TYPES: &[&str] = &[
 const PREPAID_PERIODS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 36, 48, 60];
 const MAX_BANDWIDTH: i64 = 200;
 
+/// DescribeInstances' answer, borrowing the engine's instances (and their
+/// cached JSON).
+pub struct InstancesView<'a> {
+    pub total_count: i64,
+    instance_set: Vec<&'a SimInstance>,
+}
+
+impl<'a> InstancesView<'a> {
+    pub fn len(&self) -> usize {
+        self.instance_set.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.instance_set.is_empty()
+    }
+    pub fn instances(&self) -> impl Iterator<Item = &'a Instance> + '_ {
+        self.instance_set.iter().map(|i| &i.view)
+    }
+}
+
+impl serde::Serialize for InstancesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let set: Vec<&serde_json::value::RawValue> =
+            self.instance_set.iter().map(|i| i.json()).collect();
+        let mut st = s.serialize_struct("DescribeInstancesResponse", 2)?;
+        st.serialize_field("TotalCount", &self.total_count)?;
+        st.serialize_field("InstanceSet", &set)?;
+        st.end()
+    }
+}
+
 /// A RunInstances request that passed validation.
 struct ValidatedRun {
     zone: String,
@@ -360,7 +408,7 @@ impl Engine {
                 break;
             };
             let mut remove = false;
-            if let Some(inst) = self.instances.get_mut(&id) {
+            if let Some(inst) = self.instances.get_mut(&id).map(SimInstance::touch) {
                 while inst.steps.front().is_some_and(|s| s.at <= now) {
                     let step = inst.steps.pop_front().expect("checked");
                     let v = &mut inst.view;
@@ -392,10 +440,8 @@ impl Engine {
                     remove |= step.remove;
                 }
             }
-            if remove {
-                if let Some(inst) = self.instances.remove(&id) {
-                    self.order.remove(&inst.seq);
-                }
+            if remove && let Some(inst) = self.instances.remove(&id) {
+                self.order.remove(&inst.seq);
             }
         }
     }
@@ -403,7 +449,7 @@ impl Engine {
     /// Marks the start of `action` on an instance and schedules its steps
     /// (offsets relative to `now`).
     fn begin(&mut self, id: &str, action: &str, ctx: &Ctx<'_>, steps: Vec<Step>) {
-        let Some(inst) = self.instances.get_mut(id) else {
+        let Some(inst) = self.instances.get_mut(id).map(SimInstance::touch) else {
             return;
         };
         inst.view.latest_operation = Some(action.to_string());
@@ -622,26 +668,25 @@ impl Engine {
                 ));
             }
         }
-        if charge_type == "SPOTPAID" {
-            if let Some(mo) = &req.instance_market_options {
-                if mo.market_type.as_deref().is_some_and(|m| m != "spot") {
-                    return Err(bad_value(
-                        "InstanceMarketOptions.MarketType",
-                        "must be `spot`",
-                    ));
-                }
-                if let Some(p) = mo
-                    .spot_options
-                    .as_ref()
-                    .and_then(|s| s.max_price.as_deref())
-                {
-                    if p.parse::<f64>().map(|v| v <= 0.0).unwrap_or(true) {
-                        return Err(bad_value(
-                            "InstanceMarketOptions.SpotOptions.MaxPrice",
-                            "must be a positive number",
-                        ));
-                    }
-                }
+        if charge_type == "SPOTPAID"
+            && let Some(mo) = &req.instance_market_options
+        {
+            if mo.market_type.as_deref().is_some_and(|m| m != "spot") {
+                return Err(bad_value(
+                    "InstanceMarketOptions.MarketType",
+                    "must be `spot`",
+                ));
+            }
+            if let Some(p) = mo
+                .spot_options
+                .as_ref()
+                .and_then(|s| s.max_price.as_deref())
+                && p.parse::<f64>().map(|v| v <= 0.0).unwrap_or(true)
+            {
+                return Err(bad_value(
+                    "InstanceMarketOptions.SpotOptions.MaxPrice",
+                    "must be a positive number",
+                ));
             }
         }
 
@@ -716,13 +761,13 @@ impl Engine {
                     &format!("unknown disk type `{t}`"),
                 ));
             }
-            if let Some(s) = &d.snapshot_id {
-                if !is_short_id(s, "snap-") {
-                    return Err(api_err(
-                        "InvalidSnapshotId.Malformed",
-                        format!("The snapshot id `{s}` is malformed."),
-                    ));
-                }
+            if let Some(s) = &d.snapshot_id
+                && !is_short_id(s, "snap-")
+            {
+                return Err(api_err(
+                    "InvalidSnapshotId.Malformed",
+                    format!("The snapshot id `{s}` is malformed."),
+                ));
             }
             data_disks_out.push(model::DataDisk {
                 disk_size: Some(size),
@@ -1019,26 +1064,26 @@ impl Engine {
         ctx: &Ctx<'_>,
         req: model::RunInstancesRequest,
     ) -> Result<model::RunInstancesResponse, ApiError> {
-        if let Some(t) = &req.client_token {
-            if t.len() > 64 || !t.is_ascii() {
-                return Err(api_err(
-                    "InvalidClientToken.TooLong",
-                    "ClientToken must be at most 64 ASCII characters.",
-                ));
-            }
+        if let Some(t) = &req.client_token
+            && (t.len() > 64 || !t.is_ascii())
+        {
+            return Err(api_err(
+                "InvalidClientToken.TooLong",
+                "ClientToken must be at most 64 ASCII characters.",
+            ));
         }
         let token_key = req
             .client_token
             .as_ref()
             .filter(|t| !t.is_empty())
             .map(|t| (ctx.account.to_string(), ctx.region.to_string(), t.clone()));
-        if let Some(key) = &token_key {
-            if let Some(ids) = self.tokens.get(key) {
-                // Idempotent replay: the first call's ids, nothing created.
-                return Ok(model::RunInstancesResponse {
-                    instance_id_set: Some(ids.clone()),
-                });
-            }
+        if let Some(key) = &token_key
+            && let Some(ids) = self.tokens.get(key)
+        {
+            // Idempotent replay: the first call's ids, nothing created.
+            return Ok(model::RunInstancesResponse {
+                instance_id_set: Some(ids.clone()),
+            });
         }
         let v = self.validate_run(ctx, &req)?;
         let existing = self
@@ -1153,6 +1198,7 @@ impl Engine {
                     region: ctx.region.to_string(),
                     seq,
                     view,
+                    json: Default::default(),
                     host_name: v.host_name.clone().unwrap_or_else(|| format!("VM-{}", seq)),
                     steps: VecDeque::new(),
                 },
@@ -1354,11 +1400,13 @@ impl Engine {
         }
     }
 
-    pub fn describe_instances(
-        &self,
+    /// DescribeInstances. The answer borrows the stored instances: nothing is
+    /// copied, it is serialised straight from the engine (under its lock).
+    pub fn describe_instances<'a>(
+        &'a self,
         ctx: &Ctx<'_>,
         req: model::DescribeInstancesRequest,
-    ) -> Result<model::DescribeInstancesResponse, ApiError> {
+    ) -> Result<InstancesView<'a>, ApiError> {
         let (offset, limit) = Self::page_bounds(req.offset, req.limit)?;
         let has_ids = req.instance_ids.as_ref().is_some_and(|v| !v.is_empty());
         let has_filters = req.filters.as_ref().is_some_and(|v| !v.is_empty());
@@ -1368,7 +1416,7 @@ impl Engine {
                 "The parameters `InstanceIds` and `Filters` cannot be specified at the same time.",
             ));
         }
-        let mut matched: Vec<&Instance> = Vec::new();
+        let mut matched: Vec<&SimInstance> = Vec::new();
         if let Some(ids) = req.instance_ids.as_ref().filter(|v| !v.is_empty()) {
             if ids.len() > 100 {
                 return Err(api_err(
@@ -1387,7 +1435,7 @@ impl Engine {
                     ));
                 }
                 if seen.insert(id) && self.visible(ctx, id) {
-                    matched.push(&self.instances[id].view);
+                    matched.push(&self.instances[id]);
                 }
             }
         } else {
@@ -1421,21 +1469,14 @@ impl Engine {
                     && inst.region == ctx.region
                     && filters.iter().all(|f| Self::matches(&inst.view, f))
                 {
-                    matched.push(&inst.view);
+                    matched.push(inst);
                 }
             }
         }
         let total = matched.len();
-        Ok(model::DescribeInstancesResponse {
-            total_count: Some(total as i64),
-            instance_set: Some(
-                matched
-                    .into_iter()
-                    .skip(offset)
-                    .take(limit)
-                    .cloned()
-                    .collect(),
-            ),
+        Ok(InstancesView {
+            total_count: total as i64,
+            instance_set: matched.into_iter().skip(offset).take(limit).collect(),
         })
     }
 
@@ -1454,14 +1495,12 @@ impl Engine {
             },
         )?;
         Ok(model::DescribeInstancesStatusResponse {
-            total_count: d.total_count,
+            total_count: Some(d.total_count),
             instance_status_set: Some(
-                d.instance_set
-                    .unwrap_or_default()
-                    .into_iter()
+                d.instances()
                     .map(|i| model::InstanceStatus {
-                        instance_id: i.instance_id,
-                        instance_state: i.instance_state,
+                        instance_id: i.instance_id.clone(),
+                        instance_state: i.instance_state.clone(),
                     })
                     .collect(),
             ),
@@ -1483,6 +1522,7 @@ impl Engine {
             steps[0].stop_charging_mode = Some("NOT_APPLICABLE");
             self.instances
                 .get_mut(id)
+                .map(SimInstance::touch)
                 .expect("checked")
                 .view
                 .instance_state = Some(InstanceState::Starting);
@@ -1503,10 +1543,10 @@ impl Engine {
                 "`ForceStop` and `StopType` cannot be specified at the same time.",
             ));
         }
-        if let Some(st) = &req.stop_type {
-            if !["SOFT", "HARD", "SOFT_FIRST"].contains(&st.as_str()) {
-                return Err(bad_value("StopType", "must be SOFT, HARD or SOFT_FIRST"));
-            }
+        if let Some(st) = &req.stop_type
+            && !["SOFT", "HARD", "SOFT_FIRST"].contains(&st.as_str())
+        {
+            return Err(bad_value("StopType", "must be SOFT, HARD or SOFT_FIRST"));
         }
         let mode = match req.stopped_mode.as_deref() {
             None | Some("KEEP_CHARGING") => "KEEP_CHARGING",
@@ -1540,6 +1580,7 @@ impl Engine {
             steps[0].stop_charging_mode = Some(mode);
             self.instances
                 .get_mut(id)
+                .map(SimInstance::touch)
                 .expect("checked")
                 .view
                 .instance_state = Some(InstanceState::Stopping);
@@ -1566,6 +1607,7 @@ impl Engine {
             let steps = self.settle(t, Some(InstanceState::Running));
             self.instances
                 .get_mut(id)
+                .map(SimInstance::touch)
                 .expect("checked")
                 .view
                 .instance_state = Some(InstanceState::Rebooting);
@@ -1615,7 +1657,11 @@ impl Engine {
         )?;
         let t = self.config.timings.clone();
         for id in &req.instance_ids {
-            let inst = self.instances.get_mut(id).expect("checked");
+            let inst = self
+                .instances
+                .get_mut(id)
+                .map(SimInstance::touch)
+                .expect("checked");
             let prepaid = inst.view.instance_charge_type.as_deref() == Some("PREPAID");
             let state = inst.view.instance_state.clone();
             if prepaid && state != Some(InstanceState::Shutdown) {
@@ -1686,7 +1732,7 @@ impl Engine {
         } else {
             &[InstanceState::Stopped]
         };
-        self.check_mutable(&[id.clone()], allowed)?;
+        self.check_mutable(std::slice::from_ref(&id), allowed)?;
         if self.instances[&id].view.stop_charging_mode.as_deref() == Some("STOP_CHARGING") {
             return Err(api_err(
                 "UnsupportedOperation.StoppedModeStopCharging",
@@ -1700,6 +1746,7 @@ impl Engine {
         let steps = if running {
             self.instances
                 .get_mut(&id)
+                .map(SimInstance::touch)
                 .expect("checked")
                 .view
                 .instance_state = Some(InstanceState::Stopping);
@@ -1884,7 +1931,11 @@ impl Engine {
         )?;
         let t = self.config.timings.clone();
         for id in &req.instance_ids {
-            let inst = self.instances.get_mut(id).expect("checked");
+            let inst = self
+                .instances
+                .get_mut(id)
+                .map(SimInstance::touch)
+                .expect("checked");
             let v = &mut inst.view;
             if let Some(n) = &req.instance_name {
                 v.instance_name = Some(n.clone());

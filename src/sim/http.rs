@@ -45,7 +45,11 @@ const BOOL_PARAMS: &[&str] = &[
 ];
 
 fn json_response(body: Value) -> Response {
-    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    json_bytes_response(body.to_string().into_bytes())
+}
+
+fn json_bytes_response(body: Vec<u8>) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
     // Exactly `application/json`: the Python SDK only looks for an Error
     // object when the type is exactly this (cvm-api.md §2.1).
     resp.headers_mut().insert(
@@ -286,24 +290,26 @@ fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resul
     }
 }
 
-/// Runs one action against the engine. Returns the response fields.
+/// Runs one action against the engine; returns the response fields as a
+/// serialised JSON object (serialised under the engine lock, straight from
+/// the stored instances, without copies).
 fn dispatch(
     shared: &Shared,
     action: &str,
     ctx: &Ctx<'_>,
     params: Value,
-) -> Result<Value, ApiError> {
-    fn to_value<T: serde::Serialize>(t: T) -> Value {
-        serde_json::to_value(t).expect("wire types serialise")
+) -> Result<Vec<u8>, ApiError> {
+    fn ser<T: serde::Serialize>(t: T) -> Vec<u8> {
+        serde_json::to_vec(&t).expect("wire types serialise")
     }
     let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
     engine.advance(ctx.now);
-    let empty = || Value::Object(Default::default());
+    let empty = || b"{}".to_vec();
     Ok(match action {
-        model::RunInstances::NAME => to_value(engine.run_instances(ctx, parse(params)?)?),
-        model::DescribeInstances::NAME => to_value(engine.describe_instances(ctx, parse(params)?)?),
+        model::RunInstances::NAME => ser(engine.run_instances(ctx, parse(params)?)?),
+        model::DescribeInstances::NAME => ser(engine.describe_instances(ctx, parse(params)?)?),
         model::DescribeInstancesStatus::NAME => {
-            to_value(engine.describe_instances_status(ctx, parse(params)?)?)
+            ser(engine.describe_instances_status(ctx, parse(params)?)?)
         }
         model::StartInstances::NAME => {
             engine.start_instances(ctx, parse(params)?)?;
@@ -334,16 +340,16 @@ fn dispatch(
             empty()
         }
         model::InquiryPriceRunInstances::NAME => {
-            to_value(engine.inquiry_price_run_instances(ctx, parse(params)?)?)
+            ser(engine.inquiry_price_run_instances(ctx, parse(params)?)?)
         }
         model::DescribeZones::NAME => {
             let _: model::DescribeZonesRequest = parse(params)?;
-            to_value(engine.describe_zones(ctx)?)
+            ser(engine.describe_zones(ctx)?)
         }
         model::DescribeInstanceTypeConfigs::NAME => {
-            to_value(engine.describe_instance_type_configs(ctx, parse(params)?)?)
+            ser(engine.describe_instance_type_configs(ctx, parse(params)?)?)
         }
-        model::DescribeImages::NAME => to_value(engine.describe_images(ctx, parse(params)?)?),
+        model::DescribeImages::NAME => ser(engine.describe_images(ctx, parse(params)?)?),
         other => {
             return Err(api_err(
                 "InvalidAction",
@@ -351,6 +357,21 @@ fn dispatch(
             ));
         }
     })
+}
+
+/// `{"Response": {<fields>, "RequestId": "…"}}` from the serialised fields.
+fn envelope(fields: &[u8], request_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.len() + 80);
+    out.extend_from_slice(b"{\"Response\":");
+    let inner = fields.strip_suffix(b"}").unwrap_or(fields);
+    out.extend_from_slice(inner);
+    if inner.len() > 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"RequestId\":\"");
+    out.extend_from_slice(request_id.as_bytes());
+    out.extend_from_slice(b"\"}}");
+    out
 }
 
 /// `/`: every CVM action.
@@ -496,11 +517,8 @@ async fn handle(
         now: shared.clock.now(),
         chinese,
     };
-    let mut fields = dispatch(shared, action, &ctx, params)?;
-    if let Value::Object(m) = &mut fields {
-        m.insert("RequestId".into(), Value::String(request_id.to_string()));
-    }
-    let resp = json_response(json!({ "Response": fields }));
+    let fields = dispatch(shared, action, &ctx, params)?;
+    let resp = json_bytes_response(envelope(&fields, request_id));
     match lost {
         None => Ok(resp),
         Some((LostMode::ServerError, _)) => {
@@ -566,5 +584,23 @@ pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope;
+
+    #[test]
+    fn envelope_splices_the_request_id() {
+        let e = envelope(br#"{"TotalCount":1}"#, "r-1");
+        assert_eq!(
+            e,
+            br#"{"Response":{"TotalCount":1,"RequestId":"r-1"}}"#.to_vec()
+        );
+        let empty = envelope(b"{}", "r-2");
+        assert_eq!(empty, br#"{"Response":{"RequestId":"r-2"}}"#.to_vec());
+        let v: serde_json::Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(v["Response"]["RequestId"], "r-2");
     }
 }

@@ -87,8 +87,13 @@ impl SimClock {
     }
 }
 
+/// How many recent calls the journal keeps (for latency measurements).
+const JOURNAL_CAPACITY: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct Counters {
+    /// (arrival, action) of recent requests, oldest first.
+    journal: std::collections::VecDeque<(Instant, String)>,
     requests: u64,
     calls: BTreeMap<String, u64>,
     errors: BTreeMap<String, BTreeMap<String, u64>>,
@@ -106,6 +111,10 @@ impl StatsRecorder {
     pub(crate) fn request(&self, action: &str) {
         self.with(|c| {
             c.requests += 1;
+            if c.journal.len() == JOURNAL_CAPACITY {
+                c.journal.pop_front();
+            }
+            c.journal.push_back((Instant::now(), action.to_string()));
             if crate::cloud::model::ACTIONS.contains(&action) {
                 *c.calls.entry(action.to_string()).or_default() += 1;
             }
@@ -248,6 +257,21 @@ impl Simulator {
 
     pub fn reset_stats(&self) {
         self.shared.stats.reset();
+    }
+
+    /// Arrival times of recent requests for `action` after `since`.
+    pub fn arrivals(&self, action: &str, since: Instant) -> Vec<Instant> {
+        let c = self
+            .shared
+            .stats
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        c.journal
+            .iter()
+            .filter(|(t, a)| *t >= since && a == action)
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     pub fn set_faults(&self, faults: Faults) {

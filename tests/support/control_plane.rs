@@ -27,7 +27,11 @@ pub struct ControlPlane {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Where the binaries are: `KUBEBUILDER_ASSETS`, else the setup script's cache.
@@ -49,7 +53,10 @@ pub fn assets_dir() -> Result<PathBuf, String> {
         }
     };
     for d in &candidates {
-        if ["etcd", "kube-apiserver"].iter().all(|b| d.join(b).is_file()) {
+        if ["etcd", "kube-apiserver"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+        {
             return Ok(d.clone());
         }
     }
@@ -149,7 +156,11 @@ impl ControlPlane {
         )
         .map_err(|e| format!("cannot start etcd: {e}"))?;
         cp.children.push(("etcd".into(), etcd));
-        std::fs::write(d.join("tokens.csv"), format!("{token},admin,admin-uid,system:masters\n")).map_err(|e| e.to_string())?;
+        std::fs::write(
+            d.join("tokens.csv"),
+            format!("{token},admin,admin-uid,system:masters\n"),
+        )
+        .map_err(|e| e.to_string())?;
         let pki = d.join("pki");
         let apiserver = spawn(
             &assets.join("kube-apiserver"),
@@ -163,8 +174,14 @@ impl ControlPlane {
                 "--authorization-mode=RBAC".into(),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
                 // The zero-PKI trick: the self-generated serving key doubles as SA key.
-                format!("--service-account-signing-key-file={}", pki.join("apiserver.key").display()),
-                format!("--service-account-key-file={}", pki.join("apiserver.key").display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    pki.join("apiserver.key").display()
+                ),
+                format!(
+                    "--service-account-key-file={}",
+                    pki.join("apiserver.key").display()
+                ),
                 "--service-cluster-ip-range=10.0.0.0/24".into(),
                 "--endpoint-reconciler-type=none".into(),
                 "--disable-admission-plugins=ServiceAccount".into(),
@@ -181,14 +198,31 @@ impl ControlPlane {
         loop {
             for (name, child) in &mut cp.children {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = d.join(if name == "etcd" { "etcd.log" } else { "apiserver.log" });
-                    return Err(format!("{name} exited ({status}); log tail:\n{}", tail(&log, 30)));
+                    let log = d.join(if name == "etcd" {
+                        "etcd.log"
+                    } else {
+                        "apiserver.log"
+                    });
+                    return Err(format!(
+                        "{name} exited ({status}); log tail:\n{}",
+                        tail(&log, 30)
+                    ));
                 }
             }
             let out = Command::new("curl")
-                .args(["-fsk", "-m", "2", "-H", &format!("Authorization: Bearer {token}"), &url])
+                .args([
+                    "-fsk",
+                    "-m",
+                    "2",
+                    "-H",
+                    &format!("Authorization: Bearer {token}"),
+                    &url,
+                ])
                 .output();
-            if out.as_ref().is_ok_and(|o| o.status.success() && o.stdout == b"ok") {
+            if out
+                .as_ref()
+                .is_ok_and(|o| o.status.success() && o.stdout == b"ok")
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -200,13 +234,17 @@ impl ControlPlane {
             std::thread::sleep(Duration::from_millis(200));
         }
         use base64::Engine as _;
-        let ca = std::fs::read(pki.join("apiserver.crt")).map_err(|e| format!("no serving cert: {e}"))?;
+        let ca = std::fs::read(pki.join("apiserver.crt"))
+            .map_err(|e| format!("no serving cert: {e}"))?;
         let ca = base64::engine::general_purpose::STANDARD.encode(ca);
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\n    namespace: default\ncurrent-context: envtest\n"
         );
         std::fs::write(&cp.kubeconfig, kubeconfig).map_err(|e| e.to_string())?;
-        eprintln!("control plane ready in {:.1?} at https://127.0.0.1:{api_port}", started.elapsed());
+        eprintln!(
+            "control plane ready in {:.1?} at https://127.0.0.1:{api_port}",
+            started.elapsed()
+        );
         cp.dir = Some(dir);
         Ok(cp)
     }
@@ -275,7 +313,12 @@ impl ControlPlane {
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();

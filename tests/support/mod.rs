@@ -26,7 +26,12 @@ pub fn install_crds(cp: &ControlPlane) {
         cp.run_tool("kubectl", &["apply", "--server-side", "-f", dir], None);
         cp.run_tool(
             "kubectl",
-            &["wait", "--for=condition=Established", "crd/cvminstances.cvm.tencentcloud.io", "--timeout=60s"],
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/cvminstances.cvm.tencentcloud.io",
+                "--timeout=60s",
+            ],
             None,
         );
     });
@@ -68,12 +73,19 @@ impl TestEnv {
         let nss: Api<Namespace> = Api::all(client.clone());
         let mut n = Namespace::default();
         n.metadata.name = Some(ns.clone());
-        nss.create(&PostParams::default(), &n).await.expect("create namespace");
+        nss.create(&PostParams::default(), &n)
+            .await
+            .expect("create namespace");
         let sim = Simulator::new(sim_config)
             .spawn("127.0.0.1:0".parse().unwrap())
             .await
             .expect("simulator");
-        Self { cp, client, ns, sim }
+        Self {
+            cp,
+            client,
+            ns,
+            sim,
+        }
     }
 
     pub fn api(&self) -> Api<CvmInstance> {
@@ -109,18 +121,28 @@ impl TestEnv {
         manifest["kind"] = "CvmInstance".into();
         manifest["metadata"]["namespace"] = self.ns.clone().into();
         let obj: CvmInstance = serde_json::from_value(manifest).expect("a CvmInstance");
-        self.api().create(&PostParams::default(), &obj).await.expect("create CvmInstance")
+        self.api()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create CvmInstance")
     }
 
     pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         self.api()
-            .patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec })))
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
             .await
             .expect("patch spec");
     }
 
     pub async fn delete(&self, name: &str) {
-        self.api().delete(name, &DeleteParams::default()).await.expect("delete");
+        self.api()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
     }
 
     /// Polls until `pred` holds, or panics with the last object seen.
@@ -153,21 +175,26 @@ impl TestEnv {
     pub async fn wait_gone(&self, name: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.api().get_opt(name).await.unwrap().is_some() {
-            assert!(Instant::now() < deadline, "{name} was not deleted within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{name} was not deleted within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
 
     pub async fn wait_ready(&self, name: &str) -> CvmInstance {
         self.wait_for(name, Duration::from_secs(60), "Ready and Synced", |o| {
-            condition(o, "Ready").is_some_and(|c| c.0 == "True") && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+            condition(o, "Ready").is_some_and(|c| c.0 == "True")
+                && condition(o, "Synced").is_some_and(|c| c.0 == "True")
         })
         .await
     }
 
     /// Events of one resource: (reason, message).
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
         let list = api.list(&Default::default()).await.unwrap();
         list.items
             .into_iter()
@@ -215,10 +242,16 @@ pub fn operator_bin() -> &'static str {
 
 impl Operator {
     pub fn start(env: &TestEnv, extra: &[&str]) -> Self {
+        Self::start_logging(env, extra, "info,cvm_operator=debug")
+    }
+
+    /// As [`start`](Self::start) with a given `RUST_LOG` (benchmarks log less).
+    pub fn start_logging(env: &TestEnv, extra: &[&str], rust_log: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("operator.log");
         let metrics_port = free_port();
         let f = std::fs::File::create(&log).unwrap();
+        // Later flags win, so `extra` can override these defaults.
         let mut args: Vec<String> = vec![
             "run".into(),
             "--kubeconfig".into(),
@@ -241,7 +274,7 @@ impl Operator {
             .args(&args)
             .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
             .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
-            .env("RUST_LOG", "info,cvm_operator=debug")
+            .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
@@ -266,6 +299,18 @@ impl Operator {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Resident set size in KiB (Linux), if the process is alive.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     pub fn log_text(&self) -> String {

@@ -1,0 +1,44 @@
+# cvm-operator. The two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+envtest: ## Build (or find) kube-apiserver, etcd, kubectl and helm
+	@hack/setup-envtest.sh >/dev/null
+
+build: ## Build the binary
+	$(CARGO) build --bin cvm-operator
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: envtest lint ## Everything: unit, simulator, real-apiserver e2e, chart, official Python SDK
+	$(CARGO) build --all-targets
+	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
+	  $(CARGO) test --lib --bins && \
+	  $(CARGO) test --test cloud && \
+	  $(CARGO) test --test e2e -- --test-threads 4
+	CVM_OPERATOR_BIN=target/debug/cvm-operator hack/python-sdk-test.sh
+
+crds: ## Regenerate crds/, the chart's copy and deploy/manifests
+	$(CARGO) run -q --bin cvm-operator -- crd > crds/cvminstances.yaml
+	hack/render-manifests.sh
+
+demo: ## Local control plane + operator on the in-process simulator + examples/
+	hack/demo.sh
+
+dev-up: ## Start a local control plane and the simulator (prints the KUBECONFIG line)
+	hack/dev-up.sh
+
+dev-down: ## Stop what dev-up and demo started
+	hack/dev-down.sh
+
+bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the numbers
+	$(CARGO) build --release --bin cvm-operator --benches
+	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
+
+.PHONY: help envtest build lint test crds demo dev-up dev-down bench
