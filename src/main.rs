@@ -371,27 +371,6 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     };
     let (handles, wake) = controller::handles(&config)?;
 
-    // A cheap start-up probe, so a wrong key or endpoint shows in the first log lines.
-    if let Some(creds) = &credentials {
-        let probe = handles
-            .observer
-            .client()
-            .call::<model::DescribeZones>(
-                creds,
-                &args.cloud.region,
-                &model::DescribeZonesRequest {},
-            )
-            .await;
-        match probe {
-            Ok(_) => {
-                tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it")
-            }
-        }
-    }
-
     let ready = Arc::new(AtomicBool::new(false));
     let leader = Arc::new(AtomicBool::new(!args.leader_election));
     let state = server::ServerState {
@@ -445,6 +424,28 @@ async fn run_operator(args: RunArgs) -> Result<()> {
         drop(lost_tx);
         None
     };
+    // A cheap probe once leading (a standby makes no cloud calls), so a wrong
+    // key or endpoint shows in the first log lines.
+    if let Some(creds) = &credentials {
+        let probe = handles
+            .observer
+            .client()
+            .call::<model::DescribeZones>(
+                creds,
+                &args.cloud.region,
+                &model::DescribeZonesRequest {},
+            )
+            .await;
+        match probe {
+            Ok(_) => {
+                tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it")
+            }
+        }
+    }
+
     ready.store(true, Ordering::Relaxed);
     let lost = Arc::new(AtomicBool::new(false));
     let lost_flag = lost.clone();

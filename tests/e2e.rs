@@ -1058,3 +1058,50 @@ async fn operator_runs_with_the_charts_environment() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_prints_manifests_that_adopt_existing_instances() {
+    let env = TestEnv::new("import").await;
+    let a = create_outside(&env, "legacy-api", "S5.SMALL2").await;
+    let b = create_outside(&env, "legacy-db", "S5.MEDIUM4").await;
+    let out = std::process::Command::new(operator_bin())
+        .args([
+            "import",
+            "--endpoint",
+            &env.sim.endpoint(),
+            "--region",
+            REGION,
+            "--namespace",
+            &env.ns,
+        ])
+        .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains(&a) && yaml.contains(&b), "{yaml}");
+    env.cp
+        .run_tool("kubectl", &["apply", "-f", "-"], Some(&yaml));
+    let _op = env.operator(&[]);
+    let list = env.api().list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 2);
+    for o in &list.items {
+        let o = env.wait_ready(&o.metadata.name.clone().unwrap()).await;
+        assert_eq!(
+            o.spec.deletion_policy,
+            cvm_operator::api::DeletionPolicy::Retain
+        );
+    }
+    let s = env.stats();
+    assert_eq!(s.calls("RunInstances"), 2, "adopted, not created");
+    assert_eq!(
+        mutations(&s),
+        2,
+        "the imported spec matches: nothing to change"
+    );
+}
