@@ -42,9 +42,10 @@ async fn count_ready(env: &TestEnv) -> usize {
     list.items.iter().filter(|o| ready(o)).count()
 }
 
-async fn wait_all_ready(env: &TestEnv, n: usize, timeout: Duration) -> Duration {
+async fn wait_all_ready(env: &TestEnv, op: &mut Operator, n: usize, timeout: Duration) -> Duration {
     let start = Instant::now();
     loop {
+        op.assert_running();
         let r = count_ready(env).await;
         if r == n {
             return start.elapsed();
@@ -88,7 +89,8 @@ async fn edit_latency(env: &TestEnv, n: usize, samples: usize) -> (Duration, Dur
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Stay under the write quota (10/s), as a person editing would.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     lat.sort();
     (
@@ -133,15 +135,21 @@ async fn scenario(n: usize) {
         }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let op = Operator::start_logging(&env, &args, "warn");
+    let mut op = Operator::start_logging(&env, &args, "warn");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = op.rss_kib().unwrap_or(0);
 
     let start = Instant::now();
     create_many(&env, n).await;
     let created = start.elapsed();
-    let converge =
-        wait_all_ready(&env, n, Duration::from_secs(if big { 3600 } else { 900 })).await + created;
+    let converge = wait_all_ready(
+        &env,
+        &mut op,
+        n,
+        Duration::from_secs(if big { 3600 } else { 900 }),
+    )
+    .await
+        + created;
     let s = env.stats();
     println!(
         "time to all Ready: {:.1} s (manifests written in {:.1} s); RunInstances calls: {}; instances: {}",

@@ -38,6 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator.
+    #[command(args_override_self = true)]
     Run(Box<RunArgs>),
     /// Print CvmInstance manifests that adopt existing instances.
     Import(ImportArgs),
@@ -515,5 +516,22 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_later_flag_overrides_an_earlier_one() {
+        let cli = Cli::try_parse_from([
+            "cvm-operator",
+            "run",
+            "--poll-interval",
+            "5",
+            "--poll-interval",
+            "30",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run(args) => assert_eq!(args.poll_interval, 30),
+            _ => unreachable!(),
+        }
     }
 }

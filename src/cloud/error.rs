@@ -91,7 +91,7 @@ pub fn classify_code(code: &str) -> ErrorClass {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CloudError {
     /// The service answered with an `Error` envelope.
     #[error("{action} failed: {code}: {message} (RequestId: {request_id})")]

@@ -98,12 +98,21 @@ type Waiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError>>>
 struct Cached {
     at: Instant,
     value: Option<Arc<Observation>>,
+    /// Set when we just changed the instance: the value is known to be out
+    /// of date, but kept so the next sweep can tell the change and wake.
+    stale_since: Option<Instant>,
 }
 
 struct Member {
     object: ObjectRef<CvmInstance>,
+    /// Polled by the fast sweep until then (an upper bound)…
     hot_until: Option<Instant>,
+    /// …and at least until then, even if it looks settled: the API's
+    /// LatestOperationState can lag behind an accepted call.
+    hot_at_least: Option<Instant>,
 }
+
+type UidWaiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError>>>;
 
 #[derive(Default)]
 struct Fleet {
@@ -112,7 +121,13 @@ struct Fleet {
     cache: HashMap<String, Cached>,
     pending: Vec<(String, Waiter)>,
     flush_scheduled: bool,
+    pending_uids: Vec<(String, UidWaiter)>,
+    uid_flush_scheduled: bool,
 }
+
+/// Values per DescribeInstances filter (the API's limit): UID lookups are
+/// batched five at a time.
+const MAX_FILTER_VALUES: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct ObserverConfig {
@@ -203,6 +218,7 @@ impl Observer {
                 .or_insert(Member {
                     object,
                     hot_until: None,
+                    hot_at_least: None,
                 });
         });
     }
@@ -218,21 +234,45 @@ impl Observer {
 
     /// Polls `id` fast for a while (after an action, or while settling).
     pub fn mark_hot(&self, key: &FleetKey, id: &str) {
-        let until = Instant::now() + self.inner.config.hot_for;
+        let now = Instant::now();
+        let cfg = &self.inner.config;
         self.with_fleets(|fleets| {
             if let Some(m) = fleets.get_mut(key).and_then(|f| f.members.get_mut(id)) {
-                m.hot_until = Some(until);
+                m.hot_until = Some(now + cfg.hot_for);
+                m.hot_at_least = Some(now + cfg.fast_interval * 5);
             }
         });
     }
 
-    /// Forgets the cached view of `id` (after we changed it).
+    /// Marks the cached view of `id` out of date (we just changed it). The
+    /// old value is kept, so the sweep that sees the change wakes the owner.
     pub fn invalidate(&self, key: &FleetKey, id: &str) {
+        let now = Instant::now();
         self.with_fleets(|fleets| {
-            if let Some(f) = fleets.get_mut(key) {
-                f.cache.remove(id);
-            }
+            let f = fleets.entry(key.clone()).or_default();
+            f.cache
+                .entry(id.to_string())
+                .and_modify(|c| c.stale_since = Some(now))
+                .or_insert(Cached {
+                    at: now,
+                    value: None,
+                    stale_since: Some(now),
+                });
         });
+    }
+
+    /// True right after we changed `id` and before a sweep has looked: a
+    /// reconcile then has nothing to learn yet and should just wait for the
+    /// sweep's wake-up (instead of a Describe of its own).
+    pub fn awaiting_refresh(&self, key: &FleetKey, id: &str) -> bool {
+        let grace = self.inner.config.fast_interval.mul_f64(1.5);
+        self.with_fleets(|fleets| {
+            fleets
+                .get(key)
+                .and_then(|f| f.cache.get(id))
+                .and_then(|c| c.stale_since)
+                .is_some_and(|t| t.elapsed() < grace)
+        })
     }
 
     /// The instance as of at most `max_age` ago; `None` when the cloud does
@@ -248,6 +288,7 @@ impl Observer {
         let flush_now = self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
             if let Some(c) = fleet.cache.get(id)
+                && c.stale_since.is_none()
                 && c.at.elapsed() <= max_age
             {
                 return Err(c.value.clone());
@@ -342,21 +383,30 @@ impl Observer {
             let fleet = fleets.entry(key.clone()).or_default();
             for id in ids {
                 let new = found.get(id).cloned();
-                let changed = fleet.cache.get(id).is_some_and(|c| c.value != new);
+                // A member whose view changed (or that we changed and that
+                // now shows anything) is woken; a first sighting is not news.
+                let changed = fleet
+                    .cache
+                    .get(id)
+                    .is_some_and(|c| c.value != new || (c.stale_since.is_some() && new.is_none()));
                 if let Some(m) = fleet.members.get_mut(id) {
                     if changed {
                         wake.push(m.object.clone());
                     }
-                    if changed || new.as_ref().is_some_and(|o| o.is_settling()) {
+                    let settling = new.as_ref().is_some_and(|o| o.is_settling());
+                    if changed || settling {
                         m.hot_until = Some(now + self.inner.config.hot_for);
+                    } else if m.hot_at_least.is_none_or(|t| t <= now) {
+                        // Settled and quiet: back to the slow sweep.
+                        m.hot_until = None;
                     }
                 }
-                // Only members and explicit lookups are cached.
                 fleet.cache.insert(
                     id.clone(),
                     Cached {
                         at: now,
                         value: new,
+                        stale_since: None,
                     },
                 );
             }
@@ -443,14 +493,70 @@ impl Observer {
         })
     }
 
-    /// Finds the instance carrying our UID tag (the create guard).
+    /// Finds the instance carrying our UID tag (the create guard). Lookups
+    /// of several resources share calls, five UIDs per DescribeInstances.
     pub async fn find_by_uid(
         &self,
         key: &FleetKey,
         creds: &Credentials,
         uid: &str,
     ) -> Result<Option<Arc<Observation>>, CloudError> {
-        let found = self
+        let (tx, rx) = oneshot::channel();
+        let flush_now = self.with_fleets(|fleets| {
+            let fleet = fleets.entry(key.clone()).or_default();
+            fleet.creds = Some(creds.clone());
+            fleet.pending_uids.push((uid.to_string(), tx));
+            if fleet.pending_uids.len() >= MAX_FILTER_VALUES {
+                fleet.uid_flush_scheduled = false;
+                Some(std::mem::take(&mut fleet.pending_uids))
+            } else if !fleet.uid_flush_scheduled {
+                fleet.uid_flush_scheduled = true;
+                Some(Vec::new())
+            } else {
+                None
+            }
+        });
+        let this = self.clone();
+        let (key2, creds2) = (key.clone(), creds.clone());
+        match flush_now {
+            Some(batch) if !batch.is_empty() => {
+                tokio::spawn(async move { this.flush_uids(&key2, &creds2, batch).await });
+            }
+            Some(_) => {
+                let window = self.inner.config.window;
+                tokio::spawn(async move {
+                    tokio::time::sleep(window).await;
+                    let batch = this.with_fleets(|fleets| {
+                        let f = fleets.entry(key2.clone()).or_default();
+                        f.uid_flush_scheduled = false;
+                        std::mem::take(&mut f.pending_uids)
+                    });
+                    if !batch.is_empty() {
+                        this.flush_uids(&key2, &creds2, batch).await;
+                    }
+                });
+            }
+            None => {}
+        }
+        match rx.await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => Err(Arc::unwrap_or_clone(e)),
+            Err(_) => Err(CloudError::Network {
+                action: "DescribeInstances".into(),
+                connect: false,
+                message: "UID lookup batch dropped".into(),
+            }),
+        }
+    }
+
+    async fn flush_uids(
+        &self,
+        key: &FleetKey,
+        creds: &Credentials,
+        batch: Vec<(String, UidWaiter)>,
+    ) {
+        let uids: Vec<String> = batch.iter().map(|(u, _)| u.clone()).collect();
+        let result = self
             .inner
             .client
             .describe_instances_filtered(
@@ -458,33 +564,61 @@ impl Observer {
                 &key.region,
                 vec![crate::cloud::model::Filter::new(
                     format!("tag:{}", crate::api::UID_TAG),
-                    [uid],
+                    uids,
                 )],
             )
-            .await?;
-        // Prefer a live instance over a terminating one if there are several.
-        let best = found
-            .iter()
-            .map(Observation::from_instance)
-            .min_by_key(|o| {
+            .await;
+        let found = match result {
+            Ok(f) => f,
+            Err(e) => {
+                let e = Arc::new(e);
+                for (_, w) in batch {
+                    let _ = w.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        // Per UID, prefer a live instance over a terminating or failed one.
+        let mut best: HashMap<String, Observation> = HashMap::new();
+        for o in found.iter().map(Observation::from_instance) {
+            let Some(uid) = o.uid_tag.clone() else {
+                continue;
+            };
+            let dead = |o: &Observation| {
                 matches!(
                     o.state,
                     InstanceState::Terminating | InstanceState::LaunchFailed
                 )
-            });
-        if let Some(o) = &best {
-            let o = Arc::new(o.clone());
-            self.with_fleets(|fleets| {
-                fleets.entry(key.clone()).or_default().cache.insert(
-                    o.id.clone(),
-                    Cached {
-                        at: Instant::now(),
-                        value: Some(o.clone()),
-                    },
-                );
-            });
-            return Ok(Some(o));
+            };
+            match best.get(&uid) {
+                Some(cur) if !dead(cur) || dead(&o) => {}
+                _ => {
+                    best.insert(uid, o);
+                }
+            }
         }
-        Ok(None)
+        let now = Instant::now();
+        let results: Vec<(String, Option<Arc<Observation>>)> = batch
+            .iter()
+            .map(|(u, _)| (u.clone(), best.get(u).cloned().map(Arc::new)))
+            .collect();
+        self.with_fleets(|fleets| {
+            let fleet = fleets.entry(key.clone()).or_default();
+            for (_, o) in &results {
+                if let Some(o) = o {
+                    fleet.cache.insert(
+                        o.id.clone(),
+                        Cached {
+                            at: now,
+                            value: Some(o.clone()),
+                            stale_since: None,
+                        },
+                    );
+                }
+            }
+        });
+        for ((_, w), (_, o)) in batch.into_iter().zip(results) {
+            let _ = w.send(Ok(o));
+        }
     }
 }

@@ -437,8 +437,22 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
     let max_age = if settled {
         ctx.config.poll_interval
     } else {
-        ctx.config.fast_interval
+        // The fast sweep refreshes moving instances every fast interval.
+        ctx.config.fast_interval * 2
     };
+    // Just acted, and no sweep has looked since: nothing to learn yet. The
+    // sweep wakes this resource when the instance changes.
+    if let Some(id) = obj
+        .spec
+        .instance_id
+        .as_deref()
+        .or(prev.and_then(|s| s.instance_id.as_deref()))
+        && ctx
+            .observer
+            .awaiting_refresh(&FleetKey::new(&obj.spec.region, &creds), id)
+    {
+        return Ok(Action::requeue(ctx.jittered(ctx.config.fast_interval)));
+    }
     // A create that failed permanently made nothing: no tag lookup needed.
     let look_up = blocked.as_deref() != Some("RunInstances");
     let seen = match observe(obj, ctx, &creds, max_age, look_up).await {
@@ -516,7 +530,8 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
             );
             write_status(api, obj, &new).await?;
             let requeue = match &w {
-                w if w.is_transient() => ctx.config.fast_interval,
+                // The sweep wakes us on each change; this is a backstop.
+                w if w.is_transient() => ctx.config.fast_interval * 3,
                 // The sweep wakes us on any change; this is only a backstop.
                 Wait::InSync => ctx.config.poll_interval * 2,
                 _ => ctx.config.poll_interval,
@@ -790,10 +805,17 @@ async fn cleanup(
             }
         },
     };
+    if let Some(id) = &known
+        && ctx
+            .observer
+            .awaiting_refresh(&FleetKey::new(&obj.spec.region, &creds), id)
+    {
+        return Ok(Action::requeue(ctx.jittered(ctx.config.fast_interval)));
+    }
     let last = obj.status.as_ref().and_then(|s| s.last_operation.clone());
     // Look for an instance by tag only if a create was ever attempted.
     let look_up = known.is_none() && last.as_ref().is_some_and(|l| l.action == "RunInstances");
-    let seen = match observe(obj, ctx, &creds, Duration::ZERO, look_up).await {
+    let seen = match observe(obj, ctx, &creds, ctx.config.fast_interval, look_up).await {
         Ok(o) => o,
         Err(e) => {
             let retry = retry_delay(ctx, &uid, &e).unwrap_or(ctx.config.poll_interval);

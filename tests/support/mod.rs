@@ -293,6 +293,15 @@ impl Operator {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Panics with the log when the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!("the operator exited ({status}):\n{}", self.log_text());
+        }
+    }
+
     /// SIGKILL: no chance to clean up (a crash).
     pub fn kill_hard(&mut self) {
         if let Some(mut c) = self.child.take() {
