@@ -189,7 +189,11 @@ impl CredentialStore {
                 })?
             }
         };
-        if let Some(uid) = obj.uid() {
+        // Remembered only for per-resource Secrets: the operator's own
+        // credentials are always at hand (and need no copy per resource).
+        if obj.spec.credentials_secret_ref.is_some()
+            && let Some(uid) = obj.uid()
+        {
             self.last_used
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -205,6 +209,11 @@ impl CredentialStore {
             .unwrap_or_else(|e| e.into_inner())
             .get(uid)
             .cloned()
+    }
+
+    /// The operator's own credentials.
+    pub fn default_credentials(&self) -> Option<&Credentials> {
+        self.default.as_ref()
     }
 
     pub fn forget(&self, uid: &str) {

@@ -4,6 +4,7 @@
 
 pub mod act;
 pub mod credentials;
+pub mod events;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
@@ -17,7 +18,6 @@ use futures::StreamExt;
 use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::sync::Arc;
@@ -110,18 +110,12 @@ pub async fn run(
         .await
         .map_err(RunError::CrdMissing)?;
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "cvm-operator".into(),
-            instance: Some(config.instance_name.clone()),
-        },
-    );
+    let events = events::Publisher::new(client.clone(), "cvm-operator", &config.instance_name);
     let ctx = Arc::new(Context::new(
         client.clone(),
         handles.observer.clone(),
         credentials::CredentialStore::new(client.clone(), config.default_credentials.clone()),
-        recorder,
+        events,
         handles.metrics.clone(),
         config.reconcile.clone(),
     ));

@@ -7,6 +7,7 @@
 
 use super::act::{self, Acted};
 use super::credentials::CredentialStore;
+use super::events::{EventType, Publisher};
 use super::metrics::Metrics;
 use super::observe::{FleetKey, Observation, Observer};
 use super::plan::{self, CloudAction, Observed, Plan, PlanInput, Step, Wait};
@@ -18,7 +19,6 @@ use crate::cloud::{CloudError, Credentials, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -57,7 +57,7 @@ pub struct Context {
     pub client: kube::Client,
     pub observer: Observer,
     pub credentials: CredentialStore,
-    pub recorder: Recorder,
+    pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub config: ReconcileConfig,
     failures: Mutex<HashMap<String, u32>>,
@@ -68,7 +68,7 @@ impl Context {
         client: kube::Client,
         observer: Observer,
         credentials: CredentialStore,
-        recorder: Recorder,
+        events: Publisher,
         metrics: Arc<Metrics>,
         config: ReconcileConfig,
     ) -> Self {
@@ -76,7 +76,7 @@ impl Context {
             client,
             observer,
             credentials,
-            recorder,
+            events,
             metrics,
             config,
             failures: Mutex::new(HashMap::new()),
@@ -255,20 +255,9 @@ async fn publish(
     action: &str,
     note: String,
 ) {
-    let mut note = note;
-    note.truncate(1000);
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    // Never fail a reconcile (or a deletion) because an event could not be
-    // written, e.g. in a terminating namespace.
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
-        tracing::debug!(error = %e, "cannot publish event");
-    }
+    ctx.events
+        .publish(obj.object_ref(&()), type_, reason, action, &note)
+        .await;
 }
 
 fn event_reason(action: &CloudAction) -> &'static str {
@@ -435,7 +424,8 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
     let settled = status::condition_of(prev, SYNCED).is_some_and(|c| c.status == "True");
     let in_sync = settled && prev.is_some_and(|s| s.observed_generation == generation);
     let max_age = if settled {
-        ctx.config.poll_interval
+        // The slow sweep refreshes every member once per poll interval.
+        ctx.config.poll_interval * 2
     } else {
         // The fast sweep refreshes moving instances every fast interval.
         ctx.config.fast_interval * 2
@@ -764,6 +754,7 @@ async fn cleanup(
         let key = ctx
             .credentials
             .remembered(&uid)
+            .or_else(|| ctx.credentials.default_credentials().cloned())
             .map(|c| FleetKey::new(&obj.spec.region, &c));
         return release(obj, ctx, api, key.as_ref()).await;
     }
