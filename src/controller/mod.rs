@@ -84,14 +84,20 @@ pub fn handles(
     Ok((Handles { metrics, observer }, wake))
 }
 
-/// Drops what the operator never reads from cached objects: managed fields
-/// and kubectl's last-applied copy are most of an object's size.
+/// Drops what the operator never reads from cached objects: managed fields,
+/// labels and annotations (but the pause switch), and the bulky part of the
+/// status (see [`status::slim`]). With thousands of resources the reflector
+/// is most of the operator's memory.
 fn slim(o: &mut CvmInstance) {
     let meta = o.meta_mut();
     meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
+    meta.labels = None;
+    let paused = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::PAUSED_ANNOTATION).cloned());
+    meta.annotations = paused.map(|v| [(crate::api::PAUSED_ANNOTATION.to_string(), v)].into());
+    status::slim(o);
 }
 
 /// Runs the controller until `shutdown` resolves.

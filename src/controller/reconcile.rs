@@ -115,8 +115,11 @@ pub enum Error {
     Incomplete(&'static str),
 }
 
+/// Now, in whole seconds: what the apiserver stores for metav1.Time, so a
+/// status we wrote hashes the same when it comes back.
 fn now() -> Time {
-    Time(jiff::Timestamp::now())
+    let now = jiff::Timestamp::now();
+    Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
 fn rfc3339_now() -> String {
@@ -208,7 +211,7 @@ async fn write_status(
     obj: &CvmInstance,
     status: &CvmInstanceStatus,
 ) -> Result<(), Error> {
-    if obj.status.as_ref() == Some(status) {
+    if status::current_status_hash(obj).as_deref() == Some(status::status_hash(status).as_str()) {
         return Ok(());
     }
     let patch = json!({
@@ -228,22 +231,35 @@ async fn write_status(
     }
 }
 
-/// Records `last_operation` (and the instance id) right away, before any
-/// further cloud call: the create guard depends on it surviving a crash.
+/// Records progress of a create right away (the intent before the call, the
+/// instance id after it), before any further cloud call: the create guard
+/// depends on it surviving a crash. Returns the object as now stored.
 async fn write_progress(
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
     instance_id: Option<&str>,
     last: &LastOperation,
+    outcome: &Outcome<'_>,
 ) -> Result<CvmInstance, Error> {
-    let mut status = obj.status.clone().unwrap_or_default();
+    let mut status = status::build(
+        obj,
+        &Observed::NotCreated,
+        false,
+        outcome,
+        Some(last.clone()),
+        &now(),
+    );
     if let Some(id) = instance_id {
         status.instance_id = Some(id.to_string());
     }
-    status.last_operation = Some(last.clone());
     write_status(api, obj, &status).await?;
     let mut updated = obj.clone();
     updated.status = Some(status);
+    updated
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .remove(status::STATUS_HASH);
     Ok(updated)
 }
 
@@ -356,38 +372,41 @@ async fn observe(
     }
 }
 
-/// Reports a failure that happened before anything could be observed.
+/// Reports a failure that happened before anything could be observed: only
+/// the conditions change (a merge patch, so the last observed fields stay).
 async fn report_unobserved(
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
-    deleting: bool,
+    _deleting: bool,
     outcome: &Outcome<'_>,
 ) -> Result<(), Error> {
-    let prev = obj.status.clone().unwrap_or_default();
-    let mut s = status::build(
-        obj,
-        &Observed::NotCreated,
-        deleting,
-        outcome,
-        prev.last_operation.clone(),
-        &now(),
-    );
-    // Keep what was last observed; only the conditions carry news.
-    let conditions = std::mem::take(&mut s.conditions);
-    let mut kept = prev.clone();
-    kept.conditions = conditions;
-    kept.observed_generation = obj.metadata.generation;
-    if let Some(ready) = prev.conditions.iter().find(|c| c.type_ == status::READY) {
-        // Without an observation, Ready stays what it was.
-        if let Some(slot) = kept
-            .conditions
-            .iter_mut()
-            .find(|c| c.type_ == status::READY)
-        {
-            *slot = ready.clone();
-        }
+    let conditions = status::unobserved_conditions(obj, outcome, &now());
+    // The cache keeps each condition's type, status and reason: if those are
+    // what we would write, a retry of the same failure writes nothing.
+    let unchanged = obj.status.as_ref().is_some_and(|s| {
+        s.observed_generation == obj.metadata.generation
+            && s.conditions.len() == conditions.len()
+            && s.conditions
+                .iter()
+                .zip(&conditions)
+                .all(|(a, b)| a.type_ == b.type_ && a.status == b.status && a.reason == b.reason)
+    });
+    if unchanged {
+        return Ok(());
     }
-    write_status(api, obj, &kept).await
+    let patch = json!({"status": {"conditions": conditions, "observedGeneration": obj.metadata.generation}});
+    let params = PatchParams {
+        field_manager: Some(api::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api
+        .patch_status(&obj.name_any(), &params, &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Result<Action, Error> {
@@ -572,7 +591,7 @@ async fn act_on(
             time: Some(rfc3339_now()),
             ..Default::default()
         };
-        obj = write_progress(api, &obj, None, &pending).await?;
+        obj = write_progress(api, &obj, None, &pending, &Outcome::Creating).await?;
     }
     let instance_id = seen
         .observation
@@ -603,7 +622,17 @@ async fn act_on(
             };
             if action == CloudAction::Create {
                 tracing::Span::current().record("instance_id", id.as_str());
-                obj = write_progress(api, &obj, Some(&id), &done).await?;
+                obj = write_progress(
+                    api,
+                    &obj,
+                    Some(&id),
+                    &done,
+                    &Outcome::Acted {
+                        action: &action,
+                        request_id: &acted.request_id,
+                    },
+                )
+                .await?;
                 ctx.observer
                     .register(&seen.key, creds, &id, ObjectRef::from_obj(&obj));
             }

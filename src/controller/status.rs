@@ -14,6 +14,57 @@ use std::time::Duration;
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 
+/// In-memory annotation of a cached object: the hash of the full status the
+/// apiserver returned, kept when the cache drops the bulky status fields.
+/// Never written to the apiserver.
+pub const STATUS_HASH: &str = "cvm.tencentcloud.io/cached-status-hash";
+
+/// A stable fingerprint of a status (to skip writes that change nothing).
+pub fn status_hash(s: &CvmInstanceStatus) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(s).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The fingerprint of the status `obj` carries: the cached one, or computed.
+pub fn current_status_hash(obj: &CvmInstance) -> Option<String> {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(STATUS_HASH).cloned())
+        .or_else(|| obj.status.as_ref().map(status_hash))
+}
+
+/// What the cache keeps of a status: what the reconciler reads (the instance
+/// id, the last operation, the generation, and each condition's type, status,
+/// reason and transition time). Everything else is rebuilt from the observation on
+/// every reconcile, and the fingerprint tells whether a write is needed.
+pub fn slim(obj: &mut CvmInstance) {
+    let Some(st) = obj.status.as_mut() else {
+        return;
+    };
+    let hash = status_hash(st);
+    let kept = CvmInstanceStatus {
+        instance_id: st.instance_id.take(),
+        last_operation: st.last_operation.take(),
+        observed_generation: st.observed_generation,
+        conditions: std::mem::take(&mut st.conditions)
+            .into_iter()
+            .map(|c| Condition {
+                message: String::new(),
+                ..c
+            })
+            .collect(),
+        ..Default::default()
+    };
+    *st = kept;
+    obj.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(STATUS_HASH.into(), hash);
+}
+
 /// How this reconcile ended, for `Synced`.
 #[derive(Debug)]
 pub enum Outcome<'a> {
@@ -29,6 +80,8 @@ pub enum Outcome<'a> {
         retry_in: Option<Duration>,
     },
     Credentials(&'a CredentialsError),
+    /// A create was sent; its answer is not in yet.
+    Creating,
     /// Deleting; the message says what is being waited for.
     Deleting(String),
 }
@@ -138,6 +191,7 @@ fn synced(outcome: &Outcome<'_>, last: Option<&LastOperation>) -> Cond {
             format!("{} sent (RequestId: {request_id}): {}", action.api_action(), action.describe()),
         ),
         Outcome::Deleting(msg) => c(false, "Deleting", msg.clone()),
+        Outcome::Creating => c(false, "Reconciling", "RunInstances sent; waiting for the instance id".into()),
         Outcome::Credentials(e) => c(false, e.reason(), e.to_string()),
         Outcome::CloudFailed { action, error, retry_in } => {
             let reason = match error.class() {
@@ -281,4 +335,186 @@ pub fn condition_of<'a>(
     type_: &str,
 ) -> Option<&'a Condition> {
     status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The conditions to report when nothing could be observed: `Ready` is
+/// unknown, `Synced` says why.
+pub fn unobserved_conditions(
+    obj: &CvmInstance,
+    outcome: &Outcome<'_>,
+    now: &Time,
+) -> Vec<Condition> {
+    let prev = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let generation = obj.metadata.generation;
+    let mut ready = condition(
+        prev,
+        READY,
+        Cond {
+            status: false,
+            reason: "Unobserved",
+            message: "the instance cannot be observed; see the Synced condition".into(),
+        },
+        generation,
+        now,
+    );
+    ready.status = "Unknown".into();
+    if let Some(p) = prev
+        .iter()
+        .find(|c| c.type_ == READY && c.status == "Unknown")
+    {
+        ready.last_transition_time = p.last_transition_time.clone();
+    }
+    let last = obj.status.as_ref().and_then(|s| s.last_operation.as_ref());
+    vec![
+        ready,
+        condition(prev, SYNCED, synced(outcome, last), generation, now),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::CvmInstance;
+
+    fn resource() -> CvmInstance {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+            "metadata": {"name": "web", "namespace": "default", "generation": 3},
+            "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3", "imageId": "img-pi0ii46r", "instanceType": "S5.SMALL1"}
+        }))
+        .unwrap()
+    }
+
+    fn observation() -> Observation {
+        Observation {
+            id: "ins-abcdefgh".into(),
+            state: InstanceState::Running,
+            instance_type: "S5.SMALL1".into(),
+            name: "web".into(),
+            zone: "ap-guangzhou-3".into(),
+            bandwidth_out: 1,
+            security_group_ids: vec!["sg-gz000001".into()],
+            private_ips: vec!["172.16.3.2".into()],
+            public_ips: vec!["43.128.0.1".into()],
+            created_time: "2026-11-26T10:00:00Z".into(),
+            latest_operation: "RunInstances".into(),
+            operating: false,
+            latest_operation_failed: false,
+            latest_operation_request_id: String::new(),
+            latest_operation_error_msg: String::new(),
+            disable_api_termination: false,
+            stop_charging_mode: String::new(),
+            charge_type: "POSTPAID_BY_HOUR".into(),
+            uid_tag: None,
+        }
+    }
+
+    #[test]
+    fn ready_and_synced_with_observed_generation() {
+        let obj = resource();
+        let o = observation();
+        let now = Time(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let s = build(
+            &obj,
+            &Observed::Present(&o),
+            false,
+            &Outcome::Waiting(&Wait::InSync),
+            None,
+            &now,
+        );
+        assert_eq!(s.instance_state.as_deref(), Some("RUNNING"));
+        assert_eq!(s.public_ip_addresses, ["43.128.0.1"]);
+        assert_eq!(s.observed_generation, Some(3));
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Available")
+        );
+        assert_eq!(ready.observed_generation, Some(3));
+        // lastTransitionTime survives a rebuild with the same status…
+        let mut again = obj.clone();
+        again.status = Some(s.clone());
+        let later = Time(jiff::Timestamp::from_second(1_800_000_100).unwrap());
+        let s2 = build(
+            &again,
+            &Observed::Present(&o),
+            false,
+            &Outcome::Waiting(&Wait::InSync),
+            None,
+            &later,
+        );
+        assert_eq!(
+            s2, s,
+            "an unchanged status is identical, so it is not rewritten"
+        );
+        // …and moves when the status flips.
+        let stopping = Observation {
+            state: InstanceState::Stopping,
+            ..o
+        };
+        let s3 = build(
+            &again,
+            &Observed::Present(&stopping),
+            false,
+            &Outcome::Waiting(&Wait::InSync),
+            None,
+            &later,
+        );
+        let ready3 = s3.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready3.status.as_str(), ready3.last_transition_time.clone()),
+            ("False", later)
+        );
+    }
+
+    #[test]
+    fn slim_cache_keeps_what_reconciles_read_and_the_fingerprint() {
+        let mut obj = resource();
+        let now = Time(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let full = build(
+            &obj,
+            &Observed::Present(&observation()),
+            false,
+            &Outcome::Waiting(&Wait::InSync),
+            Some(LastOperation {
+                action: "RunInstances".into(),
+                state: "Succeeded".into(),
+                ..Default::default()
+            }),
+            &now,
+        );
+        // What comes back from the apiserver deserialises to the same hash.
+        let round: CvmInstanceStatus =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(status_hash(&round), status_hash(&full));
+        obj.status = Some(round);
+        slim(&mut obj);
+        let st = obj.status.as_ref().unwrap();
+        assert_eq!(st.instance_id.as_deref(), Some("ins-abcdefgh"));
+        assert_eq!(st.last_operation.as_ref().unwrap().action, "RunInstances");
+        assert!(
+            st.instance_state.is_none() && st.public_ip_addresses.is_empty(),
+            "observed fields dropped"
+        );
+        assert!(
+            st.conditions
+                .iter()
+                .all(|c| c.message.is_empty() && !c.reason.is_empty())
+        );
+        assert_eq!(current_status_hash(&obj), Some(status_hash(&full)));
+        // A rebuild from the slim cache yields the same full status.
+        let rebuilt = build(
+            &obj,
+            &Observed::Present(&observation()),
+            false,
+            &Outcome::Waiting(&Wait::InSync),
+            st.last_operation.clone(),
+            &now,
+        );
+        assert_eq!(status_hash(&rebuilt), status_hash(&full));
+    }
 }
