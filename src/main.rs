@@ -95,7 +95,9 @@ struct RunArgs {
     #[arg(long, env = "LABEL_SELECTOR")]
     label_selector: Option<String>,
     /// Reconciles running at once.
-    #[arg(long, env = "CVM_CONCURRENCY", default_value_t = 32)]
+    /// (A cache miss shares one DescribeInstances with the other reconciles
+    /// in flight, so around 100 lets start-up use full 100-id batches.)
+    #[arg(long, env = "CVM_CONCURRENCY", default_value_t = 100)]
     concurrency: u16,
     /// Steady-state drift detection period, in seconds (one DescribeInstances per 100 instances).
     #[arg(long, env = "CVM_POLL_INTERVAL", default_value_t = 300)]
@@ -451,11 +453,20 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     let lost = Arc::new(AtomicBool::new(false));
     let lost_flag = lost.clone();
     let shutdown = async move {
+        // Losing the lease ends the run; without leader election the sender
+        // is gone at once, which must not end it (nor stop the signal wait).
+        let lost = async move {
+            match lost_rx.await {
+                Ok(()) => lost_flag.store(true, Ordering::Relaxed),
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
-            _ = shutdown_signal() => {},
-            r = lost_rx => if r.is_ok() { lost_flag.store(true, Ordering::Relaxed) } else { std::future::pending::<()>().await },
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+            _ = lost => {},
         }
     };
+    tokio::spawn(telemetry::trim_memory_periodically(Duration::from_secs(30)));
     controller::run(client, config, handles, wake, shutdown).await?;
     if lost.load(Ordering::Relaxed) {
         anyhow::bail!("lost leadership");
@@ -493,8 +504,16 @@ async fn run_import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    telemetry::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(async_main())
+}
+
+async fn async_main() -> Result<()> {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format, &cli.log_level);
     match cli.command {

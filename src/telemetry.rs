@@ -31,3 +31,29 @@ pub fn init_logging(format: LogFormat, level: &str) {
     // A second init (tests) is harmless.
     let _ = result;
 }
+
+/// Limits glibc to two malloc arenas. By default every thread that
+/// allocates gets its own arena, and freed memory scattered over them stays
+/// resident: at 10,000 resources that alone was 13 MiB of a 69 MiB RSS
+/// (55 MiB with two arenas). Must run before other threads start.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Hands freed heap memory back to the kernel now and then. glibc keeps
+/// freed chunks resident; after the start-up burst (listing and reconciling
+/// thousands of resources) that was tens of MiB of a small operator's RSS.
+pub async fn trim_memory_periodically(every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! ([`act`]) → report ([`status`]), wired in [`reconcile`].
 
 pub mod act;
+pub mod cache;
 pub mod credentials;
 pub mod events;
 pub mod metrics;
@@ -15,7 +16,6 @@ pub mod status;
 use crate::api::CvmInstance;
 use crate::cloud::{ClientConfig, Credentials, CvmClient};
 use futures::StreamExt;
-use kube::Resource;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -65,7 +65,7 @@ pub fn handles(
 ) -> Result<
     (
         Handles,
-        tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>,
+        tokio::sync::mpsc::UnboundedReceiver<ObjectRef<cache::CachedInstance>>,
     ),
     RunError,
 > {
@@ -84,28 +84,12 @@ pub fn handles(
     Ok((Handles { metrics, observer }, wake))
 }
 
-/// Drops what the operator never reads from cached objects: managed fields,
-/// labels and annotations (but the pause switch), and the bulky part of the
-/// status (see [`status::slim`]). With thousands of resources the reflector
-/// is most of the operator's memory.
-fn slim(o: &mut CvmInstance) {
-    let meta = o.meta_mut();
-    meta.managed_fields = None;
-    meta.labels = None;
-    let paused = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::api::PAUSED_ANNOTATION).cloned());
-    meta.annotations = paused.map(|v| [(crate::api::PAUSED_ANNOTATION.to_string(), v)].into());
-    status::slim(o);
-}
-
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: kube::Client,
     config: Config,
     handles: Handles,
-    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>,
+    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<cache::CachedInstance>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
     let api: Api<CvmInstance> = match &config.watch_namespace {
@@ -115,6 +99,11 @@ pub async fn run(
     api.list(&ListParams::default().limit(1))
         .await
         .map_err(RunError::CrdMissing)?;
+    // The watch decodes straight into the compact cached form.
+    let cached_api: Api<cache::CachedInstance> = match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
 
     let events = events::Publisher::new(client.clone(), "cvm-operator", &config.instance_name);
     let ctx = Arc::new(Context::new(
@@ -142,9 +131,9 @@ pub async fn run(
         wc = wc.labels(sel);
     }
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, wc)
+    let stream = watcher(cached_api, wc)
         .default_backoff()
-        .modify(slim)
+        .modify(cache::CachedInstance::slim)
         .reflect(writer)
         .applied_objects();
     let wake = futures::stream::unfold(

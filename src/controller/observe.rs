@@ -8,7 +8,7 @@
 //! short coalescing window with other misses. Steady-state cost is therefore
 //! about N/100 DescribeInstances per poll interval, not N.
 
-use crate::api::CvmInstance;
+use super::cache::CachedInstance;
 use crate::cloud::model::{Instance, InstanceState};
 use crate::cloud::{CloudError, Credentials, CvmClient, client::MAX_DESCRIBE_IDS};
 use kube::runtime::reflector::ObjectRef;
@@ -104,7 +104,10 @@ struct Cached {
 }
 
 struct Member {
-    object: ObjectRef<CvmInstance>,
+    /// Whom to wake (namespace and name only: a full ObjectRef per member
+    /// carried four strings).
+    namespace: Box<str>,
+    name: Box<str>,
     /// Polled by the fast sweep until then (an upper bound)…
     hot_until: Option<Instant>,
     /// …and at least until then, even if it looks settled: the API's
@@ -117,8 +120,8 @@ type UidWaiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError
 #[derive(Default)]
 struct Fleet {
     creds: Option<Credentials>,
-    members: HashMap<String, Member>,
-    cache: HashMap<String, Cached>,
+    members: HashMap<Box<str>, Member>,
+    cache: HashMap<Box<str>, Cached>,
     pending: Vec<(String, Waiter)>,
     flush_scheduled: bool,
     pending_uids: Vec<(String, UidWaiter)>,
@@ -156,7 +159,7 @@ struct Inner {
     client: CvmClient,
     config: ObserverConfig,
     fleets: Mutex<HashMap<FleetKey, Fleet>>,
-    wake: mpsc::UnboundedSender<ObjectRef<CvmInstance>>,
+    wake: mpsc::UnboundedSender<ObjectRef<CachedInstance>>,
 }
 
 /// Shared handle (cheap to clone).
@@ -173,7 +176,7 @@ impl Observer {
     pub fn new(
         client: CvmClient,
         config: ObserverConfig,
-    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CvmInstance>>) {
+    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CachedInstance>>) {
         let (wake, rx) = mpsc::unbounded_channel();
         (
             Self {
@@ -200,26 +203,39 @@ impl Observer {
         f(&mut self.inner.fleets.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Includes `id` in the sweeps, waking `object` when it changes.
+    /// Includes `id` in the sweeps, waking the resource `namespace/name`
+    /// when it changes.
     pub fn register(
         &self,
         key: &FleetKey,
         creds: &Credentials,
         id: &str,
-        object: ObjectRef<CvmInstance>,
+        namespace: &str,
+        name: &str,
     ) {
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
             fleet.creds = Some(creds.clone());
-            fleet
-                .members
-                .entry(id.to_string())
-                .and_modify(|m| m.object = object.clone())
-                .or_insert(Member {
-                    object,
-                    hot_until: None,
-                    hot_at_least: None,
-                });
+            let namespace: Box<str> = namespace.into();
+            let name: Box<str> = name.into();
+            match fleet.members.get_mut(id) {
+                Some(m) if m.namespace == namespace && m.name == name => {}
+                Some(m) => {
+                    m.namespace = namespace;
+                    m.name = name;
+                }
+                None => {
+                    fleet.members.insert(
+                        id.into(),
+                        Member {
+                            namespace,
+                            name,
+                            hot_until: None,
+                            hot_at_least: None,
+                        },
+                    );
+                }
+            }
         });
     }
 
@@ -251,7 +267,7 @@ impl Observer {
         self.with_fleets(|fleets| {
             let f = fleets.entry(key.clone()).or_default();
             f.cache
-                .entry(id.to_string())
+                .entry(id.into())
                 .and_modify(|c| c.stale_since = Some(now))
                 .or_insert(Cached {
                     at: now,
@@ -387,11 +403,11 @@ impl Observer {
                 // now shows anything) is woken; a first sighting is not news.
                 let changed = fleet
                     .cache
-                    .get(id)
+                    .get(id.as_str())
                     .is_some_and(|c| c.value != new || (c.stale_since.is_some() && new.is_none()));
-                if let Some(m) = fleet.members.get_mut(id) {
+                if let Some(m) = fleet.members.get_mut(id.as_str()) {
                     if changed {
-                        wake.push(m.object.clone());
+                        wake.push(ObjectRef::<CachedInstance>::new(&m.name).within(&m.namespace));
                     }
                     let settling = new.as_ref().is_some_and(|o| o.is_settling());
                     if changed || settling {
@@ -402,7 +418,7 @@ impl Observer {
                     }
                 }
                 fleet.cache.insert(
-                    id.clone(),
+                    id.as_str().into(),
                     Cached {
                         at: now,
                         value: new,
@@ -437,7 +453,7 @@ impl Observer {
                                 .is_none_or(|c| now.duration_since(c.at) >= older_than);
                             (!only_hot || hot) && stale
                         })
-                        .map(|(id, _)| id.clone())
+                        .map(|(id, _)| id.to_string())
                         .collect();
                     // Expired heat is forgotten.
                     for m in f.members.values_mut() {
@@ -607,7 +623,7 @@ impl Observer {
             for (_, o) in &results {
                 if let Some(o) = o {
                     fleet.cache.insert(
-                        o.id.clone(),
+                        o.id.as_str().into(),
                         Cached {
                             at: now,
                             value: Some(o.clone()),

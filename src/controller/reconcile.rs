@@ -6,6 +6,7 @@
 //! failure decides the retry policy, with a per-object exponential backoff.
 
 use super::act::{self, Acted};
+use super::cache::CachedInstance;
 use super::credentials::CredentialStore;
 use super::events::{EventType, Publisher};
 use super::metrics::Metrics;
@@ -19,7 +20,6 @@ use crate::cloud::{CloudError, Credentials, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::HashMap;
@@ -113,6 +113,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("the resource has no {0}")]
     Incomplete(&'static str),
+    #[error("cannot decode the cached resource: {0}")]
+    Decode(#[source] serde_json::Error),
 }
 
 /// Now, in whole seconds: what the apiserver stores for metav1.Time, so a
@@ -129,7 +131,8 @@ fn rfc3339_now() -> String {
 }
 
 /// Entry point for the controller.
-pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(cached: Arc<CachedInstance>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let obj = cached.expand().map_err(Error::Decode)?;
     let span = tracing::info_span!(
         "reconcile",
         namespace = %obj.namespace().unwrap_or_default(),
@@ -151,7 +154,7 @@ pub async fn reconcile(obj: Arc<CvmInstance>, ctx: Arc<Context>) -> Result<Actio
 }
 
 /// The controller's error policy: Kubernetes API failures back off per object.
-pub fn error_policy(obj: Arc<CvmInstance>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<CachedInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff(&obj.uid().unwrap_or_default(), Duration::from_millis(500));
     tracing::warn!(name = %obj.name_any(), %error, ?delay, "reconcile failed");
     Action::requeue(delay)
@@ -335,10 +338,10 @@ async fn observe(
         .instance_id
         .clone()
         .or_else(|| obj.status.as_ref().and_then(|s| s.instance_id.clone()));
-    let object = ObjectRef::from_obj(obj);
+    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     match known {
         Some(id) => {
-            ctx.observer.register(&key, creds, &id, object);
+            ctx.observer.register(&key, creds, &id, &ns, &name);
             let observation = ctx.observer.observe(&key, creds, &id, max_age).await?;
             let missing_id = observation.is_none().then_some(id);
             Ok(Observing {
@@ -356,7 +359,7 @@ async fn observe(
                 .map_err(Arc::new)?;
             if let Some(o) = &found {
                 tracing::info!(instance_id = %o.id, "found the instance by its UID tag; adopting it");
-                ctx.observer.register(&key, creds, &o.id, object);
+                ctx.observer.register(&key, creds, &o.id, &ns, &name);
             }
             Ok(Observing {
                 key,
@@ -538,14 +541,17 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
                 &now(),
             );
             write_status(api, obj, &new).await?;
-            let requeue = match &w {
-                // The sweep wakes us on each change; this is a backstop.
-                w if w.is_transient() => ctx.config.fast_interval * 3,
-                // The sweep wakes us on any change; this is only a backstop.
-                Wait::InSync => ctx.config.poll_interval * 2,
-                _ => ctx.config.poll_interval,
-            };
-            Ok(Action::requeue(ctx.jittered(requeue)))
+            if w.is_transient() {
+                // The fast sweep wakes us on each change; this is a backstop.
+                return Ok(Action::requeue(ctx.jittered(ctx.config.fast_interval * 3)));
+            }
+            // Settled (or waiting for a person): nothing is scheduled. The
+            // slow sweep observes every instance once per poll interval and
+            // wakes this resource when its instance changes; a spec, label
+            // or annotation change wakes it through the watch. Not keeping
+            // a timer per resource is what lets 10,000 resources fit in a
+            // small operator.
+            Ok(Action::await_change())
         }
         Step::Release => Ok(Action::await_change()),
     }
@@ -633,8 +639,13 @@ async fn act_on(
                     },
                 )
                 .await?;
-                ctx.observer
-                    .register(&seen.key, creds, &id, ObjectRef::from_obj(&obj));
+                ctx.observer.register(
+                    &seen.key,
+                    creds,
+                    &id,
+                    &obj.namespace().unwrap_or_default(),
+                    &obj.name_any(),
+                );
             }
             ctx.observer.invalidate(&seen.key, &id);
             ctx.observer.mark_hot(&seen.key, &id);

@@ -38,18 +38,15 @@ pub fn current_status_hash(obj: &CvmInstance) -> Option<String> {
 
 /// What the cache keeps of a status: what the reconciler reads (the instance
 /// id, the last operation, the generation, and each condition's type, status,
-/// reason and transition time). Everything else is rebuilt from the observation on
-/// every reconcile, and the fingerprint tells whether a write is needed.
-pub fn slim(obj: &mut CvmInstance) {
-    let Some(st) = obj.status.as_mut() else {
-        return;
-    };
-    let hash = status_hash(st);
+/// reason and transition time), with the fingerprint of the full status.
+/// Everything else is rebuilt from the observation on every reconcile.
+pub fn slim(mut full: CvmInstanceStatus) -> (String, CvmInstanceStatus) {
+    let hash = status_hash(&full);
     let kept = CvmInstanceStatus {
-        instance_id: st.instance_id.take(),
-        last_operation: st.last_operation.take(),
-        observed_generation: st.observed_generation,
-        conditions: std::mem::take(&mut st.conditions)
+        instance_id: full.instance_id.take(),
+        last_operation: full.last_operation.take(),
+        observed_generation: full.observed_generation,
+        conditions: std::mem::take(&mut full.conditions)
             .into_iter()
             .map(|c| Condition {
                 message: String::new(),
@@ -58,11 +55,7 @@ pub fn slim(obj: &mut CvmInstance) {
             .collect(),
         ..Default::default()
     };
-    *st = kept;
-    obj.metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(STATUS_HASH.into(), hash);
+    (hash, kept)
 }
 
 /// How this reconcile ended, for `Synced`.
@@ -491,8 +484,12 @@ mod tests {
         let round: CvmInstanceStatus =
             serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(status_hash(&round), status_hash(&full));
-        obj.status = Some(round);
-        slim(&mut obj);
+        let (hash, slimmed) = slim(round);
+        obj.status = Some(slimmed);
+        obj.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(STATUS_HASH.into(), hash);
         let st = obj.status.as_ref().unwrap();
         assert_eq!(st.instance_id.as_deref(), Some("ins-abcdefgh"));
         assert_eq!(st.last_operation.as_ref().unwrap().action, "RunInstances");
