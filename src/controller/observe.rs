@@ -417,14 +417,24 @@ impl Observer {
                         m.hot_until = None;
                     }
                 }
-                fleet.cache.insert(
-                    id.as_str().into(),
-                    Cached {
-                        at: now,
-                        value: new,
-                        stale_since: None,
-                    },
-                );
+                match fleet.cache.get_mut(id.as_str()) {
+                    // Unchanged: keep the old allocation (less churn, less
+                    // fragmentation at thousands of instances per sweep).
+                    Some(c) if c.value == new => {
+                        c.at = now;
+                        c.stale_since = None;
+                    }
+                    _ => {
+                        fleet.cache.insert(
+                            id.as_str().into(),
+                            Cached {
+                                at: now,
+                                value: new,
+                                stale_since: None,
+                            },
+                        );
+                    }
+                }
             }
         });
         for object in wake {
