@@ -71,6 +71,33 @@ impl Observation {
         }
     }
 
+    /// A running instance, for tests: S5.MEDIUM4 named "web" in
+    /// ap-guangzhou-3, 5 Mbps, one security group, no operation in flight.
+    #[cfg(test)]
+    pub fn fixture() -> Self {
+        Self {
+            id: "ins-abcdefgh".into(),
+            state: InstanceState::Running,
+            instance_type: "S5.MEDIUM4".into(),
+            name: "web".into(),
+            zone: "ap-guangzhou-3".into(),
+            bandwidth_out: 5,
+            security_group_ids: vec!["sg-gz000001".into()],
+            private_ips: vec!["172.16.3.2".into()],
+            public_ips: vec![],
+            created_time: String::new(),
+            latest_operation: "RunInstances".into(),
+            operating: false,
+            latest_operation_failed: false,
+            latest_operation_request_id: String::new(),
+            latest_operation_error_msg: String::new(),
+            disable_api_termination: false,
+            stop_charging_mode: "NOT_APPLICABLE".into(),
+            charge_type: "POSTPAID_BY_HOUR".into(),
+            uid_tag: None,
+        }
+    }
+
     /// Between states, or finishing an operation: worth polling fast.
     pub fn is_settling(&self) -> bool {
         self.operating || !self.state.is_stable()

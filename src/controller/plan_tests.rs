@@ -18,27 +18,7 @@ fn spec() -> CvmInstanceSpec {
 
 /// An observation that matches `spec()` exactly, running.
 fn obs() -> Observation {
-    Observation {
-        id: "ins-abcdefgh".into(),
-        state: InstanceState::Running,
-        instance_type: "S5.MEDIUM4".into(),
-        name: "web".into(),
-        zone: "ap-guangzhou-3".into(),
-        bandwidth_out: 5,
-        security_group_ids: vec!["sg-gz000001".into()],
-        private_ips: vec!["172.16.3.2".into()],
-        public_ips: vec![],
-        created_time: String::new(),
-        latest_operation: "RunInstances".into(),
-        operating: false,
-        latest_operation_failed: false,
-        latest_operation_request_id: String::new(),
-        latest_operation_error_msg: String::new(),
-        disable_api_termination: false,
-        stop_charging_mode: "NOT_APPLICABLE".into(),
-        charge_type: "POSTPAID_BY_HOUR".into(),
-        uid_tag: None,
-    }
+    Observation::fixture()
 }
 
 /// The name the reconciler derives: spec.instanceName, else the resource name "web".

@@ -279,6 +279,17 @@ async fn publish(
         .await;
 }
 
+/// The Warning event for a failed cloud call: code, message and RequestId.
+async fn publish_cloud_error(ctx: &Context, obj: &CvmInstance, action: &str, error: &CloudError) {
+    let note = format!(
+        "{action} failed: {}: {} (RequestId: {})",
+        error.code(),
+        error.message(),
+        error.request_id().unwrap_or("-")
+    );
+    publish(ctx, obj, EventType::Warning, "CloudAPIError", action, note).await;
+}
+
 fn event_reason(action: &CloudAction) -> &'static str {
     match action {
         CloudAction::Create => "Creating",
@@ -703,21 +714,7 @@ async fn act_on(
             } else {
                 last
             };
-            publish(
-                ctx,
-                &obj,
-                EventType::Warning,
-                "CloudAPIError",
-                action.api_action(),
-                format!(
-                    "{} failed: {}: {} (RequestId: {})",
-                    action.api_action(),
-                    error.code(),
-                    error.message(),
-                    error.request_id().unwrap_or("-")
-                ),
-            )
-            .await;
+            publish_cloud_error(ctx, &obj, action.api_action(), &error).await;
             let new = status::build(
                 &obj,
                 &seen.observed(),
@@ -993,21 +990,7 @@ async fn cleanup(
                     }
                     let retry = retry_delay(ctx, &uid, &error)
                         .unwrap_or_else(|| ctx.backoff(&uid, Duration::from_secs(30)));
-                    publish(
-                        ctx,
-                        obj,
-                        EventType::Warning,
-                        "CloudAPIError",
-                        action.api_action(),
-                        format!(
-                            "{} failed: {}: {} (RequestId: {})",
-                            action.api_action(),
-                            error.code(),
-                            error.message(),
-                            error.request_id().unwrap_or("-")
-                        ),
-                    )
-                    .await;
+                    publish_cloud_error(ctx, obj, action.api_action(), &error).await;
                     let new = status::build(
                         obj,
                         &seen.observed(),

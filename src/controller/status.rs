@@ -384,25 +384,10 @@ mod tests {
 
     fn observation() -> Observation {
         Observation {
-            id: "ins-abcdefgh".into(),
-            state: InstanceState::Running,
             instance_type: "S5.SMALL1".into(),
-            name: "web".into(),
-            zone: "ap-guangzhou-3".into(),
-            bandwidth_out: 1,
-            security_group_ids: vec!["sg-gz000001".into()],
-            private_ips: vec!["172.16.3.2".into()],
             public_ips: vec!["43.128.0.1".into()],
             created_time: "2026-11-26T10:00:00Z".into(),
-            latest_operation: "RunInstances".into(),
-            operating: false,
-            latest_operation_failed: false,
-            latest_operation_request_id: String::new(),
-            latest_operation_error_msg: String::new(),
-            disable_api_termination: false,
-            stop_charging_mode: String::new(),
-            charge_type: "POSTPAID_BY_HOUR".into(),
-            uid_tag: None,
+            ..Observation::fixture()
         }
     }
 

@@ -446,6 +446,21 @@ impl Engine {
         }
     }
 
+    /// Puts an instance in the transitional `state` and begins `action`.
+    fn begin_in(
+        &mut self,
+        id: &str,
+        state: InstanceState,
+        action: &str,
+        ctx: &Ctx<'_>,
+        steps: Vec<Step>,
+    ) {
+        if let Some(inst) = self.instances.get_mut(id).map(SimInstance::touch) {
+            inst.view.instance_state = Some(state);
+        }
+        self.begin(id, action, ctx, steps);
+    }
+
     /// Marks the start of `action` on an instance and schedules its steps
     /// (offsets relative to `now`).
     fn begin(&mut self, id: &str, action: &str, ctx: &Ctx<'_>, steps: Vec<Step>) {
@@ -1520,13 +1535,7 @@ impl Engine {
         for id in &req.instance_ids {
             let mut steps = self.settle(t, Some(InstanceState::Running));
             steps[0].stop_charging_mode = Some("NOT_APPLICABLE");
-            self.instances
-                .get_mut(id)
-                .map(SimInstance::touch)
-                .expect("checked")
-                .view
-                .instance_state = Some(InstanceState::Starting);
-            self.begin(id, "StartInstances", ctx, steps);
+            self.begin_in(id, InstanceState::Starting, "StartInstances", ctx, steps);
         }
         Ok(())
     }
@@ -1578,13 +1587,7 @@ impl Engine {
         for id in &req.instance_ids {
             let mut steps = self.settle(t, Some(InstanceState::Stopped));
             steps[0].stop_charging_mode = Some(mode);
-            self.instances
-                .get_mut(id)
-                .map(SimInstance::touch)
-                .expect("checked")
-                .view
-                .instance_state = Some(InstanceState::Stopping);
-            self.begin(id, "StopInstances", ctx, steps);
+            self.begin_in(id, InstanceState::Stopping, "StopInstances", ctx, steps);
         }
         Ok(())
     }
@@ -1605,13 +1608,7 @@ impl Engine {
         let t = self.config.timings.reboot;
         for id in &req.instance_ids {
             let steps = self.settle(t, Some(InstanceState::Running));
-            self.instances
-                .get_mut(id)
-                .map(SimInstance::touch)
-                .expect("checked")
-                .view
-                .instance_state = Some(InstanceState::Rebooting);
-            self.begin(id, "RebootInstances", ctx, steps);
+            self.begin_in(id, InstanceState::Rebooting, "RebootInstances", ctx, steps);
         }
         Ok(())
     }
