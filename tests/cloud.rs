@@ -1377,3 +1377,65 @@ async fn session_token_is_sent_and_checked() {
         .unwrap_err();
     assert_eq!(api_code(&err), "AuthFailure.TokenFailure");
 }
+
+/// The create guard's UID lookups share DescribeInstances calls: alone, each
+/// lookup waits only the short window (no latency for a single create);
+/// while creates queue for the RunInstances quota, lookups wait longer and
+/// go five to a call, so a mass create does not pay one Describe per resource.
+#[tokio::test]
+async fn uid_lookups_batch_while_creates_queue() {
+    use cvm_operator::controller::observe::{FleetKey, Observer, ObserverConfig};
+    let sim = start(fast_config()).await;
+    let (observer, _wake) = Observer::new(
+        client_for(&sim, |_| {}),
+        ObserverConfig {
+            window: Duration::from_millis(25),
+            backlog_window: Duration::from_millis(2000),
+            ..ObserverConfig::default()
+        },
+    );
+    let key = FleetKey::new(REGION, &creds());
+    let lookups = |tag: &'static str| {
+        let observer = observer.clone();
+        let key = key.clone();
+        async move {
+            let mut tasks = Vec::new();
+            for i in 0..5 {
+                let (observer, key) = (observer.clone(), key.clone());
+                tasks.push(tokio::spawn(async move {
+                    observer
+                        .find_by_uid(&key, &creds(), &format!("{tag}-{i}"))
+                        .await
+                        .unwrap()
+                }));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            for t in tasks {
+                assert!(t.await.unwrap().is_none());
+            }
+        }
+    };
+    let describes = || sim.sim.stats().calls("DescribeInstances");
+
+    let before = describes();
+    lookups("alone").await;
+    assert_eq!(describes() - before, 5, "no backlog: one call per lookup");
+
+    let guards: Vec<_> = (0..5).map(|_| observer.creating(&key)).collect();
+    let before = describes();
+    lookups("queued").await;
+    assert_eq!(
+        describes() - before,
+        1,
+        "backlog: five lookups share a call"
+    );
+
+    drop(guards);
+    let before = describes();
+    lookups("drained").await;
+    assert_eq!(
+        describes() - before,
+        5,
+        "guards dropped: back to the short window"
+    );
+}

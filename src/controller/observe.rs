@@ -153,6 +153,9 @@ struct Fleet {
     flush_scheduled: bool,
     pending_uids: Vec<(String, UidWaiter)>,
     uid_flush_scheduled: bool,
+    /// Creates decided and not yet answered (most of them waiting for the
+    /// RunInstances quota).
+    creating: usize,
 }
 
 /// Values per DescribeInstances filter (the API's limit): UID lookups are
@@ -163,6 +166,11 @@ const MAX_FILTER_VALUES: usize = 5;
 pub struct ObserverConfig {
     /// How long a cache miss waits for others to share its call.
     pub window: Duration,
+    /// How long a UID lookup waits for others while creates queue for the
+    /// RunInstances quota: a lookup then costs no time to the create (which
+    /// waits longer for its turn anyway), and a mass create shares each
+    /// lookup call five ways instead of paying one call per resource.
+    pub backlog_window: Duration,
     /// Sweep of hot instances.
     pub fast_interval: Duration,
     /// Sweep of every instance (drift detection).
@@ -175,6 +183,7 @@ impl Default for ObserverConfig {
     fn default() -> Self {
         Self {
             window: Duration::from_millis(25),
+            backlog_window: Duration::from_millis(500),
             fast_interval: Duration::from_secs(2),
             poll_interval: Duration::from_secs(300),
             hot_for: Duration::from_secs(60),
@@ -546,6 +555,17 @@ impl Observer {
         })
     }
 
+    /// Counts a create in fleet `key` from its decision until its
+    /// RunInstances answer (the guard's drop): while creates queue, UID
+    /// lookups wait longer to share calls.
+    pub fn creating(&self, key: &FleetKey) -> CreatingGuard {
+        self.with_fleets(|fleets| fleets.entry(key.clone()).or_default().creating += 1);
+        CreatingGuard {
+            observer: self.clone(),
+            key: key.clone(),
+        }
+    }
+
     /// Finds the instance carrying our UID tag (the create guard). Lookups
     /// of several resources share calls, five UIDs per DescribeInstances.
     pub async fn find_by_uid(
@@ -555,8 +575,12 @@ impl Observer {
         uid: &str,
     ) -> Result<Option<Arc<Observation>>, CloudError> {
         let (tx, rx) = oneshot::channel();
+        let mut window = self.inner.config.window;
         let flush_now = self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
+            if fleet.creating >= MAX_FILTER_VALUES {
+                window = self.inner.config.backlog_window;
+            }
             fleet.creds = Some(creds.clone());
             fleet.pending_uids.push((uid.to_string(), tx));
             if fleet.pending_uids.len() >= MAX_FILTER_VALUES {
@@ -576,7 +600,6 @@ impl Observer {
                 tokio::spawn(async move { this.flush_uids(&key2, &creds2, batch).await });
             }
             Some(_) => {
-                let window = self.inner.config.window;
                 tokio::spawn(async move {
                     tokio::time::sleep(window).await;
                     let batch = this.with_fleets(|fleets| {
@@ -673,5 +696,21 @@ impl Observer {
         for ((_, w), (_, o)) in batch.into_iter().zip(results) {
             let _ = w.send(Ok(o));
         }
+    }
+}
+
+/// See [`Observer::creating`].
+pub struct CreatingGuard {
+    observer: Observer,
+    key: FleetKey,
+}
+
+impl Drop for CreatingGuard {
+    fn drop(&mut self) {
+        self.observer.with_fleets(|fleets| {
+            if let Some(f) = fleets.get_mut(&self.key) {
+                f.creating = f.creating.saturating_sub(1);
+            }
+        });
     }
 }

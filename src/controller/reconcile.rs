@@ -582,6 +582,8 @@ async fn act_on(
     let region = obj.spec.region.clone();
     let mut obj = obj.clone();
     let mut create = None;
+    // Held until RunInstances answers, so lookups batch while creates queue.
+    let _creating = (action == CloudAction::Create).then(|| ctx.observer.creating(&seen.key));
     if action == CloudAction::Create {
         match act::run_request(&obj, &ctx.credentials).await {
             Ok(r) => create = Some(r),
