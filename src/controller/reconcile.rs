@@ -670,7 +670,7 @@ async fn act_on(
                 event_reason(&action),
                 action.api_action(),
                 format!(
-                    "{} {id} (RequestId: {})",
+                    "{id}: {} (RequestId: {})",
                     action.describe(),
                     acted.request_id
                 ),
