@@ -13,6 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The cached form of a `CvmInstance` (same kind, group and version).
 #[derive(Resource, Clone, Debug, Deserialize, Serialize)]
@@ -76,6 +79,56 @@ impl CachedInstance {
     }
 }
 
+/// Our own status writes that the watch cache may not show yet. A reconcile
+/// that starts from a copy older than our last write would act on stale
+/// status — for instance retry a create that has just failed permanently —
+/// so it waits for the watch (whose event wakes the resource anyway), for at
+/// most `max_wait`: after that the cache is trusted, say because someone
+/// else rewrote the status.
+pub struct OwnWrites {
+    max_wait: Duration,
+    written: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl OwnWrites {
+    pub fn new(max_wait: Duration) -> Self {
+        Self {
+            max_wait,
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers the status the apiserver answered our write with.
+    pub fn wrote(&self, uid: &str, status: &CvmInstanceStatus) {
+        self.lock().insert(
+            uid.to_string(),
+            (status::status_hash(status), Instant::now()),
+        );
+    }
+
+    /// True while the cached copy (its status fingerprint) is not the one
+    /// we wrote last. Forgets the write once the cache shows it.
+    pub fn cache_is_behind(&self, uid: &str, cached_hash: Option<&str>) -> bool {
+        let mut written = self.lock();
+        let Some((hash, at)) = written.get(uid) else {
+            return false;
+        };
+        if cached_hash != Some(hash.as_str()) && at.elapsed() < self.max_wait {
+            return true;
+        }
+        written.remove(uid);
+        false
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +172,36 @@ mod tests {
             status::current_status_hash(&obj),
             Some(status::status_hash(&full_status))
         );
+    }
+    #[test]
+    fn own_writes_hold_reconciles_until_the_cache_shows_them() {
+        let writes = OwnWrites::new(Duration::from_millis(200));
+        let pending = CvmInstanceStatus {
+            instance_state: Some("PENDING".into()),
+            ..Default::default()
+        };
+        let failed = CvmInstanceStatus {
+            instance_state: Some("LAUNCH_FAILED".into()),
+            ..Default::default()
+        };
+        let (old, new) = (status::status_hash(&pending), status::status_hash(&failed));
+        // Nothing written: never behind.
+        assert!(!writes.cache_is_behind("u", Some(&old)));
+        writes.wrote("u", &failed);
+        // The cache still has the previous status (or none): behind.
+        assert!(writes.cache_is_behind("u", Some(&old)));
+        assert!(writes.cache_is_behind("u", None));
+        assert!(!writes.cache_is_behind("other", Some(&old)));
+        // The watch delivered our write: fresh, and the entry is dropped.
+        assert!(!writes.cache_is_behind("u", Some(&new)));
+        assert!(writes.written.lock().unwrap().is_empty());
+        // Someone else rewrote the status: trusted after max_wait.
+        writes.wrote("u", &failed);
+        assert!(writes.cache_is_behind("u", Some(&old)));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!writes.cache_is_behind("u", Some(&old)));
+        writes.wrote("u", &failed);
+        writes.forget("u");
+        assert!(!writes.cache_is_behind("u", Some(&old)));
     }
 }

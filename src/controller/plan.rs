@@ -230,8 +230,8 @@ fn run_state_name(s: RunState) -> &'static str {
     }
 }
 
-/// Every difference between the spec and a stable instance, in the order
-/// they are fixed: type first (so a restart happens after the resize), then
+/// Every difference between the spec and an instance, in the order they
+/// are fixed: type first (so a restart happens after the resize), then
 /// power, then the in-place attributes.
 pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Vec<Drift> {
     let mut out = Vec::new();
@@ -376,6 +376,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         Observed::Present(o) => o,
     };
 
+    let drift = drift(spec, input.instance_name, o);
+    // Waits carry the differences too: an instance caught moving (STOPPING,
+    // an operation in progress) by someone else's hand is drift to report
+    // now, since once it settles our own status no longer says "in sync".
+    let waiting = |w| Plan {
+        step: Step::Wait(w),
+        drift: drift.clone(),
+    };
     match &o.state {
         InstanceState::Running | InstanceState::Stopped => {}
         InstanceState::LaunchFailed => {
@@ -383,20 +391,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message: o.latest_operation_error_msg.clone(),
             });
         }
-        InstanceState::Shutdown => return wait(Wait::RecycleBin),
+        InstanceState::Shutdown => return waiting(Wait::RecycleBin),
         other => {
-            return wait(Wait::Transitioning {
+            return waiting(Wait::Transitioning {
                 state: other.as_str().into(),
             });
         }
     }
     if o.operating {
-        return wait(Wait::OperationInProgress {
+        return waiting(Wait::OperationInProgress {
             operation: o.latest_operation.clone(),
         });
     }
 
-    let drift = drift(spec, input.instance_name, o);
     let with_drift = |step| Plan {
         step,
         drift: drift.clone(),

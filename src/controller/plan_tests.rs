@@ -145,6 +145,54 @@ fn operation_in_progress_never_acts() {
     }
 }
 
+/// Someone else's hand caught mid-way (stopping in the console, renaming
+/// while an operation runs): the wait reports the drift now, because once
+/// the instance settles the resource is no longer "in sync" and the
+/// reconciler would have nothing to compare with.
+#[test]
+fn waits_on_a_moving_instance_still_report_its_drift() {
+    let stopping = Observation {
+        state: InstanceState::Stopping,
+        ..obs()
+    };
+    let p = run(&spec(), &stopping);
+    assert_eq!(
+        p.step,
+        Step::Wait(Wait::Transitioning {
+            state: "STOPPING".into()
+        })
+    );
+    assert!(
+        matches!(&p.drift[..], [Drift::PowerState { want, have }] if want == "RUNNING" && have == "STOPPING"),
+        "{:?}",
+        p.drift
+    );
+    let renaming = Observation {
+        operating: true,
+        latest_operation: "ModifyInstancesAttribute".into(),
+        name: "console-name".into(),
+        ..obs()
+    };
+    let p = run(&spec(), &renaming);
+    assert!(matches!(
+        p.step,
+        Step::Wait(Wait::OperationInProgress { .. })
+    ));
+    assert!(
+        matches!(&p.drift[..], [Drift::Name { have, .. }] if have == "console-name"),
+        "{:?}",
+        p.drift
+    );
+    // Nothing differs: a moving instance reports no drift (our own actions
+    // are told apart by the reconciler, which reports only from in sync).
+    let starting_as_wanted = Observation {
+        state: InstanceState::Running,
+        operating: true,
+        ..obs()
+    };
+    assert!(run(&spec(), &starting_as_wanted).drift.is_empty());
+}
+
 #[test]
 fn every_difference_on_a_running_instance() {
     let o = obs();

@@ -6,7 +6,7 @@
 //! failure decides the retry policy, with a per-object exponential backoff.
 
 use super::act::{self, Acted};
-use super::cache::CachedInstance;
+use super::cache::{CachedInstance, OwnWrites};
 use super::credentials::CredentialStore;
 use super::events::{EventType, Publisher};
 use super::metrics::Metrics;
@@ -61,6 +61,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub config: ReconcileConfig,
     failures: Mutex<HashMap<String, u32>>,
+    own_writes: OwnWrites,
 }
 
 impl Context {
@@ -80,6 +81,13 @@ impl Context {
             metrics,
             config,
             failures: Mutex::new(HashMap::new()),
+            own_writes: OwnWrites::new(STALE_CACHE_WAIT),
+        }
+    }
+
+    fn wrote_status(&self, written: &CvmInstance) {
+        if let (Some(uid), Some(status)) = (written.uid(), written.status.as_ref()) {
+            self.own_writes.wrote(&uid, status);
         }
     }
 
@@ -160,7 +168,17 @@ pub fn error_policy(obj: Arc<CachedInstance>, error: &Error, ctx: Arc<Context>) 
     Action::requeue(delay)
 }
 
+/// How long a reconcile waits for the watch to deliver our own status write.
+const STALE_CACHE_WAIT: Duration = Duration::from_secs(5);
+
 async fn reconcile_inner(obj: &CvmInstance, ctx: &Context) -> Result<Action, Error> {
+    if ctx.own_writes.cache_is_behind(
+        &obj.uid().unwrap_or_default(),
+        status::current_status_hash(obj).as_deref(),
+    ) {
+        // The watch event carrying our write wakes this resource again.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let ns = obj.namespace().ok_or(Error::Incomplete("namespace"))?;
     let api: Api<CvmInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let has_finalizer = obj.finalizers().iter().any(|f| f == api::FINALIZER);
@@ -210,6 +228,7 @@ async fn set_finalizer(
 }
 
 async fn write_status(
+    ctx: &Context,
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
     status: &CvmInstanceStatus,
@@ -223,12 +242,22 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(api::FIELD_MANAGER).force();
-    match api
-        .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Deleted meanwhile: nothing to report on.
+    patch_status(ctx, api, obj, &params, &Patch::Apply(&patch)).await
+}
+
+/// Writes status; a resource deleted meanwhile has nothing to report on.
+async fn patch_status<P: serde::Serialize + std::fmt::Debug>(
+    ctx: &Context,
+    api: &Api<CvmInstance>,
+    obj: &CvmInstance,
+    params: &PatchParams,
+    patch: &Patch<P>,
+) -> Result<(), Error> {
+    match api.patch_status(&obj.name_any(), params, patch).await {
+        Ok(written) => {
+            ctx.wrote_status(&written);
+            Ok(())
+        }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -238,6 +267,7 @@ async fn write_status(
 /// instance id after it), before any further cloud call: the create guard
 /// depends on it surviving a crash. Returns the object as now stored.
 async fn write_progress(
+    ctx: &Context,
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
     instance_id: Option<&str>,
@@ -255,7 +285,7 @@ async fn write_progress(
     if let Some(id) = instance_id {
         status.instance_id = Some(id.to_string());
     }
-    write_status(api, obj, &status).await?;
+    write_status(ctx, api, obj, &status).await?;
     let mut updated = obj.clone();
     updated.status = Some(status);
     updated
@@ -389,6 +419,7 @@ async fn observe(
 /// Reports a failure that happened before anything could be observed: only
 /// the conditions change (a merge patch, so the last observed fields stay).
 async fn report_unobserved(
+    ctx: &Context,
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
     _deleting: bool,
@@ -413,14 +444,7 @@ async fn report_unobserved(
         field_manager: Some(api::FIELD_MANAGER.into()),
         ..Default::default()
     };
-    match api
-        .patch_status(&obj.name_any(), &params, &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    patch_status(ctx, api, obj, &params, &Patch::Merge(&patch)).await
 }
 
 async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Result<Action, Error> {
@@ -440,7 +464,7 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
                 e.to_string(),
             )
             .await;
-            report_unobserved(api, obj, false, &Outcome::Credentials(&e)).await?;
+            report_unobserved(ctx, api, obj, false, &Outcome::Credentials(&e)).await?;
             return Ok(Action::requeue(ctx.backoff(&uid, Duration::from_secs(10))));
         }
     };
@@ -484,6 +508,7 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
             ctx.metrics.error(Some(e.class()));
             let retry = retry_delay(ctx, &uid, &e).unwrap_or(ctx.config.poll_interval);
             report_unobserved(
+                ctx,
                 api,
                 obj,
                 false,
@@ -551,7 +576,7 @@ async fn apply(obj: &CvmInstance, ctx: &Context, api: &Api<CvmInstance>) -> Resu
                 last,
                 &now(),
             );
-            write_status(api, obj, &new).await?;
+            write_status(ctx, api, obj, &new).await?;
             if w.is_transient() {
                 // The fast sweep wakes us on each change; this is a backstop.
                 return Ok(Action::requeue(ctx.jittered(ctx.config.fast_interval * 3)));
@@ -597,7 +622,7 @@ async fn act_on(
                     e.to_string(),
                 )
                 .await;
-                report_unobserved(api, &obj, false, &Outcome::Credentials(&e)).await?;
+                report_unobserved(ctx, api, &obj, false, &Outcome::Credentials(&e)).await?;
                 return Ok(Action::requeue(ctx.backoff(&uid, Duration::from_secs(10))));
             }
         }
@@ -610,7 +635,7 @@ async fn act_on(
             time: Some(rfc3339_now()),
             ..Default::default()
         };
-        obj = write_progress(api, &obj, None, &pending, &Outcome::Creating).await?;
+        obj = write_progress(ctx, api, &obj, None, &pending, &Outcome::Creating).await?;
     }
     let instance_id = seen
         .observation
@@ -642,6 +667,7 @@ async fn act_on(
             if action == CloudAction::Create {
                 tracing::Span::current().record("instance_id", id.as_str());
                 obj = write_progress(
+                    ctx,
                     api,
                     &obj,
                     Some(&id),
@@ -687,7 +713,7 @@ async fn act_on(
                 Some(done),
                 &now(),
             );
-            write_status(api, &obj, &new).await?;
+            write_status(ctx, api, &obj, &new).await?;
             Ok(Action::requeue(ctx.jittered(ctx.config.fast_interval)))
         }
         Err(error) => {
@@ -729,7 +755,7 @@ async fn act_on(
                 last,
                 &now(),
             );
-            write_status(api, &obj, &new).await?;
+            write_status(ctx, api, &obj, &new).await?;
             Ok(Action::requeue(
                 retry.unwrap_or_else(|| ctx.jittered(ctx.config.poll_interval)),
             ))
@@ -752,6 +778,7 @@ async fn release(
     }
     ctx.credentials.forget(&uid);
     ctx.reset_backoff(&uid);
+    ctx.own_writes.forget(&uid);
     set_finalizer(api, obj, false).await?;
     Ok(Action::await_change())
 }
@@ -830,7 +857,7 @@ async fn cleanup(
                     e.to_string(),
                 )
                 .await;
-                report_unobserved(api, obj, true, &Outcome::Credentials(&e)).await?;
+                report_unobserved(ctx, api, obj, true, &Outcome::Credentials(&e)).await?;
                 return Ok(Action::requeue(Duration::from_secs(10)));
             }
         },
@@ -850,6 +877,7 @@ async fn cleanup(
         Err(e) => {
             let retry = retry_delay(ctx, &uid, &e).unwrap_or(ctx.config.poll_interval);
             report_unobserved(
+                ctx,
                 api,
                 obj,
                 true,
@@ -886,7 +914,7 @@ async fn cleanup(
                     last,
                     &now(),
                 );
-                write_status(api, obj, &new).await?;
+                write_status(ctx, api, obj, &new).await?;
                 return Ok(Action::requeue(ctx.config.fast_interval));
             }
         }
@@ -980,7 +1008,7 @@ async fn cleanup(
                         Some(done),
                         &now(),
                     );
-                    write_status(api, obj, &new).await?;
+                    write_status(ctx, api, obj, &new).await?;
                     Ok(Action::requeue(ctx.config.fast_interval))
                 }
                 Err(error) => {
@@ -1005,7 +1033,7 @@ async fn cleanup(
                         last,
                         &now(),
                     );
-                    write_status(api, obj, &new).await?;
+                    write_status(ctx, api, obj, &new).await?;
                     Ok(Action::requeue(retry))
                 }
             }
@@ -1028,7 +1056,7 @@ async fn cleanup(
                 last,
                 &now(),
             );
-            write_status(api, obj, &new).await?;
+            write_status(ctx, api, obj, &new).await?;
             let requeue = if w.is_transient() {
                 ctx.config.fast_interval
             } else {

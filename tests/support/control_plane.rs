@@ -304,6 +304,21 @@ impl ControlPlane {
         cmd
     }
 
+    /// Runs a tool without input: stdout, or stderr on failure.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn try_tool(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .tool(name)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
     /// Runs a tool and returns stdout, panicking with stderr on failure.
     pub fn run_tool(&self, name: &str, args: &[&str], stdin: Option<&str>) -> String {
         let mut cmd = self.tool(name);
