@@ -170,14 +170,16 @@ pub fn error_policy(obj: Arc<CachedInstance>, error: &Error, ctx: Arc<Context>) 
 
 /// How long a reconcile waits for the watch to deliver our own status write.
 const STALE_CACHE_WAIT: Duration = Duration::from_secs(5);
+/// Backstop for a reconcile that found its copy out of date: the watch event
+/// carrying the fresh copy normally wakes the resource before.
+const STALE_COPY_RETRY: Duration = Duration::from_millis(500);
 
 async fn reconcile_inner(obj: &CvmInstance, ctx: &Context) -> Result<Action, Error> {
     if ctx.own_writes.cache_is_behind(
         &obj.uid().unwrap_or_default(),
         status::current_status_hash(obj).as_deref(),
     ) {
-        // The watch event carrying our write wakes this resource again.
-        return Ok(Action::requeue(Duration::from_millis(500)));
+        return Ok(Action::requeue(STALE_COPY_RETRY));
     }
     let ns = obj.namespace().ok_or(Error::Incomplete("namespace"))?;
     let api: Api<CvmInstance> = Api::namespaced(ctx.client.clone(), &ns);
@@ -188,19 +190,21 @@ async fn reconcile_inner(obj: &CvmInstance, ctx: &Context) -> Result<Action, Err
         }
         return cleanup(obj, ctx, &api).await;
     }
-    if !has_finalizer {
-        set_finalizer(&api, obj, true).await?;
+    if !has_finalizer && !set_finalizer(&api, obj, true).await? {
+        let uid = obj.uid().unwrap_or_default();
+        return Ok(Action::requeue(ctx.backoff(&uid, STALE_COPY_RETRY)));
     }
     apply(obj, ctx, &api).await
 }
 
 /// Adds or removes our finalizer; the resourceVersion makes it a
 /// compare-and-swap, so a concurrent writer's finalizers are never lost.
+/// False when our copy was out of date (409): the watch brings the fresh one.
 async fn set_finalizer(
     api: &Api<CvmInstance>,
     obj: &CvmInstance,
     present: bool,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let mut finalizers: Vec<String> = obj
         .finalizers()
         .iter()
@@ -220,9 +224,10 @@ async fn set_finalizer(
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Already gone: nothing left to release.
-        Err(kube::Error::Api(s)) if !present && s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if !present && s.code == 404 => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -779,7 +784,9 @@ async fn release(
     ctx.credentials.forget(&uid);
     ctx.reset_backoff(&uid);
     ctx.own_writes.forget(&uid);
-    set_finalizer(api, obj, false).await?;
+    if !set_finalizer(api, obj, false).await? {
+        return Ok(Action::requeue(ctx.backoff(&uid, STALE_COPY_RETRY)));
+    }
     Ok(Action::await_change())
 }
 
