@@ -85,12 +85,6 @@ impl Context {
         }
     }
 
-    fn wrote_status(&self, written: &CvmInstance) {
-        if let (Some(uid), Some(status)) = (written.uid(), written.status.as_ref()) {
-            self.own_writes.wrote(&uid, status);
-        }
-    }
-
     /// Next backoff for this object (and count the failure).
     fn backoff(&self, uid: &str, base: Duration) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -260,7 +254,9 @@ async fn patch_status<P: serde::Serialize + std::fmt::Debug>(
 ) -> Result<(), Error> {
     match api.patch_status(&obj.name_any(), params, patch).await {
         Ok(written) => {
-            ctx.wrote_status(&written);
+            if let (Some(uid), Some(status)) = (written.uid(), written.status.as_ref()) {
+                ctx.own_writes.wrote(&uid, status);
+            }
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
