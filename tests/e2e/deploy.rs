@@ -1,0 +1,308 @@
+//! Examples, the CRD, the Helm chart, the chart's environment, import.
+
+use crate::support::{self, *};
+use crate::{create_outside, mutations};
+use cvm_operator::sim;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_apply_and_become_ready() {
+    let env = TestEnv::new("examples").await;
+    let _op = env.operator(&[]);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let out = env
+        .cp
+        .run_tool("kubectl", &["apply", "-n", &env.ns, "-f", dir], None);
+    let names: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| n.strip_prefix("cvminstance.cvm.tencentcloud.io/"))
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 3, "examples/: {out}");
+    for n in &names {
+        env.wait_for(n, Duration::from_secs(60), "Ready", |o| {
+            condition(o, "Ready").is_some_and(|c| c.0 == "True")
+        })
+        .await;
+    }
+    let table = env
+        .cp
+        .run_tool("kubectl", &["get", "cvm", "-n", &env.ns], None);
+    for col in [
+        "INSTANCE ID",
+        "STATE",
+        "TYPE",
+        "ZONE",
+        "PUBLIC IP",
+        "READY",
+        "AGE",
+    ] {
+        assert!(table.contains(col), "{table}");
+    }
+}
+
+#[test]
+fn crd_is_established_and_explained() {
+    let cp = support::control_plane::ControlPlane::shared();
+    install_crds(cp);
+    // The apiserver publishes a new CRD's OpenAPI a moment after it is
+    // Established; explain needs that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        match cp.try_tool("kubectl", &["explain", "cvminstance.spec.runState"]) {
+            Ok(out) => break out,
+            Err(e) if Instant::now() > deadline => panic!("kubectl explain: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    };
+    assert!(out.contains("Desired power state"), "{out}");
+    let out = cp.run_tool(
+        "kubectl",
+        &[
+            "get",
+            "crd",
+            "cvminstances.cvm.tencentcloud.io",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+        ],
+        None,
+    );
+    assert_eq!(out.trim(), "True");
+}
+
+#[test]
+fn helm_chart_lints_renders_and_installs() {
+    let cp = support::control_plane::ControlPlane::shared();
+    install_crds(cp);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let chart = format!("{root}/deploy/helm/cvm-operator");
+    // The chart's CRDs are the generated ones; the plain manifests are current.
+    let sync = std::process::Command::new("bash")
+        .args([&format!("{root}/hack/sync-crds.sh"), "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        sync.status.success(),
+        "chart CRDs are stale: {}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let helm = cp.assets.as_ref().map(|a| a.join("helm")).unwrap();
+    let render = std::process::Command::new("bash")
+        .args([&format!("{root}/hack/render-manifests.sh"), "--check"])
+        .env("HELM", &helm)
+        .output()
+        .unwrap();
+    assert!(
+        render.status.success(),
+        "deploy/manifests is stale (run hack/render-manifests.sh): {}{}",
+        String::from_utf8_lossy(&render.stdout),
+        String::from_utf8_lossy(&render.stderr)
+    );
+    cp.run_tool("helm", &["lint", "--strict", &chart], None);
+    let ns = format!("helm-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+    let rendered = cp.run_tool(
+        "helm",
+        &[
+            "template",
+            "cvm-operator",
+            &chart,
+            "-n",
+            &ns,
+            "--set",
+            "credentials.existingSecret=cvm-creds",
+        ],
+        None,
+    );
+    cp.run_tool("kubectl", &["create", "namespace", &ns], None);
+    cp.run_tool(
+        "kubectl",
+        &["apply", "--dry-run=server", "-n", &ns, "-f", "-"],
+        Some(&rendered),
+    );
+    cp.run_tool(
+        "helm",
+        &[
+            "install",
+            "cvm-operator",
+            &chart,
+            "-n",
+            &ns,
+            "--set",
+            "credentials.existingSecret=cvm-creds",
+            "--skip-crds",
+        ],
+        None,
+    );
+    let objects = cp.run_tool(
+        "kubectl",
+        &[
+            "get",
+            "deployment,serviceaccount,service,role,rolebinding",
+            "-n",
+            &ns,
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    for want in [
+        "deployment.apps/cvm-operator",
+        "serviceaccount/cvm-operator",
+        "service/cvm-operator-metrics",
+    ] {
+        assert!(objects.contains(want), "{objects}");
+    }
+    let deploy = cp.run_tool(
+        "kubectl",
+        &["get", "deployment", "cvm-operator", "-n", &ns, "-o", "json"],
+        None,
+    );
+    let d: serde_json::Value = serde_json::from_str(&deploy).unwrap();
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["args"][0], "run");
+    // The operator's RBAC suffices for what it does.
+    let sa = format!("system:serviceaccount:{ns}:cvm-operator");
+    for (verb, resource) in [
+        ("watch", "cvminstances.cvm.tencentcloud.io"),
+        ("patch", "cvminstances.cvm.tencentcloud.io/status"),
+        ("create", "events.events.k8s.io"),
+        ("get", "secrets"),
+    ] {
+        let out = cp.run_tool(
+            "kubectl",
+            &["auth", "can-i", verb, resource, "--as", &sa, "-n", &ns],
+            None,
+        );
+        assert_eq!(out.trim(), "yes", "{verb} {resource}");
+    }
+    let out = cp
+        .tool("kubectl")
+        .args([
+            "auth",
+            "can-i",
+            "delete",
+            "cvminstances.cvm.tencentcloud.io",
+            "--as",
+            &sa,
+            "-n",
+            &ns,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no",
+        "least privilege"
+    );
+}
+
+/// The chart's Deployment runs this binary's `run` with the chart's env: the
+/// operator started with exactly that environment reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_runs_with_the_charts_environment() {
+    let env = TestEnv::new("chartenv").await;
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/helm/cvm-operator");
+    let rendered = env.cp.run_tool(
+        "helm",
+        &[
+            "template",
+            "cvm-operator",
+            chart,
+            "-n",
+            &env.ns,
+            "--set",
+            &format!("endpoint={}", env.sim.endpoint()),
+            "--set",
+            &format!("watchNamespace={}", env.ns),
+            "--set",
+            "leaderElection.enabled=false",
+            "--show-only",
+            "templates/deployment.yaml",
+        ],
+        None,
+    );
+    let docs: Vec<serde_json::Value> = rendered
+        .split("\n---")
+        .filter(|d| d.contains("kind: Deployment"))
+        .map(|d| serde_saphyr::from_str::<serde_json::Value>(d).unwrap())
+        .collect();
+    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    let mut cmd = std::process::Command::new(operator_bin());
+    cmd.args(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap()),
+    );
+    cmd.arg("--kubeconfig").arg(&env.cp.kubeconfig);
+    for e in container["env"].as_array().unwrap() {
+        if let Some(v) = e["value"].as_str() {
+            cmd.env(e["name"].as_str().unwrap(), v);
+        }
+    }
+    let port = free_port();
+    cmd.env("METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    env.create(base_manifest("from-chart")).await;
+    env.wait_ready("from-chart").await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_prints_manifests_that_adopt_existing_instances() {
+    let env = TestEnv::new("import").await;
+    let a = create_outside(&env, "legacy-api", "S5.SMALL2").await;
+    let b = create_outside(&env, "legacy-db", "S5.MEDIUM4").await;
+    let out = std::process::Command::new(operator_bin())
+        .args([
+            "import",
+            "--endpoint",
+            &env.sim.endpoint(),
+            "--region",
+            REGION,
+            "--namespace",
+            &env.ns,
+        ])
+        .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains(&a) && yaml.contains(&b), "{yaml}");
+    env.cp
+        .run_tool("kubectl", &["apply", "-f", "-"], Some(&yaml));
+    let _op = env.operator(&[]);
+    let list = env.api().list(&Default::default()).await.unwrap();
+    assert_eq!(list.items.len(), 2);
+    for o in &list.items {
+        let o = env.wait_ready(&o.metadata.name.clone().unwrap()).await;
+        assert_eq!(
+            o.spec.deletion_policy,
+            cvm_operator::api::DeletionPolicy::Retain
+        );
+    }
+    let s = env.stats();
+    assert_eq!(s.calls("RunInstances"), 2, "adopted, not created");
+    assert_eq!(
+        mutations(&s),
+        2,
+        "the imported spec matches: nothing to change"
+    );
+}

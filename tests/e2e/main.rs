@@ -1,0 +1,79 @@
+//! The operator end to end: a real kube-apiserver + etcd (tests/support),
+//! the CVM simulator, and the `cvm-operator` binary. One test binary (one
+//! control plane); one module per area, so areas grow without touching
+//! each other.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod deploy;
+mod lifecycle;
+mod safety;
+
+use cvm_operator::cloud::model;
+use cvm_operator::sim;
+use std::time::{Duration, Instant};
+use support::*;
+
+pub const MUTATIONS: &[&str] = &[
+    "RunInstances",
+    "StartInstances",
+    "StopInstances",
+    "RebootInstances",
+    "TerminateInstances",
+    "ResetInstancesType",
+    "ResetInstancesInternetMaxBandwidth",
+    "ModifyInstancesAttribute",
+];
+
+pub fn mutations(s: &sim::Stats) -> u64 {
+    MUTATIONS.iter().map(|a| s.calls(a)).sum()
+}
+
+pub async fn instance(env: &TestEnv, id: &str) -> Option<model::Instance> {
+    env.cloud()
+        .describe_instances_by_ids(&env.creds(), REGION, &[id.to_string()])
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+}
+
+pub fn instance_id(o: &cvm_operator::api::CvmInstance) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| s.instance_id.clone())
+        .expect("status.instanceId")
+}
+
+/// Creates an instance directly in the cloud (as a person would).
+pub async fn create_outside(env: &TestEnv, name: &str, instance_type: &str) -> String {
+    let req = model::RunInstancesRequest {
+        placement: Some(model::Placement {
+            zone: Some(ZONE.into()),
+            ..Default::default()
+        }),
+        image_id: Some("img-pi0ii46r".into()),
+        instance_type: Some(instance_type.into()),
+        instance_name: Some(name.into()),
+        ..Default::default()
+    };
+    let id = env
+        .cloud()
+        .call::<model::RunInstances>(&env.creds(), REGION, &req)
+        .await
+        .unwrap()
+        .body
+        .instance_id_set
+        .unwrap()
+        .remove(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = instance(env, &id).await.unwrap();
+        if i.instance_state == Some(model::InstanceState::Running) && !i.operating() {
+            return id;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
