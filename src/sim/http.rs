@@ -519,14 +519,26 @@ async fn handle(
     };
     let fields = dispatch(shared, action, &ctx, params)?;
     let resp = json_bytes_response(envelope(&fields, request_id));
-    match lost {
-        None => Ok(resp),
-        Some((LostMode::ServerError, _)) => {
-            shared.stats.lost(action);
-            Ok((StatusCode::BAD_GATEWAY, "upstream connect error").into_response())
+    Ok(deliver(shared, action, resp, lost).await)
+}
+
+/// The answer as the network delivers it: intact, or lost the way the
+/// injected fault says (a gateway error, a dropped connection, a long hang).
+async fn deliver(
+    shared: &Shared,
+    action: &str,
+    resp: Response,
+    lost: Option<(LostMode, u64)>,
+) -> Response {
+    let Some((mode, hold_ms)) = lost else {
+        return resp;
+    };
+    shared.stats.lost(action);
+    match mode {
+        LostMode::ServerError => {
+            (StatusCode::BAD_GATEWAY, "upstream connect error").into_response()
         }
-        Some((LostMode::Drop, _)) => {
-            shared.stats.lost(action);
+        LostMode::Drop => {
             let stream = futures::stream::once(async {
                 Err::<Bytes, std::io::Error>(std::io::Error::other("response lost"))
             });
@@ -535,12 +547,11 @@ async fn handle(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            Ok(r)
+            r
         }
-        Some((LostMode::Hang, hold_ms)) => {
-            shared.stats.lost(action);
+        LostMode::Hang => {
             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
-            Ok(resp)
+            resp
         }
     }
 }

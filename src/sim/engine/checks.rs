@@ -1,0 +1,142 @@
+//! Parameter checks shared by several actions: id and name formats,
+//! passwords, host names, user data, and the documented value sets.
+
+use super::{ApiError, api_err};
+
+pub(super) fn is_short_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|r| {
+        r.len() == 8
+            && r.bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    })
+}
+
+pub fn is_instance_id(s: &str) -> bool {
+    is_short_id(s, "ins-")
+}
+
+pub(super) fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..8)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub(super) fn utc_now_string() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+pub(super) fn check_instance_type_format(t: &str) -> Result<(), ApiError> {
+    let ok = t.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && (a.bytes().chain(b.bytes())).all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(api_err(
+            "InvalidInstanceType.Malformed",
+            format!(
+                "The specified InstanceType `{t}` is malformed, it should be like `S5.MEDIUM4`."
+            ),
+        ))
+    }
+}
+
+pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
+    const SPECIAL: &str = "()`~!@#$%^&*-+=|{}[]:;',.?/";
+    let classes = [
+        p.chars().any(|c| c.is_ascii_lowercase()),
+        p.chars().any(|c| c.is_ascii_uppercase()),
+        p.chars().any(|c| c.is_ascii_digit()),
+        p.chars().any(|c| SPECIAL.contains(c)),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let allowed = p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || SPECIAL.contains(c));
+    if (8..=30).contains(&p.chars().count()) && classes >= 2 && allowed {
+        Ok(())
+    } else {
+        Err(api_err(
+            "InvalidPassword",
+            "Password must be 8 to 30 characters and contain at least two of: lower-case letters, upper-case letters, digits and ()`~!@#$%^&*-+=|{}[]:;',.?/.",
+        ))
+    }
+}
+
+pub(super) fn check_host_name(h: &str) -> Result<(), ApiError> {
+    let err = || {
+        api_err(
+            "InvalidParameterValue.IllegalHostName",
+            format!(
+                "The HostName `{h}` is illegal: 2 to 60 characters, dot-separated segments of letters, digits and `-`, no leading, trailing or repeated `.` or `-`."
+            ),
+        )
+    };
+    if !(2..=60).contains(&h.len()) {
+        return Err(err());
+    }
+    for seg in h.split('.') {
+        if seg.is_empty()
+            || seg.starts_with('-')
+            || seg.ends_with('-')
+            || seg.contains("--")
+            || !seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(err());
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_user_data(u: &str) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    match base64::engine::general_purpose::STANDARD.decode(u) {
+        Ok(bytes) if bytes.len() <= 16 * 1024 => Ok(()),
+        Ok(_) => Err(api_err(
+            "InvalidParameterValue.InvalidUserDataFormat",
+            "UserData must be at most 16 KB.",
+        )),
+        Err(_) => Err(api_err(
+            "InvalidParameterValue.InvalidUserDataFormat",
+            "UserData must be base64-encoded.",
+        )),
+    }
+}
+
+pub(super) const SYSTEM_DISK_TYPES: &[&str] = &[
+    "LOCAL_BASIC",
+    "LOCAL_SSD",
+    "CLOUD_BASIC",
+    "CLOUD_SSD",
+    "CLOUD_PREMIUM",
+    "CLOUD_BSSD",
+    "CLOUD_HSSD",
+    "CLOUD_TSSD",
+];
+pub(super) const DATA_DISK_TYPES: &[&str] = &[
+    "LOCAL_BASIC",
+    "LOCAL_SSD",
+    "LOCAL_NVME",
+    "LOCAL_PRO",
+    "CLOUD_BASIC",
+    "CLOUD_SSD",
+    "CLOUD_PREMIUM",
+    "CLOUD_BSSD",
+    "CLOUD_HSSD",
+    "CLOUD_TSSD",
+];
+pub(super) const INTERNET_CHARGE_TYPES: &[&str] = &[
+    "BANDWIDTH_PREPAID",
+    "TRAFFIC_POSTPAID_BY_HOUR",
+    "BANDWIDTH_POSTPAID_BY_HOUR",
+    "BANDWIDTH_PACKAGE",
+];
+pub(super) const PREPAID_PERIODS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 36, 48, 60];
+pub(super) const MAX_BANDWIDTH: i64 = 200;

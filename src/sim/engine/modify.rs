@@ -1,0 +1,279 @@
+//! Changes to an existing instance: ResetInstancesType,
+//! ResetInstancesInternetMaxBandwidth, ModifyInstancesAttribute.
+
+use super::checks::{MAX_BANDWIDTH, check_host_name, check_user_data};
+use super::{ApiError, Ctx, Engine, SimInstance, Step, api_err, bad_value, missing, settle};
+use crate::cloud::model::{self, InstanceState, OperationState};
+use std::collections::HashSet;
+
+impl Engine {
+    pub fn reset_instances_type(
+        &mut self,
+        ctx: &Ctx<'_>,
+        req: model::ResetInstancesTypeRequest,
+    ) -> Result<(), ApiError> {
+        self.check_ids(ctx, &req.instance_ids, 1)?;
+        let id = req.instance_ids[0].clone();
+        let zone = self.instances[&id]
+            .view
+            .zone()
+            .unwrap_or_default()
+            .to_string();
+        let new_type = self.check_type_in_zone(&req.instance_type, &zone)?;
+        let view = &self.instances[&id].view;
+        if view.instance_type.as_deref() == Some(req.instance_type.as_str()) {
+            return Err(api_err(
+                "InvalidParameterValue",
+                format!(
+                    "The instance `{id}` already has type `{}`.",
+                    req.instance_type
+                ),
+            ));
+        }
+        if view.instance_charge_type.as_deref() == Some("SPOTPAID") {
+            return Err(api_err(
+                "UnsupportedOperation.InstanceChargeType",
+                "Spot instances cannot change type.",
+            ));
+        }
+        let running = view.instance_state == Some(InstanceState::Running);
+        // A running instance needs ForceStop (the operator stops it first
+        // instead); see cvm-api.md §3.6 for why this is a modelling choice.
+        let allowed: &[InstanceState] = if req.force_stop == Some(true) {
+            &[InstanceState::Stopped, InstanceState::Running]
+        } else {
+            &[InstanceState::Stopped]
+        };
+        self.check_mutable(std::slice::from_ref(&id), allowed)?;
+        if self.instances[&id].view.stop_charging_mode.as_deref() == Some("STOP_CHARGING") {
+            return Err(api_err(
+                "UnsupportedOperation.StoppedModeStopCharging",
+                format!(
+                    "The instance `{id}` is stopped without charging and cannot change type; start it first."
+                ),
+            ));
+        }
+        let t = self.config.timings.clone();
+        let ty = Some((new_type.name.to_string(), new_type.cpu, new_type.memory));
+        let steps = if running {
+            self.instances
+                .get_mut(&id)
+                .map(SimInstance::touch)
+                .expect("checked")
+                .view
+                .instance_state = Some(InstanceState::Stopping);
+            vec![
+                Step {
+                    at: t.stop,
+                    state: Some(InstanceState::Stopped),
+                    ..Default::default()
+                },
+                Step {
+                    at: t.stop + t.reset_type,
+                    state: Some(InstanceState::Starting),
+                    instance_type: ty,
+                    ..Default::default()
+                },
+                Step {
+                    at: t.stop + t.reset_type + t.start,
+                    state: Some(InstanceState::Running),
+                    ..Default::default()
+                },
+                Step {
+                    at: t.stop + t.reset_type + t.start + t.operation_tail,
+                    op_state: Some(OperationState::Success),
+                    ..Default::default()
+                },
+            ]
+        } else {
+            let mut s = self.settle(t.reset_type, None);
+            s[0].instance_type = ty;
+            s
+        };
+        self.begin(&id, "ResetInstancesType", ctx, steps);
+        Ok(())
+    }
+
+    pub fn reset_instances_internet_max_bandwidth(
+        &mut self,
+        ctx: &Ctx<'_>,
+        req: model::ResetInstancesInternetMaxBandwidthRequest,
+    ) -> Result<(), ApiError> {
+        self.check_ids(ctx, &req.instance_ids, 100)?;
+        let bw = req
+            .internet_accessible
+            .internet_max_bandwidth_out
+            .ok_or_else(|| missing("InternetAccessible.InternetMaxBandwidthOut"))?;
+        if !(0..=MAX_BANDWIDTH).contains(&bw) {
+            return Err(api_err(
+                "InvalidParameterValue.Range",
+                format!("InternetMaxBandwidthOut {bw} is out of range [0, {MAX_BANDWIDTH}]."),
+            ));
+        }
+        let mut charge_types = HashSet::new();
+        for id in &req.instance_ids {
+            let ct = self.instances[id]
+                .view
+                .internet_accessible
+                .as_ref()
+                .and_then(|i| i.internet_charge_type.clone())
+                .unwrap_or_default();
+            if (ct == "BANDWIDTH_PREPAID" || ct == "BANDWIDTH_POSTPAID_BY_HOUR")
+                && req.instance_ids.len() > 1
+            {
+                return Err(api_err(
+                    "InvalidParameterValue.LimitExceeded",
+                    format!("Instances with {ct} bandwidth must be changed one at a time."),
+                ));
+            }
+            if ct == "BANDWIDTH_PREPAID" {
+                let cur = self.instances[id].view.bandwidth_out().unwrap_or(0);
+                if bw < cur {
+                    return Err(api_err(
+                        "InvalidParameterValue",
+                        "Prepaid bandwidth cannot be lowered before it expires.",
+                    ));
+                }
+            } else if req.start_time.is_some() || req.end_time.is_some() {
+                return Err(api_err(
+                    "InvalidParameterCombination",
+                    "StartTime and EndTime apply only to BANDWIDTH_PREPAID.",
+                ));
+            }
+            charge_types.insert(ct);
+        }
+        if charge_types.len() > 1 {
+            return Err(api_err(
+                "InvalidParameterValue",
+                "Instances with different bandwidth charge types cannot be changed together.",
+            ));
+        }
+        self.check_mutable(
+            &req.instance_ids,
+            &[InstanceState::Running, InstanceState::Stopped],
+        )?;
+        let t = self.config.timings.modify;
+        for id in &req.instance_ids {
+            let mut steps = self.settle(t, None);
+            steps[0].bandwidth = Some(bw);
+            self.begin(id, "ResetInstancesInternetMaxBandwidth", ctx, steps);
+        }
+        Ok(())
+    }
+
+    pub fn modify_instances_attribute(
+        &mut self,
+        ctx: &Ctx<'_>,
+        req: model::ModifyInstancesAttributeRequest,
+    ) -> Result<(), ApiError> {
+        self.check_ids(ctx, &req.instance_ids, 100)?;
+        let given = [
+            req.instance_name.is_some(),
+            req.user_data.is_some(),
+            req.security_groups.is_some(),
+            req.cam_role_name.is_some(),
+            req.host_name.is_some(),
+            req.disable_api_termination.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given == 0 {
+            return Err(api_err(
+                "MissingParameter",
+                "One attribute to modify (InstanceName, UserData, SecurityGroups, CamRoleName, HostName or DisableApiTermination) is required.",
+            ));
+        }
+        if given > 1 {
+            return Err(api_err(
+                "InvalidParameterCombination",
+                "Only one attribute can be modified per request.",
+            ));
+        }
+        if let Some(name) = &req.instance_name {
+            if name.chars().count() > 60 {
+                return Err(api_err(
+                    "InvalidInstanceName.TooLong",
+                    "InstanceName must be at most 60 characters.",
+                ));
+            }
+            if name.is_empty() {
+                return Err(bad_value("InstanceName", "must not be empty"));
+            }
+        }
+        if let Some(sgs) = &req.security_groups {
+            let region = self
+                .catalogue
+                .region(ctx.region)
+                .expect("region checked by the front");
+            if sgs.len() > 5 {
+                return Err(api_err(
+                    "LimitExceeded.AssociateUSGLimitExceeded",
+                    "At most 5 security groups.",
+                ));
+            }
+            for sg in sgs {
+                if !region.security_groups.contains(&sg.as_str()) {
+                    return Err(api_err(
+                        "InvalidSecurityGroupId.NotFound",
+                        format!("The security group `{sg}` does not exist."),
+                    ));
+                }
+            }
+        }
+        if let Some(h) = &req.host_name {
+            check_host_name(h)?;
+        }
+        if let Some(u) = &req.user_data {
+            check_user_data(u.expose())?;
+        }
+        if req
+            .cam_role_type
+            .as_deref()
+            .is_some_and(|t| !["user", "system", "service_linked"].contains(&t))
+        {
+            return Err(bad_value(
+                "CamRoleType",
+                "must be user, system or service_linked",
+            ));
+        }
+        self.check_mutable(
+            &req.instance_ids,
+            &[InstanceState::Running, InstanceState::Stopped],
+        )?;
+        let t = self.config.timings.clone();
+        for id in &req.instance_ids {
+            let inst = self
+                .instances
+                .get_mut(id)
+                .map(SimInstance::touch)
+                .expect("checked");
+            let v = &mut inst.view;
+            if let Some(n) = &req.instance_name {
+                v.instance_name = Some(n.clone());
+            }
+            if let Some(sgs) = &req.security_groups {
+                v.security_group_ids = Some(sgs.clone());
+            }
+            if let Some(d) = req.disable_api_termination {
+                v.disable_api_termination = Some(d);
+            }
+            if req.cam_role_name.is_some() {
+                v.cam_role_name = req.cam_role_name.clone().filter(|n| !n.is_empty());
+            }
+            let mut steps = settle(t.operation_tail, t.modify, None);
+            if let Some(h) = &req.host_name {
+                inst.host_name = h.clone();
+                if inst.view.instance_state == Some(InstanceState::Running)
+                    && req.auto_reboot != Some(false)
+                {
+                    // A new host name takes effect by rebooting.
+                    inst.view.instance_state = Some(InstanceState::Rebooting);
+                    steps = settle(t.operation_tail, t.reboot, Some(InstanceState::Running));
+                }
+            }
+            self.begin(id, "ModifyInstancesAttribute", ctx, steps);
+        }
+        Ok(())
+    }
+}
