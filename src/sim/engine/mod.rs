@@ -20,6 +20,8 @@ mod lifecycle;
 mod modify;
 mod price;
 mod run;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use checks::is_instance_id;
