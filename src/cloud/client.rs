@@ -2,70 +2,22 @@
 //! limits, and retries with backoff for throttled and transient failures.
 
 use super::credentials::Credentials;
+use super::endpoint::valid_region;
+pub use super::endpoint::{DEFAULT_ENDPOINT, Endpoint, host_header};
 use super::error::{CloudError, ErrorClass};
 use super::form;
-use super::model::{self, API_VERSION, Action, SERVICE};
+use super::model::{self, Action};
 use super::ratelimit::{Limiters, RateLimits};
+use super::scrub::{self, SecretValues};
 use super::sign;
-use reqwest::Url;
+use super::sts;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub const DEFAULT_ENDPOINT: &str = "https://cvm.tencentcloudapi.com";
 /// The documented maximum ClientToken length.
 pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
 /// DescribeInstances accepts at most this many ids per call.
 pub const MAX_DESCRIBE_IDS: usize = 100;
-
-/// Where requests go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `https://cvm.tencentcloudapi.com` (nearest region).
-    Default,
-    /// `https://cvm.<region>.tencentcloudapi.com`, chosen per call's region.
-    RegionPinned,
-    /// Any URL, for example `http://127.0.0.1:8080` (the simulator).
-    Url(Url),
-}
-
-impl Endpoint {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "" | "default" => Ok(Endpoint::Default),
-            "region" => Ok(Endpoint::RegionPinned),
-            url => {
-                let u = Url::parse(url).map_err(|e| format!("endpoint `{url}`: {e}"))?;
-                if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                    return Err(format!(
-                        "endpoint `{url}` must be an http(s) URL with a host"
-                    ));
-                }
-                Ok(Endpoint::Url(u))
-            }
-        }
-    }
-
-    fn url(&self, region: &str) -> Url {
-        match self {
-            Endpoint::Default => Url::parse(DEFAULT_ENDPOINT).expect("valid constant"),
-            Endpoint::RegionPinned => {
-                Url::parse(&format!("https://cvm.{region}.tencentcloudapi.com"))
-                    .unwrap_or_else(|_| Url::parse(DEFAULT_ENDPOINT).expect("valid constant"))
-            }
-            Endpoint::Url(u) => u.clone(),
-        }
-    }
-}
-
-/// `host[:port]` as the Host header carries it (port only when not the
-/// scheme's default), which is what gets signed.
-pub fn host_header(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpMethod {
@@ -139,6 +91,9 @@ pub type CallObserver = Arc<dyn Fn(&CallRecord) + Send + Sync>;
 #[derive(Clone)]
 pub struct ClientConfig {
     pub endpoint: Endpoint,
+    /// Where STS calls go; `None` derives it from `endpoint` (the same URL
+    /// for an override such as the simulator, which serves both services).
+    pub sts_endpoint: Option<Endpoint>,
     pub method: HttpMethod,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
@@ -155,6 +110,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             endpoint: Endpoint::Default,
+            sts_endpoint: None,
             method: HttpMethod::Post,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
@@ -167,10 +123,21 @@ impl Default for ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// The endpoint of `service`.
+    pub fn endpoint_for(&self, service: &str) -> &Endpoint {
+        match (&self.sts_endpoint, service) {
+            (Some(sts), sts::SERVICE) => sts,
+            _ => &self.endpoint,
+        }
+    }
+}
+
 impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("endpoint", &self.endpoint)
+            .field("sts_endpoint", &self.sts_endpoint)
             .field("method", &self.method)
             .field("retry", &self.retry)
             .field("rate_limits", &self.rate_limits)
@@ -236,44 +203,62 @@ impl CvmClient {
     /// effect); transient ones only when the request is idempotent or certainly
     /// was not executed. RunInstances is made idempotent by filling in a
     /// ClientToken when the caller gave none; the same token is used on every
-    /// attempt.
+    /// attempt. Errors come back scrubbed of every secret the request carried
+    /// (see [`scrub`]).
     pub async fn call<A: Action>(
         &self,
         creds: &Credentials,
         region: &str,
         req: &A::Request,
     ) -> Result<Reply<A::Response>, CloudError> {
-        let mut body = serde_json::to_value(req).map_err(|e| CloudError::InvalidRequest {
-            action: A::NAME.into(),
-            detail: e.to_string(),
-        })?;
+        self.call_as::<A>(Some(creds), region, req).await
+    }
+
+    /// Calls an action the service takes unsigned (`Authorization: SKIP`, no
+    /// token): AssumeRoleWithWebIdentity, whose OIDC token is the proof.
+    pub async fn call_unsigned<A: Action>(
+        &self,
+        region: &str,
+        req: &A::Request,
+    ) -> Result<Reply<A::Response>, CloudError> {
+        if !A::UNSIGNED {
+            return Err(CloudError::InvalidRequest {
+                action: A::NAME.into(),
+                detail: "this action must be signed".into(),
+            });
+        }
+        self.call_as::<A>(None, region, req).await
+    }
+
+    async fn call_as<A: Action>(
+        &self,
+        creds: Option<&Credentials>,
+        region: &str,
+        req: &A::Request,
+    ) -> Result<Reply<A::Response>, CloudError> {
+        let (mut body, mut secrets) = self.prepare::<A>(creds, region, req)?;
+        if let Some(c) = creds {
+            secrets.add(c.secret_key().expose());
+            if let Some(t) = c.token() {
+                secrets.add(t.expose());
+            }
+        }
         let mut idempotent = A::idempotent(req);
         if A::NAME == model::RunInstances::NAME {
-            let obj = body.as_object_mut().expect("requests are objects");
-            let token = obj
-                .entry("ClientToken")
-                .or_insert_with(|| serde_json::Value::String(uuid::Uuid::new_v4().to_string()));
-            let t = token.as_str().unwrap_or_default();
-            if t.is_empty() || t.len() > MAX_CLIENT_TOKEN_LEN || !t.is_ascii() {
-                return Err(CloudError::InvalidRequest {
-                    action: A::NAME.into(),
-                    detail: format!(
-                        "ClientToken must be 1..={MAX_CLIENT_TOKEN_LEN} ASCII characters"
-                    ),
-                });
-            }
+            fill_client_token(A::NAME, &mut body)?;
             idempotent = true;
         }
         let policy = &self.inner.config.retry;
         let started = Instant::now();
         let mut attempt = 0u32;
+        let account = creds.map_or("", |c| c.secret_id());
         loop {
-            self.inner
-                .limiters
-                .acquire(creds.secret_id(), region, A::NAME)
-                .await;
+            self.inner.limiters.acquire(account, region, A::NAME).await;
             let t0 = Instant::now();
-            let result = self.send_once::<A>(creds, region, &body).await;
+            let result = self
+                .send_once::<A>(creds, region, &body)
+                .await
+                .map_err(|e| e.scrubbed(&secrets));
             if let Some(obs) = &self.inner.config.observer {
                 obs(&CallRecord {
                     action: A::NAME,
@@ -316,14 +301,39 @@ impl CvmClient {
         }
     }
 
+    /// The request as JSON plus the secret values it carries; refuses a
+    /// malformed region before it reaches a host name or a header.
+    fn prepare<A: Action>(
+        &self,
+        creds: Option<&Credentials>,
+        region: &str,
+        req: &A::Request,
+    ) -> Result<(serde_json::Value, SecretValues), CloudError> {
+        let invalid = |detail: String| CloudError::InvalidRequest {
+            action: A::NAME.into(),
+            detail,
+        };
+        if !region.is_empty() && !valid_region(region) {
+            return Err(invalid(format!(
+                "the region {region:?} is not a region name (lower-case letters, digits and dashes, like ap-guangzhou)"
+            )));
+        }
+        if creds.is_none() && !A::UNSIGNED {
+            return Err(invalid("credentials are required".into()));
+        }
+        let (body, secrets) = scrub::collecting(|| serde_json::to_value(req));
+        let body = body.map_err(|e| invalid(e.to_string()))?;
+        Ok((body, secrets))
+    }
+
     async fn send_once<A: Action>(
         &self,
-        creds: &Credentials,
+        creds: Option<&Credentials>,
         region: &str,
         body: &serde_json::Value,
     ) -> Result<Reply<A::Response>, CloudError> {
         let cfg = &self.inner.config;
-        let mut url = cfg.endpoint.url(region);
+        let mut url = cfg.endpoint_for(A::SERVICE).url(A::SERVICE, region);
         let host = host_header(&url);
         let (content_type, payload, query) = match cfg.method {
             HttpMethod::Post => (
@@ -345,26 +355,44 @@ impl CvmClient {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default()
             + cfg.clock_skew_secs;
+        let timestamp = timestamp.to_string();
         let method = match cfg.method {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
         };
-        let headers = [("content-type", content_type), ("host", host.as_str())];
-        let signature = sign::sign(
-            creds.secret_key().expose(),
-            &sign::SigningInput {
-                method,
-                query: &query,
-                headers: &headers,
-                payload: &payload,
-                timestamp,
-                service: SERVICE,
-            },
-        )
-        .ok_or_else(|| CloudError::InvalidRequest {
-            action: A::NAME.into(),
-            detail: "the clock is outside the representable range".into(),
-        })?;
+        // Signed: the official SDKs' `content-type;host`, plus the action (so
+        // a captured StartInstances cannot be replayed as TerminateInstances
+        // within the timestamp window), the version, the timestamp and the
+        // region. The documentation's own example signs `x-tc-action` too.
+        let mut signed = vec![
+            ("content-type", content_type),
+            ("host", host.as_str()),
+            ("x-tc-action", A::NAME),
+            ("x-tc-timestamp", timestamp.as_str()),
+            ("x-tc-version", A::VERSION),
+        ];
+        if !region.is_empty() {
+            signed.push(("x-tc-region", region));
+        }
+        let authorization = match creds {
+            None => sign::UNSIGNED.to_string(),
+            Some(c) => sign::sign(
+                c.secret_key().expose(),
+                &sign::SigningInput {
+                    method,
+                    query: &query,
+                    headers: &signed,
+                    payload: &payload,
+                    timestamp: timestamp.parse().unwrap_or_default(),
+                    service: A::SERVICE,
+                },
+            )
+            .ok_or_else(|| CloudError::InvalidRequest {
+                action: A::NAME.into(),
+                detail: "the clock is outside the representable range".into(),
+            })?
+            .authorization(c.secret_id()),
+        };
 
         let mut rb = match cfg.method {
             HttpMethod::Post => self.inner.http.post(url),
@@ -372,10 +400,10 @@ impl CvmClient {
         }
         .header("Host", &host)
         .header("Content-Type", content_type)
-        .header("Authorization", signature.authorization(creds.secret_id()))
+        .header("Authorization", authorization)
         .header("X-TC-Action", A::NAME)
-        .header("X-TC-Version", API_VERSION)
-        .header("X-TC-Timestamp", timestamp.to_string())
+        .header("X-TC-Version", A::VERSION)
+        .header("X-TC-Timestamp", &timestamp)
         .header(
             "X-TC-RequestClient",
             concat!("cvm-operator/", env!("CARGO_PKG_VERSION")),
@@ -383,7 +411,7 @@ impl CvmClient {
         if !region.is_empty() {
             rb = rb.header("X-TC-Region", region);
         }
-        if let Some(token) = creds.token() {
+        if let Some(token) = creds.and_then(Credentials::token) {
             rb = rb.header("X-TC-Token", token.expose());
         }
         if let Some(lang) = &cfg.language {
@@ -467,6 +495,22 @@ impl CvmClient {
     }
 }
 
+/// Fills in a ClientToken when the caller gave none and checks its length.
+fn fill_client_token(action: &str, body: &mut serde_json::Value) -> Result<(), CloudError> {
+    let obj = body.as_object_mut().expect("requests are objects");
+    let token = obj
+        .entry("ClientToken")
+        .or_insert_with(|| serde_json::Value::String(uuid::Uuid::new_v4().to_string()));
+    let t = token.as_str().unwrap_or_default();
+    if t.is_empty() || t.len() > MAX_CLIENT_TOKEN_LEN || !t.is_ascii() {
+        return Err(CloudError::InvalidRequest {
+            action: action.into(),
+            detail: format!("ClientToken must be 1..={MAX_CLIENT_TOKEN_LEN} ASCII characters"),
+        });
+    }
+    Ok(())
+}
+
 fn transport_error(action: &str, e: reqwest::Error, timeout: Duration) -> CloudError {
     if e.is_connect() {
         CloudError::Network {
@@ -547,27 +591,6 @@ pub fn decode_envelope<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_and_signed_host() {
-        assert_eq!(
-            host_header(&Endpoint::Default.url("ap-guangzhou")),
-            "cvm.tencentcloudapi.com"
-        );
-        assert_eq!(
-            host_header(&Endpoint::RegionPinned.url("ap-guangzhou")),
-            "cvm.ap-guangzhou.tencentcloudapi.com"
-        );
-        let sim = Endpoint::parse("http://127.0.0.1:18080").unwrap();
-        assert_eq!(host_header(&sim.url("x")), "127.0.0.1:18080");
-        // A default port is not part of the Host header.
-        assert_eq!(
-            host_header(&Endpoint::parse("https://h.example:443").unwrap().url("x")),
-            "h.example"
-        );
-        assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("not a url").is_err());
-    }
 
     #[test]
     fn envelope_errors_keep_code_message_and_request_id() {

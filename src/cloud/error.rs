@@ -5,6 +5,7 @@
 //! classification is exhaustive over the codes in cvm-api.md §2.2–2.3 and
 //! defaults unknown codes to `Permanent`, the class that never hot-loops.
 
+use super::scrub::SecretValues;
 use std::time::Duration;
 
 /// What kind of failure this is, which decides the retry policy.
@@ -185,6 +186,52 @@ impl CloudError {
         }
     }
 
+    /// The same error with every value of `secrets` cut out of its texts.
+    /// The client applies it to every error of a call, so a service that
+    /// echoes a password, user data or a token never puts it in an event.
+    pub fn scrubbed(self, secrets: &SecretValues) -> CloudError {
+        if secrets.is_empty() {
+            return self;
+        }
+        let s = |t: String| secrets.scrub(&t);
+        match self {
+            CloudError::Api {
+                action,
+                code,
+                message,
+                request_id,
+            } => CloudError::Api {
+                action,
+                code,
+                message: s(message),
+                request_id,
+            },
+            CloudError::Network {
+                action,
+                connect,
+                message,
+            } => CloudError::Network {
+                action,
+                connect,
+                message: s(message),
+            },
+            CloudError::Decode {
+                action,
+                detail,
+                request_id,
+            } => CloudError::Decode {
+                action,
+                detail: s(detail),
+                request_id,
+            },
+            CloudError::InvalidRequest { action, detail } => CloudError::InvalidRequest {
+                action,
+                detail: s(detail),
+            },
+            other @ (CloudError::Timeout { .. } | CloudError::HttpStatus { .. }) => other,
+        }
+    }
+
     /// True when the request certainly had no effect, so even a non-idempotent
     /// call may be sent again.
     pub fn certainly_not_executed(&self) -> bool {
@@ -346,5 +393,35 @@ mod tests {
             "RunInstances failed: LimitExceeded.InstanceQuota: quota (RequestId: rid-1)"
         );
         assert!(!api.certainly_not_executed());
+    }
+
+    #[test]
+    fn scrubbing_removes_request_secrets_from_every_text() {
+        let mut secrets = SecretValues::default();
+        secrets.add("Sup3r-Secret!");
+        let api = CloudError::Api {
+            action: "RunInstances".into(),
+            code: "InvalidPassword".into(),
+            message: "password Sup3r-Secret! is too weak".into(),
+            request_id: "rid".into(),
+        }
+        .scrubbed(&secrets);
+        assert_eq!(api.message(), "password <redacted> is too weak");
+        assert_eq!(api.code(), "InvalidPassword");
+        assert_eq!(api.request_id(), Some("rid"));
+        let decode = CloudError::Decode {
+            action: "RunInstances".into(),
+            detail: "unexpected `Sup3r-Secret!`".into(),
+            request_id: None,
+        }
+        .scrubbed(&secrets);
+        assert!(!decode.to_string().contains("Sup3r"), "{decode}");
+        let net = CloudError::Network {
+            action: "X".into(),
+            connect: false,
+            message: "reset after Sup3r-Secret!".into(),
+        }
+        .scrubbed(&secrets);
+        assert!(!net.to_string().contains("Sup3r"), "{net}");
     }
 }

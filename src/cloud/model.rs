@@ -19,22 +19,18 @@ pub use super::credentials::Secret;
 pub const SERVICE: &str = "cvm";
 pub const API_VERSION: &str = "2017-03-12";
 
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.expose())
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
-
-/// A CVM action: its name, request and response types, and whether sending it
-/// twice is harmless.
+/// An API action: its name, request and response types, and whether sending it
+/// twice is harmless. CVM's unless `SERVICE`/`VERSION` say otherwise (STS
+/// actions live in `cloud::sts`).
 pub trait Action {
     const NAME: &'static str;
+    /// The service (first label of its host, part of the credential scope).
+    const SERVICE: &'static str = SERVICE;
+    /// `X-TC-Version`.
+    const VERSION: &'static str = API_VERSION;
+    /// Sent with `Authorization: SKIP` and no credentials
+    /// (AssumeRoleWithWebIdentity).
+    const UNSIGNED: bool = false;
     type Request: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static;
     type Response: Serialize + DeserializeOwned + Debug + Default + Send + 'static;
     /// True when a retry after an unknown outcome cannot change the result.

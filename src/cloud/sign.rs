@@ -14,6 +14,10 @@ pub const TERMINATOR: &str = "tc3_request";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// `Authorization` of a request the service accepts unsigned
+/// (AssumeRoleWithWebIdentity): the official SDKs send this literal.
+pub const UNSIGNED: &str = "SKIP";
+
 /// Everything that goes into one signature. Header names may be given in any
 /// case; they are lower-cased and sorted as the canonical form requires.
 #[derive(Debug, Clone, Copy)]
@@ -54,13 +58,16 @@ pub fn signed_headers(headers: &[(&str, &str)]) -> String {
     names.join(";")
 }
 
-/// The six-line canonical request. Header values are trimmed but not
-/// lower-cased: both official SDKs sign the values verbatim.
+/// The six-line canonical request. Header names and values are trimmed and
+/// lower-cased, as the documentation specifies: its current example signs
+/// `X-TC-Action: DescribeInstances` as `x-tc-action:describeinstances`. The
+/// official SDKs sign only `content-type` and `host`, whose values are lower
+/// case already, so for them this is the verbatim value.
 pub fn canonical_request(input: &SigningInput<'_>) -> String {
     let mut headers: Vec<(String, String)> = input
         .headers
         .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
         .collect();
     headers.sort();
     let mut canonical_headers = String::new();
@@ -308,6 +315,43 @@ mod tests {
             sig.signature,
             "2230eefd229f582d8b1b891af7107b91597240707d778ab3738f756258d7652c"
         );
+    }
+
+    /// The documentation's current example signs `x-tc-action` with its value
+    /// lower-cased; the canonical-request hash is the published one, the
+    /// signature recomputed with the unmasked key of vector A.
+    #[test]
+    fn documentation_vector_signing_the_action() {
+        let headers = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Host", "cvm.tencentcloudapi.com"),
+            ("X-TC-Action", "DescribeInstances"),
+        ];
+        let inp = input(&headers, "POST", "", BODY.as_bytes());
+        let creq = canonical_request(&inp);
+        assert_eq!(
+            creq,
+            "POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:cvm.tencentcloudapi.com\nx-tc-action:describeinstances\n\ncontent-type;host;x-tc-action\n35e9c5b0e3ae67532d3c9f17ead6c90222632e5b1ff7f6e89887f1398934f064"
+        );
+        assert_eq!(
+            sha256_hex(creq.as_bytes()),
+            "7019a55be8395899b900fb5564e4200d984910f34794a27cb3fb7d10ff6a1e84"
+        );
+        let sig = sign(KEY, &inp).unwrap();
+        assert_eq!(sig.signed_headers, "content-type;host;x-tc-action");
+        assert_eq!(
+            sig.signature,
+            "644be983de9a8a3f00db8eadaba61467c3b429e2215758ba897b738ca469fd26"
+        );
+        // Another action is another signature: the replay the signed action
+        // header prevents.
+        let terminate = [
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Host", "cvm.tencentcloudapi.com"),
+            ("X-TC-Action", "TerminateInstances"),
+        ];
+        let other = sign(KEY, &input(&terminate, "POST", "", BODY.as_bytes())).unwrap();
+        assert_ne!(other.signature, sig.signature);
     }
 
     #[test]

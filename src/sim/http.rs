@@ -2,18 +2,21 @@
 //! query), strict TC3 verification as the real service does it, rate limits,
 //! fault injection, the response envelope, and the `/_sim/*` introspection.
 
+use super::auth::{authenticate, header_str, now_unix};
 use super::engine::{ApiError, Ctx, api_err};
 use super::faults::LostMode;
+use super::sts::{Principal, StsConfig};
 use super::{Shared, Stats};
-use crate::cloud::model::{self, API_VERSION, Action, SERVICE};
-use crate::cloud::{form, sign};
+use crate::cloud::form;
+use crate::cloud::model::{self, Action};
+use crate::cloud::sts;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const MAX_POST_BYTES: usize = 10 * 1024 * 1024;
 const MAX_GET_BYTES: usize = 32 * 1024;
@@ -29,6 +32,7 @@ const NUMERIC_PARAMS: &[&str] = &[
     "InternetMaxBandwidthOut",
     "Period",
     "Ipv6AddressCount",
+    "DurationSeconds",
 ];
 const BOOL_PARAMS: &[&str] = &[
     "DryRun",
@@ -63,17 +67,6 @@ fn error_response(err: &ApiError, request_id: &str) -> Response {
     json_response(
         json!({"Response": {"Error": {"Code": err.code, "Message": err.message}, "RequestId": request_id}}),
     )
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Maps a typed-parse failure to the API's parameter errors, naming the field.
@@ -143,110 +136,6 @@ fn coerce(v: Value, key: Option<&str>) -> Value {
     }
 }
 
-struct Authenticated {
-    secret_id: String,
-}
-
-/// TC3 verification, strictly: the raw query, the received Host and
-/// Content-Type, the exact body bytes.
-fn authenticate(
-    shared: &Shared,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Authenticated, ApiError> {
-    let auth = header_str(headers, "authorization").ok_or_else(|| {
-        api_err(
-            "AuthFailure.InvalidAuthorization",
-            "The Authorization header is missing.",
-        )
-    })?;
-    let parsed = sign::parse_authorization(auth).map_err(|why| {
-        api_err(
-            "AuthFailure.InvalidAuthorization",
-            format!("The Authorization header is malformed: {why}."),
-        )
-    })?;
-    let ts_raw = header_str(headers, "x-tc-timestamp").ok_or_else(|| {
-        api_err(
-            "MissingParameter",
-            "The request is missing a required parameter `Timestamp`.",
-        )
-    })?;
-    let timestamp: i64 = ts_raw.trim().parse().map_err(|_| {
-        api_err(
-            "InvalidParameterValue",
-            format!("The Timestamp `{ts_raw}` is not an integer."),
-        )
-    })?;
-    let skew = (now_unix() - timestamp).abs();
-    if skew > shared.config.max_clock_skew_secs {
-        return Err(api_err(
-            "AuthFailure.SignatureExpire",
-            format!(
-                "The signature expired: the request time differs from the server time by {skew} s (more than {} s).",
-                shared.config.max_clock_skew_secs
-            ),
-        ));
-    }
-    let account = shared
-        .config
-        .accounts
-        .iter()
-        .find(|a| a.secret_id == parsed.secret_id)
-        .ok_or_else(|| {
-            api_err(
-                "AuthFailure.SecretIdNotFound",
-                "The SecretId is not found, please ensure that your SecretId is correct.",
-            )
-        })?;
-    let signature_failure = || {
-        api_err(
-            "AuthFailure.SignatureFailure",
-            "The provided credentials could not be validated. Please check your signature is correct.",
-        )
-    };
-    if parsed.service != SERVICE
-        || sign::utc_date(timestamp).as_deref() != Some(parsed.date.as_str())
-    {
-        return Err(signature_failure());
-    }
-    let mut signed: Vec<(&str, &str)> = Vec::with_capacity(parsed.signed_headers.len());
-    for name in &parsed.signed_headers {
-        let value = header_str(headers, name).ok_or_else(signature_failure)?;
-        signed.push((name.as_str(), value));
-    }
-    let expected = sign::sign(
-        account.secret_key.expose(),
-        &sign::SigningInput {
-            method: method.as_str(),
-            query: uri.query().unwrap_or(""),
-            headers: &signed,
-            payload: body,
-            timestamp,
-            service: SERVICE,
-        },
-    )
-    .ok_or_else(signature_failure)?;
-    if !sign::signatures_equal(&expected.signature, &parsed.signature) {
-        return Err(signature_failure());
-    }
-    match (&account.token, header_str(headers, "x-tc-token")) {
-        (Some(want), Some(got)) if want.expose() == got => {}
-        (Some(_), _) => {
-            return Err(api_err(
-                "AuthFailure.TokenFailure",
-                "The session token is missing or invalid.",
-            ));
-        }
-        (None, _) => {}
-    }
-    Ok(Authenticated {
-        secret_id: account.secret_id.clone(),
-    })
-}
-
 /// The action's parameters as JSON, from the body (POST) or the query (GET).
 fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let content_type = header_str(headers, "content-type")
@@ -293,15 +182,16 @@ fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resul
 /// Runs one action against the engine; returns the response fields as a
 /// serialised JSON object (serialised under the engine lock, straight from
 /// the stored instances, without copies).
+fn ser<T: serde::Serialize>(t: T) -> Vec<u8> {
+    serde_json::to_vec(&t).expect("wire types serialise")
+}
+
 fn dispatch(
     shared: &Shared,
     action: &str,
     ctx: &Ctx<'_>,
     params: Value,
 ) -> Result<Vec<u8>, ApiError> {
-    fn ser<T: serde::Serialize>(t: T) -> Vec<u8> {
-        serde_json::to_vec(&t).expect("wire types serialise")
-    }
     let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
     engine.advance(ctx.now);
     let empty = || b"{}".to_vec();
@@ -359,6 +249,74 @@ fn dispatch(
     })
 }
 
+/// Runs one STS action; `who` is `None` for the unsigned one.
+fn dispatch_sts(
+    shared: &Shared,
+    action: &str,
+    who: Option<&Principal>,
+    params: Value,
+) -> Result<Vec<u8>, ApiError> {
+    let signed = || {
+        who.ok_or_else(|| {
+            api_err(
+                "AuthFailure.InvalidAuthorization",
+                "This action must be signed.",
+            )
+        })
+    };
+    let now = now_unix();
+    let mut state = shared.sts.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(match action {
+        sts::AssumeRole::NAME => ser(state.assume_role(signed()?, parse(params)?, now)?),
+        sts::AssumeRoleWithWebIdentity::NAME => {
+            ser(state.assume_role_with_web_identity(parse(params)?, now)?)
+        }
+        sts::GetCallerIdentity::NAME => {
+            let _: sts::GetCallerIdentityRequest = parse(params)?;
+            ser(super::sts::caller_identity(signed()?))
+        }
+        other => {
+            return Err(api_err(
+                "InvalidAction",
+                format!("The requested action `{other}` does not exist."),
+            ));
+        }
+    })
+}
+
+/// The service an action belongs to: the simulator serves CVM and STS at
+/// one address (the real ones at `cvm.` and `sts.tencentcloudapi.com`), so
+/// the action decides, and the version and credential scope must match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Cvm,
+    Sts,
+}
+
+impl Service {
+    fn of(action: &str) -> Option<Self> {
+        if model::ACTIONS.contains(&action) {
+            Some(Service::Cvm)
+        } else if sts::ACTIONS.contains(&action) {
+            Some(Service::Sts)
+        } else {
+            None
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Service::Cvm => model::SERVICE,
+            Service::Sts => sts::SERVICE,
+        }
+    }
+    fn version(self) -> &'static str {
+        match self {
+            Service::Cvm => model::API_VERSION,
+            Service::Sts => sts::API_VERSION,
+        }
+    }
+}
+
 /// `{"Response": {<fields>, "RequestId": "…"}}` from the serialised fields.
 fn envelope(fields: &[u8], request_id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(fields.len() + 80);
@@ -406,33 +364,26 @@ pub async fn cvm(
     }
 }
 
-async fn handle(
-    shared: &Arc<Shared>,
+/// Protocol checks before authentication: method, size, action, version.
+fn check_protocol(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
     action: &str,
-    request_id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Service, ApiError> {
     if *method != Method::GET && *method != Method::POST {
         return Err(api_err(
             "UnsupportedProtocol",
             "Only GET and POST are supported.",
         ));
     }
-    let size = if *method == Method::GET {
-        uri.query().map_or(0, str::len)
+    let (size, limit) = if *method == Method::GET {
+        (uri.query().map_or(0, str::len), MAX_GET_BYTES)
     } else {
-        body.len()
+        (body.len(), MAX_POST_BYTES)
     };
-    if size
-        > if *method == Method::GET {
-            MAX_GET_BYTES
-        } else {
-            MAX_POST_BYTES
-        }
-    {
+    if size > limit {
         return Err(api_err(
             "RequestSizeLimitExceeded",
             "The request is too large.",
@@ -444,31 +395,40 @@ async fn handle(
             "The request is missing a required parameter `Action`.",
         ));
     }
-    if !model::ACTIONS.contains(&action) {
-        return Err(api_err(
+    let service = Service::of(action).ok_or_else(|| {
+        api_err(
             "InvalidAction",
             format!("The requested action `{action}` does not exist."),
-        ));
-    }
+        )
+    })?;
     match header_str(headers, "x-tc-version") {
-        None => {
-            return Err(api_err(
-                "MissingParameter",
-                "The request is missing a required parameter `Version`.",
-            ));
-        }
-        Some(API_VERSION) => {}
-        Some(v) => {
-            return Err(api_err(
-                "NoSuchVersion",
-                format!("The requested version `{v}` of service `cvm` does not exist."),
-            ));
-        }
+        None => Err(api_err(
+            "MissingParameter",
+            "The request is missing a required parameter `Version`.",
+        )),
+        Some(v) if v == service.version() => Ok(service),
+        Some(v) => Err(api_err(
+            "NoSuchVersion",
+            format!(
+                "The requested version `{v}` of service `{}` does not exist.",
+                service.name()
+            ),
+        )),
     }
-    let who = authenticate(shared, method, uri, headers, body)?;
+}
+
+/// `X-TC-Region`: required by CVM and one of the catalogue's; STS takes any.
+fn check_region(
+    shared: &Shared,
+    service: Service,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
     let region = header_str(headers, "x-tc-region")
         .unwrap_or_default()
         .to_string();
+    if service == Service::Sts {
+        return Ok(region);
+    }
     if region.is_empty() {
         return Err(api_err(
             "MissingParameter",
@@ -488,7 +448,36 @@ async fn handle(
             format!("The region `{region}` is not supported."),
         ));
     }
-    if !shared.limiters.try_acquire(&who.secret_id, &region, action) {
+    Ok(region)
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    action: &str,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let service = check_protocol(method, uri, headers, body, action)?;
+    // AssumeRoleWithWebIdentity is unsigned (`Authorization: SKIP`): the
+    // OIDC token it carries is the proof.
+    let who = if action == sts::AssumeRoleWithWebIdentity::NAME {
+        None
+    } else {
+        Some(authenticate(
+            shared,
+            service.name(),
+            method,
+            uri,
+            headers,
+            body,
+        )?)
+    };
+    let region = check_region(shared, service, headers)?;
+    let account = who.as_ref().map_or("", |p| p.account.as_str());
+    if !shared.limiters.try_acquire(account, &region, action) {
         let limit = shared.limiters.limits().rps(action);
         return Err(api_err(
             "RequestLimitExceeded",
@@ -508,16 +497,21 @@ async fn handle(
         return Err(api_err(&code, format!("Injected fault: {code}.")));
     }
     let params = params(method, uri, headers, body)?;
-    let chinese =
-        header_str(headers, "x-tc-language").is_some_and(|l| l.eq_ignore_ascii_case("zh-CN"));
-    let ctx = Ctx {
-        account: &who.secret_id,
-        region: &region,
-        request_id,
-        now: shared.clock.now(),
-        chinese,
+    let fields = match service {
+        Service::Sts => dispatch_sts(shared, action, who.as_ref(), params)?,
+        Service::Cvm => {
+            let chinese = header_str(headers, "x-tc-language")
+                .is_some_and(|l| l.eq_ignore_ascii_case("zh-CN"));
+            let ctx = Ctx {
+                account,
+                region: &region,
+                request_id,
+                now: shared.clock.now(),
+                chinese,
+            };
+            dispatch(shared, action, &ctx, params)?
+        }
     };
-    let fields = dispatch(shared, action, &ctx, params)?;
     let resp = json_bytes_response(envelope(&fields, request_id));
     Ok(deliver(shared, action, resp, lost).await)
 }
@@ -553,6 +547,74 @@ async fn deliver(
             tokio::time::sleep(Duration::from_millis(hold_ms)).await;
             resp
         }
+    }
+}
+
+/// `GET /latest/meta-data/cam/security-credentials/`: the instance role's
+/// name, 404 when none is bound (as on a CVM without a role).
+pub async fn metadata_role(State(shared): State<Arc<Shared>>) -> Response {
+    shared.stats.metadata();
+    let sts = shared.sts.lock().unwrap_or_else(|e| e.into_inner());
+    match &sts.config.instance_role {
+        Some(r) => (StatusCode::OK, r.role_name.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The pseudo-action naming metadata credential reads in fault injection
+/// (`{"errors": [{"action": "MetadataSecurityCredentials", …}]}` answers 500).
+pub const METADATA_ACTION: &str = "MetadataSecurityCredentials";
+
+/// `GET /latest/meta-data/cam/security-credentials/<role>`.
+pub async fn metadata_credentials(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(role): axum::extract::Path<String>,
+) -> Response {
+    shared.stats.metadata();
+    let injected = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pick_error(METADATA_ACTION);
+    if injected.is_some() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "metadata unavailable").into_response();
+    }
+    let now = now_unix();
+    let creds = shared
+        .sts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .instance_credentials(&role, now);
+    match creds {
+        Some(c) => json_response(serde_json::to_value(c).unwrap_or_default()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /_sim/sts`: roles and the instance role (tokens included: this is
+/// the simulator's own admin surface, on loopback).
+pub async fn get_sts(State(shared): State<Arc<Shared>>) -> Response {
+    let cfg = shared
+        .sts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .config
+        .clone();
+    axum::Json(cfg).into_response()
+}
+
+/// `PUT /_sim/sts` with a [`StsConfig`] JSON body.
+pub async fn put_sts(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<StsConfig>(&body) {
+        Ok(cfg) => {
+            shared
+                .sts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .configure(cfg);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 

@@ -4,13 +4,17 @@
 //! It reuses the client's wire types and signer; it knows nothing of
 //! Kubernetes.
 
+mod auth;
 pub mod catalogue;
 pub mod engine;
 pub mod faults;
 mod http;
+pub mod sts;
 
 pub use engine::{EngineConfig, Timings};
 pub use faults::{ErrorFault, Faults, LostFault, LostMode};
+pub use http::METADATA_ACTION;
+pub use sts::{SimInstanceRole, SimRole, SimWebIdentityTrust, StsConfig};
 
 use crate::cloud::RateLimits;
 use crate::cloud::credentials::Secret;
@@ -31,15 +35,28 @@ pub struct SimAccount {
     pub secret_key: Secret,
     /// When set, requests must carry this `X-TC-Token`.
     pub token: Option<Secret>,
+    /// The account (uin) the key belongs to: whose instances it sees, whose
+    /// roles trust it. Derived from the SecretId unless set, so distinct
+    /// keys are distinct accounts.
+    pub uin: String,
 }
 
 impl SimAccount {
     pub fn new(secret_id: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        let secret_id = secret_id.into();
         Self {
-            secret_id: secret_id.into(),
+            uin: sts::derived_uin(&secret_id),
+            secret_id,
             secret_key: Secret::new(secret_key),
             token: None,
         }
+    }
+
+    /// The same key in account `uin` (two keys of one account see the same
+    /// instances).
+    pub fn in_account(mut self, uin: impl Into<String>) -> Self {
+        self.uin = uin.into();
+        self
     }
 }
 
@@ -98,6 +115,7 @@ struct Counters {
     calls: BTreeMap<String, u64>,
     errors: BTreeMap<String, BTreeMap<String, u64>>,
     lost: BTreeMap<String, u64>,
+    metadata: u64,
 }
 
 /// API call counters.
@@ -115,7 +133,9 @@ impl StatsRecorder {
                 c.journal.pop_front();
             }
             c.journal.push_back((Instant::now(), action.to_string()));
-            if crate::cloud::model::ACTIONS.contains(&action) {
+            if crate::cloud::model::ACTIONS.contains(&action)
+                || crate::cloud::sts::ACTIONS.contains(&action)
+            {
                 *c.calls.entry(action.to_string()).or_default() += 1;
             }
         })
@@ -130,6 +150,9 @@ impl StatsRecorder {
                 .or_default() += 1
         })
     }
+    pub(crate) fn metadata(&self) {
+        self.with(|c| c.metadata += 1)
+    }
     pub(crate) fn lost(&self, action: &str) {
         self.with(|c| *c.lost.entry(action.to_string()).or_default() += 1)
     }
@@ -141,7 +164,7 @@ impl StatsRecorder {
 /// What `GET /_sim/stats` returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests per CVM action (including refused ones).
+    /// Requests per CVM and STS action (including refused ones).
     pub calls: BTreeMap<String, u64>,
     /// Error answers per action and code.
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,
@@ -149,6 +172,9 @@ pub struct Stats {
     pub lost: BTreeMap<String, u64>,
     /// Every request to `/`, known action or not.
     pub requests: u64,
+    /// Requests to the metadata endpoint.
+    #[serde(default)]
+    pub metadata: u64,
     /// Instances that exist (any account, region and state).
     pub instances: usize,
     /// Instances per InstanceState.
@@ -175,6 +201,7 @@ pub(crate) struct Shared {
     pub(crate) limiters: Limiters,
     pub(crate) stats: StatsRecorder,
     pub(crate) faults: Mutex<Faults>,
+    pub(crate) sts: Mutex<sts::StsState>,
 }
 
 pub(crate) fn snapshot(shared: &Shared) -> Stats {
@@ -186,6 +213,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Stats {
         errors: c.errors.clone(),
         lost: c.lost.clone(),
         requests: c.requests,
+        metadata: c.metadata,
         instances: engine.instance_count(),
         states: engine.state_counts(),
     }
@@ -212,6 +240,7 @@ impl Simulator {
             limiters: Limiters::server(config.rate_limits.clone()),
             stats: StatsRecorder::default(),
             faults: Mutex::new(config.faults.clone()),
+            sts: Mutex::new(sts::StsState::default()),
             config,
         };
         Self {
@@ -225,6 +254,15 @@ impl Simulator {
             .route("/_sim/stats", get(http::stats))
             .route("/_sim/stats/reset", post(http::reset_stats))
             .route("/_sim/faults", get(http::get_faults).put(http::put_faults))
+            .route("/_sim/sts", get(http::get_sts).put(http::put_sts))
+            .route(
+                crate::cloud::metadata::SECURITY_CREDENTIALS_PATH,
+                get(http::metadata_role),
+            )
+            .route(
+                "/latest/meta-data/cam/security-credentials/{role}",
+                get(http::metadata_credentials),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(11 * 1024 * 1024))
             .with_state(self.shared.clone())
     }
@@ -280,6 +318,16 @@ impl Simulator {
 
     pub fn config(&self) -> &SimConfig {
         &self.shared.config
+    }
+
+    /// Configures STS roles and the instance role (as `PUT /_sim/sts`);
+    /// none by default. Credentials already issued stay valid.
+    pub fn set_sts(&self, config: StsConfig) {
+        self.shared
+            .sts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .configure(config);
     }
 }
 
