@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Drives `cvm-operator simulator` with the OFFICIAL Tencent Cloud Python SDK
-# (tencentcloud-sdk-python-common + -cvm, from PyPI) to prove the simulator
+# (tencentcloud-sdk-python-common + -cvm + -sts, from PyPI) to prove the simulator
 # speaks the real wire contract: TC3 signing over POST and GET, response shapes the
-# SDK models deserialise without warnings, error envelopes, idempotent RunInstances.
-# Tests: tests/python/test_sdk_interop.py. See ../shared/reference/cvm-api.md §8.
+# SDK models deserialise without warnings, error envelopes, idempotent RunInstances,
+# STS and the SDK's own credential providers (AssumeRole, TKE OIDC, CVM role).
+# Tests: tests/python/test_*.py. See ../shared/reference/cvm-api.md §8.
 #
 # Usage: hack/python-sdk-test.sh [pytest args...]     e.g.  -k lifecycle -x
 # Env:   CVM_OPERATOR_BIN  simulator binary (default target/debug/cvm-operator,
@@ -19,11 +20,12 @@ ROOT=$PWD
 
 COMMON_VERSION=3.1.195   # tencentcloud-sdk-python-common
 CVM_VERSION=3.1.178      # tencentcloud-sdk-python-cvm (newest published; it lags common)
+STS_VERSION=3.0.1459     # tencentcloud-sdk-python-sts (newest published; needs common >=3.0.1459,<4)
 PYTEST_VERSION=9.2.0     # installed only if the venv has no pytest
 
 VENV=$ROOT/.venv
 PY=$VENV/bin/python
-MARKER=$VENV/.python-sdk-test-common-$COMMON_VERSION-cvm-$CVM_VERSION
+MARKER=$VENV/.python-sdk-test-common-$COMMON_VERSION-cvm-$CVM_VERSION-sts-$STS_VERSION
 
 log() { printf 'python-sdk-test: %s\n' "$*" >&2; }
 
@@ -34,10 +36,11 @@ if ! [[ -x $PY ]] || ! "$PY" -c 'import sys' >/dev/null 2>&1; then
 fi
 
 if ! [[ -f $MARKER ]]; then
-  log "installing tencentcloud-sdk-python-common==$COMMON_VERSION tencentcloud-sdk-python-cvm==$CVM_VERSION"
+  log "installing tencentcloud-sdk-python-common==$COMMON_VERSION -cvm==$CVM_VERSION -sts==$STS_VERSION"
   "$PY" -m pip install --disable-pip-version-check -q \
     "tencentcloud-sdk-python-common==$COMMON_VERSION" \
-    "tencentcloud-sdk-python-cvm==$CVM_VERSION"
+    "tencentcloud-sdk-python-cvm==$CVM_VERSION" \
+    "tencentcloud-sdk-python-sts==$STS_VERSION"
   if ! "$PY" -m pytest --version >/dev/null 2>&1; then
     log "installing pytest==$PYTEST_VERSION"
     "$PY" -m pip install --disable-pip-version-check -q "pytest==$PYTEST_VERSION"

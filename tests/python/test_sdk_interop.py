@@ -142,36 +142,38 @@ _RTYPE_RE = re.compile(r":rtype:\s*(.+?)\s*$", re.M)
 _PRIMITIVES = {"str": (str,), "int": (int,), "bool": (bool,), "float": (int, float)}
 
 
-def check_types(value, rtype, path):
+def check_types(value, rtype, path, mod=models):
     """Check a deserialised value against the SDK's own declared type (`:rtype:` of the
-    model property). The SDK copies primitives through unchecked, so a number sent as a
-    string, or a bool as 0/1, would otherwise pass unnoticed. None (JSON null) is allowed."""
+    model property; classes from the service's models module `mod`). The SDK copies
+    primitives through unchecked, so a number sent as a string, or a bool as 0/1, would
+    otherwise pass unnoticed. None (JSON null) is allowed."""
     if value is None:
         return
     if rtype.startswith("list of "):
         assert isinstance(value, list), "%s: expected %s, got %r" % (path, rtype, value)
         for i, v in enumerate(value):
-            check_types(v, rtype[len("list of "):], "%s[%d]" % (path, i))
+            check_types(v, rtype[len("list of "):], "%s[%d]" % (path, i), mod)
     elif rtype in _PRIMITIVES:
         ok = isinstance(value, _PRIMITIVES[rtype]) and (rtype == "bool" or not isinstance(value, bool))
         assert ok, "%s: expected %s, got %r" % (path, rtype, value)
     else:
         cls_name = rtype.rsplit(".", 1)[-1].strip("`")
-        cls = getattr(models, cls_name, None)
+        cls = getattr(mod, cls_name, None)
         assert cls is not None, "%s: unknown SDK type %s" % (path, rtype)
         assert isinstance(value, cls), "%s: expected %s, got %r" % (path, cls_name, value)
         for name, prop in vars(cls).items():
             if isinstance(prop, property) and prop.__doc__:
                 m = _RTYPE_RE.search(prop.__doc__)
                 if m:
-                    check_types(getattr(value, name), m.group(1), "%s.%s" % (path, name))
+                    check_types(getattr(value, name), m.group(1), "%s.%s" % (path, name), mod)
 
 
 class TypeChecked:
-    """Wraps a CvmClient: every response model it returns is type-checked in depth."""
+    """Wraps a service client: every response model it returns is type-checked in depth."""
 
-    def __init__(self, client):
+    def __init__(self, client, mod=models):
         self._client = client
+        self._mod = mod
 
     def __getattr__(self, name):
         attr = getattr(self._client, name)
@@ -180,8 +182,8 @@ class TypeChecked:
 
         def wrapper(*args, **kwargs):
             result = attr(*args, **kwargs)
-            if isinstance(result, models.AbstractModel):
-                check_types(result, type(result).__name__, type(result).__name__)
+            if isinstance(result, self._mod.AbstractModel):
+                check_types(result, type(result).__name__, type(result).__name__, self._mod)
             return result
         return wrapper
 
