@@ -125,6 +125,23 @@ async fn launch(c: &CvmClient, creds: &Credentials, name: &str) -> String {
         .remove(0)
 }
 
+/// Every `action` (or the metadata endpoint) fails from now on.
+fn fail(sim: &RunningSimulator, action: &str) {
+    sim.sim.set_faults(Faults {
+        errors: vec![ErrorFault {
+            action: Some(action.into()),
+            code: "InternalError".into(),
+            rate: 1.0,
+            remaining: None,
+        }],
+        ..Faults::default()
+    });
+}
+
+async fn sleep_until(t: SystemTime) {
+    tokio::time::sleep(t.duration_since(SystemTime::now()).unwrap_or_default()).await;
+}
+
 /// Uses `provider` every 200 ms for `run`, each time for a real CVM call;
 /// returns the distinct SecretIds it was handed.
 async fn use_for(c: &CvmClient, provider: &CredentialProvider, run: Duration) -> Vec<String> {
@@ -268,8 +285,7 @@ async fn concurrent_callers_share_one_refresh() {
 
     // Due for refresh (a fifth of 3 s before expiry): again one call, and
     // the callers that did not make it are served the still-valid set.
-    let due = provider.expires_at().unwrap() - Duration::from_millis(400);
-    tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    sleep_until(provider.expires_at().unwrap() - Duration::from_millis(400)).await;
     let second = burst(provider.clone()).await;
     assert_eq!(sim.sim.stats().calls("AssumeRole"), 2);
     assert!(second.len() <= 2, "{second:?}");
@@ -287,20 +303,11 @@ async fn failed_refresh_serves_the_old_credentials_until_they_expire() {
     let provider = assume(&c, 8);
     let old = provider.credentials().await.unwrap();
     let expires = provider.expires_at().unwrap();
-    sim.sim.set_faults(Faults {
-        errors: vec![ErrorFault {
-            action: Some("AssumeRole".into()),
-            code: "InternalError".into(),
-            rate: 1.0,
-            remaining: None,
-        }],
-        ..Faults::default()
-    });
+    fail(&sim, "AssumeRole");
     // Past the refresh point (1.4 to 1.6 s before expiry: ExpiredTime has
     // whole seconds), before the last stretch (0.7 to 0.8 s): the refresh
     // fails, the old set is served and still works.
-    let at = expires - Duration::from_millis(1100);
-    tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap()).await;
+    sleep_until(expires - Duration::from_millis(1100)).await;
     let served = provider.credentials().await.unwrap();
     assert_eq!(served.secret_id(), old.secret_id());
     c.call::<model::DescribeZones>(&served, REGION, &model::DescribeZonesRequest {})
@@ -399,17 +406,8 @@ async fn instance_role_comes_from_the_metadata_endpoint() {
     // The metadata service fails: the current set serves until it expires.
     let current = provider.credentials().await.unwrap();
     let expires = provider.expires_at().unwrap();
-    sim.sim.set_faults(Faults {
-        errors: vec![ErrorFault {
-            action: Some(sim::METADATA_ACTION.into()),
-            code: "unavailable".into(),
-            rate: 1.0,
-            remaining: None,
-        }],
-        ..Faults::default()
-    });
-    let at = expires - Duration::from_millis(700);
-    tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    fail(&sim, sim::METADATA_ACTION);
+    sleep_until(expires - Duration::from_millis(700)).await;
     assert_eq!(
         provider.credentials().await.unwrap().secret_id(),
         current.secret_id()
