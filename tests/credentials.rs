@@ -510,9 +510,11 @@ async fn a_captured_request_cannot_be_replayed_as_another_action() {
                 .describe_instances_by_ids(&source_keys(), REGION, std::slice::from_ref(&id))
                 .await
                 .unwrap();
-            if i.first().and_then(|i| i.instance_state.clone())
-                == Some(model::InstanceState::Running)
-            {
+            // Running, with no operation still in flight.
+            if i.first().is_some_and(|i| {
+                i.instance_state == Some(model::InstanceState::Running)
+                    && i.latest_operation_state != Some(model::OperationState::Operating)
+            }) {
                 return;
             }
             assert!(Instant::now() < deadline);
