@@ -16,11 +16,12 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: envtest lint ## Everything: unit, simulator, real-apiserver e2e, chart, official Python SDK
+test: envtest lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, official Python SDK
 	$(CARGO) build --all-targets
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
 	  $(CARGO) test --lib --bins && \
 	  $(CARGO) test --test cloud && \
+	  $(CARGO) test --test credentials && \
 	  $(CARGO) test --test e2e -- --test-threads 4
 	CVM_OPERATOR_BIN=target/debug/cvm-operator hack/python-sdk-test.sh
 
