@@ -4,7 +4,9 @@ use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use cvm_operator::api::{DeletionPolicy, ManagementPolicy};
 use cvm_operator::cloud::{ClientConfig, Credentials, CvmClient, Endpoint, RateLimits, model};
-use cvm_operator::controller::{self, observe::ObserverConfig, server};
+use cvm_operator::controller::leader::{self, LeaseConfig};
+use cvm_operator::controller::observe::{ObserverConfig, Timing};
+use cvm_operator::controller::{self, server};
 use cvm_operator::import;
 use cvm_operator::sim::{self, Faults, LostMode, SimAccount, SimConfig, Simulator};
 use cvm_operator::telemetry::{self, LogFormat};
@@ -327,147 +329,140 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Clien
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn run_operator(args: RunArgs) -> Result<()> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
-    let mut credentials = credentials_from_env();
-    let mut endpoint = None;
-    let _simulator = if args.simulator {
-        let cfg = args.sim.to_config()?;
-        let account = cfg.accounts[0].clone();
-        let running = Simulator::new(cfg).spawn(args.simulator_listen).await?;
-        tracing::info!(endpoint = %running.endpoint(), "in-process CVM simulator started");
-        endpoint = Some(running.endpoint());
-        credentials = Some(Credentials::new(
-            account.secret_id,
-            account.secret_key.expose(),
-            None,
-        )?);
-        Some(running)
-    } else {
-        None
-    };
-    let client_config = args.cloud.client_config(endpoint.as_deref())?;
-    let identity = args
-        .pod_name
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("cvm-operator-{}", uuid::Uuid::new_v4().simple()));
-    let config = controller::Config {
-        reconcile: controller::ReconcileConfig {
-            poll_interval: Duration::from_secs(args.poll_interval.max(1)),
-            fast_interval: Duration::from_millis(args.fast_poll_ms.max(100)),
-            orphan_grace: Duration::from_secs(args.orphan_grace),
-            create_grace: Duration::from_secs(args.create_grace),
-        },
-        observer: ObserverConfig {
-            window: Duration::from_millis(args.observe_window_ms),
-            fast_interval: Duration::from_millis(args.fast_poll_ms.max(100)),
-            poll_interval: Duration::from_secs(args.poll_interval.max(1)),
-            ..ObserverConfig::default()
-        },
-        concurrency: args.concurrency,
-        watch_namespace: args.watch_namespace.clone().filter(|s| !s.is_empty()),
-        label_selector: args.label_selector.clone().filter(|s| !s.is_empty()),
-        default_credentials: credentials.clone(),
-        client: client_config,
-        instance_name: identity.clone(),
-    };
-    let (handles, wake) = controller::handles(&config)?;
+/// The in-process simulator, when asked for: its endpoint and the
+/// credentials it accepts replace the configured ones.
+async fn start_simulator(args: &RunArgs) -> Result<Option<(sim::RunningSimulator, Credentials)>> {
+    if !args.simulator {
+        return Ok(None);
+    }
+    let cfg = args.sim.to_config()?;
+    let account = cfg.accounts[0].clone();
+    let running = Simulator::new(cfg).spawn(args.simulator_listen).await?;
+    tracing::info!(endpoint = %running.endpoint(), "in-process CVM simulator started");
+    let creds = Credentials::new(account.secret_id, account.secret_key.expose(), None)?;
+    Ok(Some((running, creds)))
+}
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let leader = Arc::new(AtomicBool::new(!args.leader_election));
-    let state = server::ServerState {
-        metrics: handles.metrics.clone(),
-        ready: ready.clone(),
-        leader: leader.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+impl RunArgs {
+    fn identity(&self) -> String {
+        self.pod_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("cvm-operator-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn controller_config(
+        &self,
+        client: ClientConfig,
+        credentials: Option<Credentials>,
+        identity: &str,
+    ) -> controller::Config {
+        let timing = Timing {
+            poll_interval: Duration::from_secs(self.poll_interval.max(1)),
+            fast_interval: Duration::from_millis(self.fast_poll_ms.max(100)),
+        };
+        controller::Config {
+            reconcile: controller::ReconcileConfig {
+                orphan_grace: Duration::from_secs(self.orphan_grace),
+                create_grace: Duration::from_secs(self.create_grace),
+            },
+            observer: ObserverConfig {
+                timing,
+                window: Duration::from_millis(self.observe_window_ms),
+                ..ObserverConfig::default()
+            },
+            concurrency: self.concurrency,
+            watch_namespace: self.watch_namespace.clone().filter(|s| !s.is_empty()),
+            label_selector: self.label_selector.clone().filter(|s| !s.is_empty()),
+            default_credentials: credentials,
+            client,
+            instance_name: identity.to_string(),
+        }
+    }
+
+    fn lease(&self, identity: &str) -> Option<LeaseConfig> {
+        let namespace = (self.lease_namespace.clone())
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        self.leader_election.then(|| LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace,
+            identity: identity.to_string(),
+            duration_secs: self.lease_duration,
+        })
+    }
+}
+
+/// Serves /healthz, /readyz and /metrics in the background.
+async fn serve_health(addr: SocketAddr, state: server::ServerState) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "health and metrics endpoint");
     tokio::spawn(async move {
         let _ = axum::serve(listener, server::router(state)).await;
     });
+    Ok(())
+}
 
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let _lease = if args.leader_election {
-        let ns = args
-            .lease_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .unwrap_or_else(|| "default".into());
-        let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-                .with_namespace(&ns)
-                .with_identity(&identity)
-                .with_duration(args.lease_duration.max(2))
-                .with_grace((args.lease_duration / 3).max(1))
-                .build()
-                .await
-                .context("cannot set up the leader-election Lease")?;
-        let (mut channel, task) = manager.watch().await;
-        // A standby replica is ready (it serves health and metrics).
-        ready.store(true, Ordering::Relaxed);
-        tracing::info!(lease = %args.lease_name, namespace = %ns, %identity, "waiting for leadership");
-        tokio::select! {
-            r = channel.wait_for(|l| *l) => { r.context("leader election stopped")?; }
-            _ = shutdown_signal() => return Ok(()),
+/// A cheap call once leading (a standby makes no cloud calls), so a wrong
+/// key or endpoint shows in the first log lines.
+async fn probe_credentials(client: &CvmClient, creds: &Credentials, region: &str) {
+    let probe = client
+        .call::<model::DescribeZones>(creds, region, &model::DescribeZonesRequest {})
+        .await;
+    match probe {
+        Ok(_) => {
+            tracing::info!(%region, secret_id = %creds.masked_id(), "CVM credentials accepted")
         }
-        leader.store(true, Ordering::Relaxed);
-        tracing::info!(%identity, "became the leader");
-        let leader = leader.clone();
-        tokio::spawn(async move {
-            let _ = channel.wait_for(|l| !*l).await;
-            leader.store(false, Ordering::Relaxed);
-            tracing::error!("lost the lease; stopping");
-            let _ = lost_tx.send(());
-        });
-        Some(task)
-    } else {
-        drop(lost_tx);
-        None
-    };
-    // A cheap probe once leading (a standby makes no cloud calls), so a wrong
-    // key or endpoint shows in the first log lines.
-    if let Some(creds) = &credentials {
-        let probe = handles
-            .observer
-            .client()
-            .call::<model::DescribeZones>(
-                creds,
-                &args.cloud.region,
-                &model::DescribeZonesRequest {},
-            )
-            .await;
-        match probe {
-            Ok(_) => {
-                tracing::info!(region = %args.cloud.region, secret_id = %creds.masked_id(), "CVM credentials accepted")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it")
-            }
+        Err(e) => {
+            tracing::error!(error = %e, "CVM start-up check failed; reconciles will report it")
         }
     }
+}
 
+/// config → server → leadership → run.
+async fn run_operator(args: RunArgs) -> Result<()> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let simulator = start_simulator(&args).await?;
+    let endpoint = simulator.as_ref().map(|(s, _)| s.endpoint());
+    let credentials = match &simulator {
+        Some((_, creds)) => Some(creds.clone()),
+        None => credentials_from_env(),
+    };
+    let client_config = args.cloud.client_config(endpoint.as_deref())?;
+    let identity = args.identity();
+    let config = args.controller_config(client_config, credentials.clone(), &identity);
+    let handles = controller::handles(&config)?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = server::ServerState {
+        metrics: handles.metrics.clone(),
+        ready: ready.clone(),
+    };
+    serve_health(args.metrics_addr, state).await?;
+
+    let lease = args.lease(&identity);
+    let metrics = handles.metrics.clone();
+    let leading = leader::acquire(client.clone(), lease, &metrics, &ready, shutdown_signal());
+    let Some(leadership) = leading.await? else {
+        return Ok(());
+    };
+    if let Some(creds) = &credentials {
+        probe_credentials(handles.observer.client(), creds, &args.cloud.region).await;
+    }
     ready.store(true, Ordering::Relaxed);
+
     let lost = Arc::new(AtomicBool::new(false));
     let lost_flag = lost.clone();
     let shutdown = async move {
-        // Losing the lease ends the run; without leader election the sender
-        // is gone at once, which must not end it (nor stop the signal wait).
-        let lost = async move {
-            match lost_rx.await {
-                Ok(()) => lost_flag.store(true, Ordering::Relaxed),
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             _ = shutdown_signal() => tracing::info!("shutting down"),
-            _ = lost => {},
+            _ = leadership.lost() => lost_flag.store(true, Ordering::Relaxed),
         }
     };
     tokio::spawn(telemetry::trim_memory_periodically(Duration::from_secs(30)));
-    controller::run(client, config, handles, wake, shutdown).await?;
+    controller::run(client, config, handles, shutdown).await?;
     if lost.load(Ordering::Relaxed) {
         anyhow::bail!("lost leadership");
     }

@@ -229,6 +229,25 @@ macro_rules! unit_enum {
             $default,
             $($variant,)*
         }
+
+        impl $name {
+            /// The value as the API and the schema spell it (the variant name).
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $name::$default => stringify!($default),
+                    $($name::$variant => stringify!($variant),)*
+                }
+            }
+
+            /// The variant the API spells `s`, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    _ if s == stringify!($default) => Some($name::$default),
+                    $(_ if s == stringify!($variant) => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
     };
 }
 
@@ -291,30 +310,6 @@ unit_enum!(
         BANDWIDTH_PREPAID,
         BANDWIDTH_PACKAGE
     }
-);
-
-macro_rules! wire_name {
-    ($($t:ty),*) => {$(
-        impl $t {
-            /// The value as the API and the schema spell it.
-            pub fn as_str(&self) -> &'static str {
-                match serde_json::to_value(self) {
-                    Ok(serde_json::Value::String(s)) => Box::leak(s.into_boxed_str()),
-                    _ => "",
-                }
-            }
-        }
-    )*};
-}
-// `as_str` through serde keeps one spelling; it is only used for a handful of
-// request fields per action, so the leaked strings are bounded by the variant count.
-wire_name!(
-    InstanceChargeType,
-    StopType,
-    StoppedMode,
-    RenewFlag,
-    DiskType,
-    InternetChargeType
 );
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -474,7 +469,8 @@ pub struct LastOperation {
     /// The CVM action, e.g. `RunInstances`.
     pub action: String,
     /// Pending (sent, outcome unknown), Succeeded, Failed.
-    pub state: String,
+    #[schemars(with = "String")]
+    pub state: OperationState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// The Tencent error code when it failed.
@@ -490,10 +486,88 @@ pub struct LastOperation {
     pub time: Option<String>,
 }
 
-pub mod op_state {
-    pub const PENDING: &str = "Pending";
-    pub const SUCCEEDED: &str = "Succeeded";
-    pub const FAILED: &str = "Failed";
+/// Where the last operation stands. The schema keeps a plain string (as it
+/// always was); the operator writes only these three values.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OperationState {
+    /// Sent; the answer is not in yet (a create's intent, before the call).
+    #[default]
+    Pending,
+    Succeeded,
+    /// Refused permanently: not retried until the spec changes.
+    Failed,
+}
+
+impl OperationState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationState::Pending => "Pending",
+            OperationState::Succeeded => "Succeeded",
+            OperationState::Failed => "Failed",
+        }
+    }
+}
+
+/// Lets callers (and tests) compare with the wire spelling.
+impl PartialEq<&str> for OperationState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A failed call, as `lastOperation` records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl LastOperation {
+    /// Sent (or about to be), outcome unknown: the create guard's intent.
+    pub fn pending(action: &str, generation: Option<i64>, time: String) -> Self {
+        Self {
+            action: action.into(),
+            state: OperationState::Pending,
+            generation,
+            time: Some(time),
+            ..Default::default()
+        }
+    }
+
+    pub fn succeeded(
+        action: &str,
+        request_id: &str,
+        generation: Option<i64>,
+        time: String,
+    ) -> Self {
+        Self {
+            action: action.into(),
+            state: OperationState::Succeeded,
+            request_id: Some(request_id.into()),
+            generation,
+            time: Some(time),
+            ..Default::default()
+        }
+    }
+
+    pub fn failed(action: &str, failure: Failure, generation: Option<i64>, time: String) -> Self {
+        Self {
+            action: action.into(),
+            state: OperationState::Failed,
+            request_id: failure.request_id,
+            code: Some(failure.code),
+            message: Some(failure.message),
+            generation,
+            time: Some(time),
+        }
+    }
+
+    /// True when this failed permanently for `generation`: mutations wait
+    /// for a spec change.
+    pub fn blocks(&self, generation: Option<i64>) -> bool {
+        self.state == OperationState::Failed && self.generation == generation
+    }
 }
 
 impl CvmInstance {
@@ -503,6 +577,15 @@ impl CvmInstance {
             .as_ref()
             .and_then(|a| a.get(PAUSED_ANNOTATION))
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The instance this resource is bound to, as far as it knows: the
+    /// adopted `spec.instanceId`, else the id recorded in status.
+    pub fn known_instance_id(&self) -> Option<&str> {
+        self.spec
+            .instance_id
+            .as_deref()
+            .or_else(|| self.status.as_ref()?.instance_id.as_deref())
     }
 
     /// The instance name to keep: `spec.instanceName` or the resource name.

@@ -257,3 +257,99 @@ fn committed_crd_is_up_to_date() {
         "crds/cvminstances.yaml is stale: run `cargo run -- crd > crds/cvminstances.yaml` (or `make crds`)"
     );
 }
+
+#[test]
+fn wire_names_are_the_serde_spellings_and_allocate_nothing() {
+    fn check<T: Serialize + Copy + std::fmt::Debug + PartialEq>(
+        all: &[T],
+        as_str: fn(&T) -> &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) {
+        for v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), as_str(v), "{v:?}");
+            assert_eq!(parse(as_str(v)), Some(*v));
+            // The same literal every time (a static, not a new allocation).
+            assert!(std::ptr::eq(as_str(v), as_str(v)));
+        }
+        assert_eq!(parse("NOT_A_VALUE"), None);
+    }
+    use InstanceChargeType as C;
+    check(
+        &[C::POSTPAID_BY_HOUR, C::PREPAID, C::SPOTPAID],
+        C::as_str,
+        C::parse,
+    );
+    check(
+        &[StopType::SOFT_FIRST, StopType::SOFT, StopType::HARD],
+        StopType::as_str,
+        StopType::parse,
+    );
+    check(
+        &[StoppedMode::KEEP_CHARGING, StoppedMode::STOP_CHARGING],
+        StoppedMode::as_str,
+        StoppedMode::parse,
+    );
+    check(
+        &[
+            DiskType::CLOUD_PREMIUM,
+            DiskType::CLOUD_BSSD,
+            DiskType::LOCAL_SSD,
+        ],
+        DiskType::as_str,
+        DiskType::parse,
+    );
+    check(
+        &[
+            InternetChargeType::TRAFFIC_POSTPAID_BY_HOUR,
+            InternetChargeType::BANDWIDTH_PACKAGE,
+        ],
+        InternetChargeType::as_str,
+        InternetChargeType::parse,
+    );
+    check(
+        &[RenewFlag::NOTIFY_AND_AUTO_RENEW],
+        RenewFlag::as_str,
+        RenewFlag::parse,
+    );
+}
+
+#[test]
+fn last_operation_keeps_its_wire_format() {
+    let failed = LastOperation::failed(
+        "RunInstances",
+        Failure {
+            code: "InvalidParameterValue.InstanceTypeNotFound".into(),
+            message: "no such type".into(),
+            request_id: Some("req-1".into()),
+        },
+        Some(4),
+        "2026-12-01T10:00:00Z".into(),
+    );
+    assert_eq!(
+        serde_json::to_value(&failed).unwrap(),
+        json!({"action": "RunInstances", "state": "Failed", "requestId": "req-1",
+               "code": "InvalidParameterValue.InstanceTypeNotFound", "message": "no such type",
+               "generation": 4, "time": "2026-12-01T10:00:00Z"})
+    );
+    assert!(failed.blocks(Some(4)) && !failed.blocks(Some(5)));
+    let pending = LastOperation::pending("RunInstances", Some(1), "t".into());
+    assert_eq!(serde_json::to_value(&pending).unwrap()["state"], "Pending");
+    assert!(!pending.blocks(Some(1)));
+    let ok = LastOperation::succeeded("StopInstances", "req-2", Some(1), "t".into());
+    assert_eq!(ok.state, "Succeeded");
+    let back: LastOperation = serde_json::from_value(serde_json::to_value(&ok).unwrap()).unwrap();
+    assert_eq!(back, ok);
+}
+
+#[test]
+fn known_instance_id_prefers_the_adopted_one() {
+    let mut obj = cr(base());
+    assert_eq!(obj.known_instance_id(), None);
+    obj.status = Some(CvmInstanceStatus {
+        instance_id: Some("ins-fromstat".into()),
+        ..Default::default()
+    });
+    assert_eq!(obj.known_instance_id(), Some("ins-fromstat"));
+    obj.spec.instance_id = Some("ins-adopted1".into());
+    assert_eq!(obj.known_instance_id(), Some("ins-adopted1"));
+}

@@ -193,10 +193,6 @@ impl CvmClient {
         })
     }
 
-    pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
-    }
-
     /// Calls `A` with retries and rate limiting.
     ///
     /// Retry rule: throttled errors are always retried (the request had no

@@ -37,8 +37,6 @@ pub trait Action {
     fn idempotent(_req: &Self::Request) -> bool {
         false
     }
-    /// True for calls that only read.
-    const READ_ONLY: bool = false;
 }
 
 macro_rules! string_enum {
@@ -466,7 +464,6 @@ impl Action for DescribeInstances {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -502,7 +499,6 @@ impl Action for DescribeInstancesStatus {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -689,7 +685,6 @@ impl Action for InquiryPriceRunInstances {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -723,7 +718,6 @@ impl Action for DescribeZones {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -762,7 +756,6 @@ impl Action for DescribeInstanceTypeConfigs {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -814,7 +807,6 @@ impl Action for DescribeImages {
     fn idempotent(_: &Self::Request) -> bool {
         true
     }
-    const READ_ONLY: bool = true;
 }
 
 /// Every action the client and the simulator know.

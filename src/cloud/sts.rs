@@ -125,7 +125,6 @@ impl Action for GetCallerIdentity {
     const NAME: &'static str = "GetCallerIdentity";
     const SERVICE: &'static str = SERVICE;
     const VERSION: &'static str = API_VERSION;
-    const READ_ONLY: bool = true;
     type Request = GetCallerIdentityRequest;
     type Response = GetCallerIdentityResponse;
     fn idempotent(_: &Self::Request) -> bool {

@@ -1,9 +1,15 @@
-//! Carrying out one planned action with the CVM client.
+//! Carrying out one planned step with the CVM client, the Stackable way:
+//! *dereference* the Secrets a create needs (async) → *build* the request
+//! (pure, tested below) → *execute* it through [`Actor`].
+//!
+//! [`Actor`] is the one door to mutating calls. In-place actions take the
+//! instance ids as a list, so a later batcher can hand it several resources'
+//! ids in one request without changing the callers.
 
 use super::credentials::{CredentialStore, CredentialsError};
 use super::plan::CloudAction;
-use crate::api::{self, CvmInstance, InstanceChargeType};
-use crate::cloud::model::{self, Secret};
+use crate::api::{self, CvmInstance, CvmInstanceSpec, InstanceChargeType};
+use crate::cloud::model::{self, Action as _, Secret};
 use crate::cloud::{CloudError, Credentials, CvmClient};
 use kube::ResourceExt;
 
@@ -13,65 +19,51 @@ pub fn client_token(uid: &str) -> String {
     format!("cvm-operator-{uid}")
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ActError {
-    #[error(transparent)]
-    Cloud(#[from] CloudError),
-    #[error(transparent)]
-    SecretRef(#[from] CredentialsError),
+/// The Secret values a create sends, read from the Secrets the spec names.
+/// They travel only inside the request (redacted in `Debug`).
+#[derive(Debug, Default)]
+pub struct LaunchSecrets {
+    pub password: Option<Secret>,
+    /// Base64, as RunInstances takes it.
+    pub user_data: Option<Secret>,
 }
 
-/// The RunInstances request for a resource. Secrets referenced by the spec
-/// are resolved here and travel only inside the request (redacted in Debug).
-pub async fn run_request(
+/// Reads the Secrets the spec references (login password, user data).
+pub async fn launch_secrets(
     obj: &CvmInstance,
     secrets: &CredentialStore,
-) -> Result<model::RunInstancesRequest, CredentialsError> {
+) -> Result<LaunchSecrets, CredentialsError> {
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
-    let uid = obj.uid().unwrap_or_default();
-    let mut tags: Vec<model::Tag> = spec
-        .tags
-        .iter()
-        .flatten()
-        .map(|(k, v)| model::Tag {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
-    for (k, v) in [
-        (api::UID_TAG, uid.clone()),
-        (api::NAMESPACE_TAG, ns.clone()),
-        (api::NAME_TAG, obj.name_any()),
-    ] {
-        tags.push(model::Tag {
-            key: k.into(),
-            value: v,
-        });
-    }
-    let login_settings = match &spec.login_settings {
+    let password_ref = spec
+        .login_settings
+        .as_ref()
+        .and_then(|l| l.password_secret_ref.as_ref());
+    let password = match password_ref {
+        Some(r) => Some(secrets.secret_value(&ns, r).await?),
         None => None,
-        Some(ls) => Some(model::LoginSettings {
-            key_ids: ls.key_ids.clone(),
-            password: match &ls.password_secret_ref {
-                Some(r) => Some(secrets.secret_value(&ns, r).await?),
-                None => None,
-            },
-            keep_image_login: None,
-        }),
     };
     let user_data = match (&spec.user_data, &spec.user_data_secret_ref) {
         (Some(u), _) => Some(Secret::new(u.clone())),
         (None, Some(r)) => {
             use base64::Engine as _;
             let plain = secrets.secret_value(&ns, r).await?;
-            Some(Secret::new(
-                base64::engine::general_purpose::STANDARD.encode(plain.expose().as_bytes()),
-            ))
+            let encoded = base64::engine::general_purpose::STANDARD.encode(plain.expose());
+            Some(Secret::new(encoded))
         }
         (None, None) => None,
     };
-    Ok(model::RunInstancesRequest {
+    Ok(LaunchSecrets {
+        password,
+        user_data,
+    })
+}
+
+/// The RunInstances request for a resource.
+pub fn run_request(obj: &CvmInstance, secrets: LaunchSecrets) -> model::RunInstancesRequest {
+    let spec = &obj.spec;
+    let uid = obj.uid().unwrap_or_default();
+    model::RunInstancesRequest {
         placement: Some(model::Placement {
             zone: Some(spec.zone.clone()),
             project_id: spec.project_id,
@@ -83,236 +75,343 @@ pub async fn run_request(
             period: Some(p.period),
             renew_flag: Some(p.renew_flag.as_str().to_string()),
         }),
-        instance_market_options: (spec.instance_charge_type == InstanceChargeType::SPOTPAID).then(
-            || model::InstanceMarketOptions {
-                market_type: Some("spot".into()),
-                spot_options: Some(model::SpotMarketOptions {
-                    max_price: spec.spot.as_ref().and_then(|s| s.max_price.clone()),
-                    spot_instance_type: Some("one-time".into()),
-                }),
-            },
-        ),
+        instance_market_options: market_options(spec),
         instance_type: Some(spec.instance_type.clone()),
         system_disk: spec.system_disk.as_ref().map(|d| model::SystemDisk {
             disk_type: Some(d.disk_type.as_str().to_string()),
             disk_size: Some(d.disk_size),
             ..Default::default()
         }),
-        data_disks: spec.data_disks.as_ref().map(|ds| {
-            ds.iter()
-                .map(|d| model::DataDisk {
-                    disk_type: Some(d.disk_type.as_str().to_string()),
-                    disk_size: Some(d.disk_size),
-                    delete_with_instance: Some(d.delete_with_instance),
-                    snapshot_id: d.snapshot_id.clone(),
-                    ..Default::default()
-                })
-                .collect()
-        }),
+        data_disks: data_disks(spec),
         virtual_private_cloud: spec.vpc.as_ref().map(|v| model::VirtualPrivateCloud {
             vpc_id: Some(v.vpc_id.clone()),
             subnet_id: Some(v.subnet_id.clone()),
             private_ip_addresses: v.private_ip_address.clone().map(|ip| vec![ip]),
             ..Default::default()
         }),
-        internet_accessible: spec
-            .internet_accessible
-            .as_ref()
-            .map(|i| model::InternetAccessible {
-                internet_charge_type: i.internet_charge_type.map(|c| c.as_str().to_string()),
-                internet_max_bandwidth_out: Some(i.internet_max_bandwidth_out),
-                public_ip_assigned: i.public_ip_assigned,
-                ..Default::default()
-            }),
+        internet_accessible: internet_accessible(spec),
         instance_count: Some(1),
         instance_name: Some(obj.desired_instance_name()),
-        login_settings,
+        login_settings: spec.login_settings.as_ref().map(|ls| model::LoginSettings {
+            key_ids: ls.key_ids.clone(),
+            password: secrets.password,
+            keep_image_login: None,
+        }),
         security_group_ids: spec.security_group_ids.clone(),
         client_token: Some(client_token(&uid)),
         host_name: spec.host_name.clone(),
         tag_specification: Some(vec![model::TagSpecification {
             resource_type: "instance".into(),
-            tags,
+            tags: tags(obj),
         }]),
-        user_data,
+        user_data: secrets.user_data,
         disable_api_termination: spec.disable_api_termination,
+        ..Default::default()
+    }
+}
+
+/// The spec's tags, plus ours: the UID (the create guard) and, for people
+/// reading the console, the namespace and name.
+fn tags(obj: &CvmInstance) -> Vec<model::Tag> {
+    let tag = |key: &str, value: String| model::Tag {
+        key: key.into(),
+        value,
+    };
+    let own = [
+        (api::UID_TAG, obj.uid().unwrap_or_default()),
+        (api::NAMESPACE_TAG, obj.namespace().unwrap_or_default()),
+        (api::NAME_TAG, obj.name_any()),
+    ];
+    let spec_tags = obj.spec.tags.iter().flatten();
+    spec_tags
+        .map(|(k, v)| tag(k, v.clone()))
+        .chain(own.into_iter().map(|(k, v)| tag(k, v)))
+        .collect()
+}
+
+/// Spot options only with a bid: the API requires `SpotOptions.MaxPrice`,
+/// and SPOTPAID without any market options bids the current fixed discount
+/// price (what an unset `spec.spot.maxPrice` asks for).
+fn market_options(spec: &CvmInstanceSpec) -> Option<model::InstanceMarketOptions> {
+    if spec.instance_charge_type != InstanceChargeType::SPOTPAID {
+        return None;
+    }
+    let max_price = spec.spot.as_ref()?.max_price.clone()?;
+    Some(model::InstanceMarketOptions {
+        market_type: Some("spot".into()),
+        spot_options: Some(model::SpotMarketOptions {
+            max_price: Some(max_price),
+            spot_instance_type: Some("one-time".into()),
+        }),
+    })
+}
+
+fn data_disks(spec: &CvmInstanceSpec) -> Option<Vec<model::DataDisk>> {
+    let disks = spec.data_disks.as_ref()?;
+    let disk = |d: &api::DataDiskSpec| model::DataDisk {
+        disk_type: Some(d.disk_type.as_str().to_string()),
+        disk_size: Some(d.disk_size),
+        delete_with_instance: Some(d.delete_with_instance),
+        snapshot_id: d.snapshot_id.clone(),
+        ..Default::default()
+    };
+    Some(disks.iter().map(disk).collect())
+}
+
+fn internet_accessible(spec: &CvmInstanceSpec) -> Option<model::InternetAccessible> {
+    let i = spec.internet_accessible.as_ref()?;
+    Some(model::InternetAccessible {
+        internet_charge_type: i.internet_charge_type.map(|c| c.as_str().to_string()),
+        internet_max_bandwidth_out: Some(i.internet_max_bandwidth_out),
+        public_ip_assigned: i.public_ip_assigned,
         ..Default::default()
     })
 }
 
-/// What an action returned.
+/// What a create returned.
 #[derive(Debug, Clone)]
-pub struct Acted {
+pub struct Created {
     pub request_id: String,
-    /// For a create: the new instance id.
-    pub instance_id: Option<String>,
+    pub instance_id: String,
 }
 
-/// Runs one action on `instance_id` (for `Create`, `create` is the request).
-pub async fn execute(
-    client: &CvmClient,
-    creds: &Credentials,
-    region: &str,
-    instance_id: &str,
-    action: &CloudAction,
-    create: Option<&model::RunInstancesRequest>,
-) -> Result<Acted, CloudError> {
-    let ids = vec![instance_id.to_string()];
-    let done = |request_id: String| Acted {
-        request_id,
-        instance_id: None,
-    };
-    Ok(match action {
-        CloudAction::Create => {
-            let req = create.expect("a create carries its request");
-            let reply = client
-                .call::<model::RunInstances>(creds, region, req)
-                .await?;
-            let id = reply
-                .body
-                .instance_id_set
-                .unwrap_or_default()
-                .into_iter()
-                .next();
-            if id.is_none() {
-                // A replay while the first create is still processing can
-                // return no ids (seen on other Tencent products): retry later.
-                return Err(CloudError::Api {
-                    action: "RunInstances".into(),
-                    code: "InternalError.EmptyInstanceIdSet".into(),
-                    message: "RunInstances returned no instance id".into(),
-                    request_id: reply.request_id,
-                });
-            }
-            Acted {
+/// Sends mutating calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Actor {
+    client: CvmClient,
+}
+
+impl Actor {
+    pub fn new(client: CvmClient) -> Self {
+        Self { client }
+    }
+
+    /// RunInstances with a resolved request.
+    pub async fn create(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        req: &model::RunInstancesRequest,
+    ) -> Result<Created, CloudError> {
+        let reply = self
+            .client
+            .call::<model::RunInstances>(creds, region, req)
+            .await?;
+        let id = reply
+            .body
+            .instance_id_set
+            .unwrap_or_default()
+            .into_iter()
+            .next();
+        match id {
+            Some(instance_id) => Ok(Created {
                 request_id: reply.request_id,
-                instance_id: id,
+                instance_id,
+            }),
+            // A replay while the first create is still processing can
+            // return no ids (seen on other Tencent products): retry later.
+            None => Err(CloudError::Api {
+                action: model::RunInstances::NAME.into(),
+                code: "InternalError.EmptyInstanceIdSet".into(),
+                message: "RunInstances returned no instance id".into(),
+                request_id: reply.request_id,
+            }),
+        }
+    }
+
+    /// One action on the instances `ids`; returns the RequestId.
+    pub async fn execute(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        ids: Vec<String>,
+        action: &CloudAction,
+    ) -> Result<String, CloudError> {
+        use model::*;
+        match action {
+            CloudAction::Start => {
+                let req = StartInstancesRequest { instance_ids: ids };
+                self.call::<StartInstances>(creds, region, &req).await
+            }
+            CloudAction::Stop {
+                stop_type,
+                stopped_mode,
+                ..
+            } => {
+                let req = StopInstancesRequest {
+                    instance_ids: ids,
+                    stop_type: Some(stop_type.as_str().into()),
+                    stopped_mode: Some(stopped_mode.as_str().into()),
+                    force_stop: None,
+                };
+                self.call::<StopInstances>(creds, region, &req).await
+            }
+            CloudAction::ResetType { instance_type } => {
+                let req = ResetInstancesTypeRequest {
+                    instance_ids: ids,
+                    instance_type: instance_type.clone(),
+                    force_stop: None,
+                };
+                self.call::<ResetInstancesType>(creds, region, &req).await
+            }
+            CloudAction::SetBandwidth { mbps } => {
+                let req = bandwidth_request(ids, *mbps);
+                self.call::<ResetInstancesInternetMaxBandwidth>(creds, region, &req)
+                    .await
+            }
+            CloudAction::Rename { .. }
+            | CloudAction::SetSecurityGroups { .. }
+            | CloudAction::SetTerminationProtection { .. } => {
+                let req = modify_request(ids, action);
+                self.call::<ModifyInstancesAttribute>(creds, region, &req)
+                    .await
+            }
+            CloudAction::Terminate => {
+                let req = TerminateInstancesRequest {
+                    instance_ids: ids,
+                    ..Default::default()
+                };
+                self.call::<TerminateInstances>(creds, region, &req).await
             }
         }
-        CloudAction::Start => done(
-            client
-                .call::<model::StartInstances>(
-                    creds,
-                    region,
-                    &model::StartInstancesRequest { instance_ids: ids },
-                )
-                .await?
-                .request_id,
-        ),
-        CloudAction::Stop {
-            stop_type,
-            stopped_mode,
-            ..
-        } => done(
-            client
-                .call::<model::StopInstances>(
-                    creds,
-                    region,
-                    &model::StopInstancesRequest {
-                        instance_ids: ids,
-                        stop_type: Some(stop_type.as_str().into()),
-                        stopped_mode: Some(stopped_mode.as_str().into()),
-                        force_stop: None,
-                    },
-                )
-                .await?
-                .request_id,
-        ),
-        CloudAction::ResetType { instance_type } => done(
-            client
-                .call::<model::ResetInstancesType>(
-                    creds,
-                    region,
-                    &model::ResetInstancesTypeRequest {
-                        instance_ids: ids,
-                        instance_type: instance_type.clone(),
-                        force_stop: None,
-                    },
-                )
-                .await?
-                .request_id,
-        ),
-        CloudAction::SetBandwidth { mbps } => done(
-            client
-                .call::<model::ResetInstancesInternetMaxBandwidth>(
-                    creds,
-                    region,
-                    &model::ResetInstancesInternetMaxBandwidthRequest {
-                        instance_ids: ids,
-                        internet_accessible: model::InternetAccessible {
-                            internet_max_bandwidth_out: Some(*mbps),
-                            ..Default::default()
-                        },
-                        start_time: None,
-                        end_time: None,
-                    },
-                )
-                .await?
-                .request_id,
-        ),
-        CloudAction::Rename { name } => done(
-            modify(
-                client,
-                creds,
-                region,
-                model::ModifyInstancesAttributeRequest {
-                    instance_ids: ids,
-                    instance_name: Some(name.clone()),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        ),
-        CloudAction::SetSecurityGroups { ids: sgs } => done(
-            modify(
-                client,
-                creds,
-                region,
-                model::ModifyInstancesAttributeRequest {
-                    instance_ids: ids,
-                    security_groups: Some(sgs.clone()),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        ),
-        CloudAction::SetTerminationProtection { enabled } => done(
-            modify(
-                client,
-                creds,
-                region,
-                model::ModifyInstancesAttributeRequest {
-                    instance_ids: ids,
-                    disable_api_termination: Some(*enabled),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        ),
-        CloudAction::Terminate => done(
-            client
-                .call::<model::TerminateInstances>(
-                    creds,
-                    region,
-                    &model::TerminateInstancesRequest {
-                        instance_ids: ids,
-                        ..Default::default()
-                    },
-                )
-                .await?
-                .request_id,
-        ),
-    })
+    }
+
+    async fn call<A: model::Action>(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        req: &A::Request,
+    ) -> Result<String, CloudError> {
+        Ok(self.client.call::<A>(creds, region, req).await?.request_id)
+    }
 }
 
-async fn modify(
-    client: &CvmClient,
-    creds: &Credentials,
-    region: &str,
-    req: model::ModifyInstancesAttributeRequest,
-) -> Result<String, CloudError> {
-    Ok(client
-        .call::<model::ModifyInstancesAttribute>(creds, region, &req)
-        .await?
-        .request_id)
+fn bandwidth_request(
+    ids: Vec<String>,
+    mbps: i64,
+) -> model::ResetInstancesInternetMaxBandwidthRequest {
+    model::ResetInstancesInternetMaxBandwidthRequest {
+        instance_ids: ids,
+        internet_accessible: model::InternetAccessible {
+            internet_max_bandwidth_out: Some(mbps),
+            ..Default::default()
+        },
+        start_time: None,
+        end_time: None,
+    }
+}
+
+/// ModifyInstancesAttribute for one attribute (the API takes one per call).
+fn modify_request(
+    ids: Vec<String>,
+    action: &CloudAction,
+) -> model::ModifyInstancesAttributeRequest {
+    let mut req = model::ModifyInstancesAttributeRequest {
+        instance_ids: ids,
+        ..Default::default()
+    };
+    match action {
+        CloudAction::Rename { name } => req.instance_name = Some(name.clone()),
+        CloudAction::SetSecurityGroups { ids } => req.security_groups = Some(ids.clone()),
+        CloudAction::SetTerminationProtection { enabled } => {
+            req.disable_api_termination = Some(*enabled)
+        }
+        _ => {}
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn resource(spec: Value) -> CvmInstance {
+        let mut base = json!({
+            "region": "ap-guangzhou", "zone": "ap-guangzhou-3",
+            "imageId": "img-pi0ii46r", "instanceType": "S5.MEDIUM4",
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+            "metadata": {"name": "web", "namespace": "team-a", "uid": "u-1"},
+            "spec": base,
+        }))
+        .unwrap()
+    }
+
+    fn wire(obj: &CvmInstance) -> Value {
+        serde_json::to_value(run_request(obj, LaunchSecrets::default())).unwrap()
+    }
+
+    #[test]
+    fn spot_without_a_max_price_sends_no_market_options() {
+        let req = wire(&resource(json!({"instanceChargeType": "SPOTPAID"})));
+        assert_eq!(req["InstanceChargeType"], "SPOTPAID");
+        assert!(req.get("InstanceMarketOptions").is_none(), "{req}");
+        let req = wire(&resource(
+            json!({"instanceChargeType": "SPOTPAID", "spot": {}}),
+        ));
+        assert!(req.get("InstanceMarketOptions").is_none(), "{req}");
+    }
+
+    #[test]
+    fn spot_with_a_max_price_sends_the_whole_object() {
+        let obj = resource(json!({"instanceChargeType": "SPOTPAID", "spot": {"maxPrice": "0.05"}}));
+        assert_eq!(
+            wire(&obj)["InstanceMarketOptions"],
+            json!({"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.05", "SpotInstanceType": "one-time"}})
+        );
+        let postpaid = wire(&resource(json!({})));
+        assert!(postpaid.get("InstanceMarketOptions").is_none());
+    }
+
+    #[test]
+    fn a_create_carries_its_token_tags_and_secrets_only_inside() {
+        let obj = resource(json!({"tags": {"team": "web"}, "loginSettings": {}}));
+        let secrets = LaunchSecrets {
+            password: Some(Secret::new("Passw0rd!x")),
+            user_data: None,
+        };
+        let req = run_request(&obj, secrets);
+        assert_eq!(req.client_token.as_deref(), Some("cvm-operator-u-1"));
+        let tags: Vec<(String, String)> = req.tag_specification.as_ref().unwrap()[0]
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        for want in [
+            ("team", "web"),
+            (api::UID_TAG, "u-1"),
+            (api::NAMESPACE_TAG, "team-a"),
+            (api::NAME_TAG, "web"),
+        ] {
+            assert!(tags.contains(&(want.0.into(), want.1.into())), "{tags:?}");
+        }
+        assert!(!format!("{req:?}").contains("Passw0rd!x"));
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["LoginSettings"]["Password"], "Passw0rd!x");
+    }
+
+    #[test]
+    fn modify_sets_exactly_one_attribute() {
+        let ids = || vec!["ins-abcdefgh".to_string()];
+        let rename = modify_request(ids(), &CloudAction::Rename { name: "n".into() });
+        let wire = serde_json::to_value(&rename).unwrap();
+        assert_eq!(
+            wire,
+            json!({"InstanceIds": ["ins-abcdefgh"], "InstanceName": "n"})
+        );
+        let protect = modify_request(
+            ids(),
+            &CloudAction::SetTerminationProtection { enabled: true },
+        );
+        let wire = serde_json::to_value(&protect).unwrap();
+        assert_eq!(
+            wire,
+            json!({"InstanceIds": ["ins-abcdefgh"], "DisableApiTermination": true})
+        );
+    }
 }

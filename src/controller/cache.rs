@@ -7,9 +7,8 @@
 //! the full status so unchanged statuses are never rewritten). A reconcile
 //! rebuilds the full object from this in microseconds.
 
-use super::status;
 use crate::api::{self, CvmInstance, CvmInstanceSpec, CvmInstanceStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -30,8 +29,47 @@ pub struct CachedInstance {
 /// The slim status as cached: the fingerprint and what reconciles read.
 #[derive(Serialize, Deserialize)]
 struct SlimStatus {
-    hash: String,
+    hash: Fingerprint,
     status: CvmInstanceStatus,
+}
+
+/// A fingerprint of a whole status, to skip writes that change nothing and
+/// to tell whether the cache shows our last write. `DefaultHasher` is stable
+/// within one process only, which is all this needs: fingerprints are never
+/// stored outside memory (the cache holds them, the apiserver never sees them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    pub fn of(s: &CvmInstanceStatus) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_vec(s).unwrap_or_default().hash(&mut h);
+        Fingerprint(format!("{:016x}", h.finish()))
+    }
+}
+
+/// What the cache keeps of a status: what the reconciler reads (the instance
+/// id, the last operation, the generation, and each condition's type, status,
+/// reason and transition time), with the fingerprint of the full status.
+/// Everything else is rebuilt from the observation on every reconcile.
+fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
+    let hash = Fingerprint::of(&full);
+    let status = CvmInstanceStatus {
+        instance_id: full.instance_id.take(),
+        last_operation: full.last_operation.take(),
+        observed_generation: full.observed_generation,
+        conditions: std::mem::take(&mut full.conditions)
+            .into_iter()
+            .map(|c| Condition {
+                message: String::new(),
+                ..c
+            })
+            .collect(),
+        ..Default::default()
+    };
+    SlimStatus { hash, status }
 }
 
 impl CachedInstance {
@@ -56,26 +94,22 @@ impl CachedInstance {
             return;
         }
         if let Ok(full) = serde_json::from_str::<CvmInstanceStatus>(raw.get()) {
-            let (hash, status) = status::slim(full);
-            self.status = serde_json::value::to_raw_value(&SlimStatus { hash, status }).ok();
+            self.status = serde_json::value::to_raw_value(&slim_status(full)).ok();
         }
     }
 
-    /// The full object for a reconcile (status slim, with its fingerprint in
-    /// the in-memory annotation [`status::STATUS_HASH`]).
-    pub fn expand(&self) -> Result<CvmInstance, serde_json::Error> {
+    /// The object for a reconcile (status slim), and the fingerprint of the
+    /// full status the apiserver holds (`None`: no status yet).
+    pub fn expand(&self) -> Result<(CvmInstance, Option<Fingerprint>), serde_json::Error> {
         let spec: CvmInstanceSpec = serde_json::from_str(self.spec.get())?;
         let mut obj = CvmInstance::new(self.metadata.name.as_deref().unwrap_or_default(), spec);
         obj.metadata = self.metadata.clone();
-        if let Some(raw) = &self.status {
-            let slim: SlimStatus = serde_json::from_str(raw.get())?;
-            obj.status = Some(slim.status);
-            obj.metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(status::STATUS_HASH.into(), slim.hash);
-        }
-        Ok(obj)
+        let Some(raw) = &self.status else {
+            return Ok((obj, None));
+        };
+        let slim: SlimStatus = serde_json::from_str(raw.get())?;
+        obj.status = Some(slim.status);
+        Ok((obj, Some(slim.hash)))
     }
 }
 
@@ -87,7 +121,7 @@ impl CachedInstance {
 /// else rewrote the status.
 pub struct OwnWrites {
     max_wait: Duration,
-    written: Mutex<HashMap<String, (String, Instant)>>,
+    written: Mutex<HashMap<String, (Fingerprint, Instant)>>,
 }
 
 impl OwnWrites {
@@ -98,26 +132,24 @@ impl OwnWrites {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Fingerprint, Instant)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Remembers the status the apiserver answered our write with.
     pub fn wrote(&self, uid: &str, status: &CvmInstanceStatus) {
-        self.lock().insert(
-            uid.to_string(),
-            (status::status_hash(status), Instant::now()),
-        );
+        self.lock()
+            .insert(uid.to_string(), (Fingerprint::of(status), Instant::now()));
     }
 
     /// True while the cached copy (its status fingerprint) is not the one
     /// we wrote last. Forgets the write once the cache shows it.
-    pub fn cache_is_behind(&self, uid: &str, cached_hash: Option<&str>) -> bool {
+    pub fn cache_is_behind(&self, uid: &str, cached: Option<&Fingerprint>) -> bool {
         let mut written = self.lock();
         let Some((hash, at)) = written.get(uid) else {
             return false;
         };
-        if cached_hash != Some(hash.as_str()) && at.elapsed() < self.max_wait {
+        if cached != Some(hash) && at.elapsed() < self.max_wait {
             return true;
         }
         written.remove(uid);
@@ -155,7 +187,7 @@ mod tests {
         cached.slim();
         cached.slim(); // idempotent
         assert!(cached.metadata.labels.is_none() && cached.metadata.managed_fields.is_none());
-        let obj = cached.expand().unwrap();
+        let (obj, fingerprint) = cached.expand().unwrap();
         assert!(obj.is_paused());
         assert_eq!(obj.spec.run_state, api::RunState::Stopped);
         assert_eq!(obj.spec.tags.as_ref().unwrap()["a"], "b");
@@ -168,9 +200,13 @@ mod tests {
         assert_eq!(st.conditions[0].reason, "ReconcileSuccess");
         assert!(st.conditions[0].message.is_empty());
         assert!(st.public_ip_addresses.is_empty());
-        assert_eq!(
-            status::current_status_hash(&obj),
-            Some(status::status_hash(&full_status))
+        assert_eq!(fingerprint, Some(Fingerprint::of(&full_status)));
+        assert!(
+            obj.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| a.len() == 1),
+            "nothing but the pause switch travels in the annotations"
         );
     }
     #[test]
@@ -184,7 +220,7 @@ mod tests {
             instance_state: Some("LAUNCH_FAILED".into()),
             ..Default::default()
         };
-        let (old, new) = (status::status_hash(&pending), status::status_hash(&failed));
+        let (old, new) = (Fingerprint::of(&pending), Fingerprint::of(&failed));
         // Nothing written: never behind.
         assert!(!writes.cache_is_behind("u", Some(&old)));
         writes.wrote("u", &failed);

@@ -7,6 +7,7 @@
 //! can still be cleaned up when its namespace deletion removed the Secret
 //! first.
 
+use super::status::reason;
 use crate::api::{CvmInstance, SecretKeyRef};
 use crate::cloud::{Credentials, Secret};
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
@@ -49,16 +50,16 @@ pub enum CredentialsError {
 }
 
 impl CredentialsError {
-    /// The condition reason.
+    /// The condition (and event) reason.
     pub fn reason(&self) -> &'static str {
         match self {
             CredentialsError::NoDefault | CredentialsError::SecretNotFound { .. } => {
-                "CredentialsNotFound"
+                reason::CREDENTIALS_NOT_FOUND
             }
             CredentialsError::MissingKey { .. } | CredentialsError::Invalid { .. } => {
-                "CredentialsInvalid"
+                reason::CREDENTIALS_INVALID
             }
-            CredentialsError::Unreadable { .. } => "CredentialsUnreadable",
+            CredentialsError::Unreadable { .. } => reason::CREDENTIALS_UNREADABLE,
         }
     }
 }

@@ -5,20 +5,15 @@
 //! memory. This publisher keeps only a small fingerprint per recent event and
 //! drops exact repeats within a minute (a retried error emits once).
 
+use super::report::{Event, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
 
 const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 const MAX_FINGERPRINTS: usize = 4096;
@@ -68,14 +63,14 @@ impl Publisher {
     /// Publishes an event about `regarding`. Failures are logged, never
     /// returned: a terminating namespace refuses events, and that must not
     /// block a reconcile or a deletion.
-    pub async fn publish(
-        &self,
-        regarding: ObjectReference,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: &str,
-    ) {
+    pub async fn publish(&self, regarding: ObjectReference, event: &Event) {
+        let Event {
+            type_,
+            reason,
+            action,
+            note,
+        } = event;
+        let type_ = *type_;
         if self.is_repeat(&regarding, type_, reason, note) {
             return;
         }
@@ -92,7 +87,7 @@ impl Publisher {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let event = Event {
+        let event = K8sEvent {
             metadata: ObjectMeta {
                 name: Some(format!(
                     "{}.{:x}",
@@ -103,8 +98,8 @@ impl Publisher {
                 ..Default::default()
             },
             event_time: Some(MicroTime(now)),
-            action: Some(action.into()),
-            reason: Some(reason.into()),
+            action: Some(action.to_string()),
+            reason: Some(reason.to_string()),
             note: Some(note),
             regarding: Some(regarding),
             reporting_controller: Some(self.controller.clone()),
@@ -118,7 +113,7 @@ impl Publisher {
             ),
             ..Default::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
             tracing::debug!(error = %e, "cannot publish event");
         }

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub cloud_latency: Family<ActionLabels, Histogram>,
     pub reconcile_duration: Histogram,
     pub instances: Family<StateLabels, Gauge>,
+    /// 1 while this replica holds the lease (or runs without election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,12 @@ impl Default for Metrics {
             "Managed instances by observed state",
             instances.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this replica holds the lease",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -90,6 +98,7 @@ impl Default for Metrics {
             cloud_latency,
             reconcile_duration,
             instances,
+            leader,
         }
     }
 }
@@ -140,10 +149,33 @@ impl Metrics {
         }
     }
 
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_gauge_is_part_of_the_registry() {
+        let m = Metrics::default();
+        assert!(m.encode().contains("cvm_operator_leader 0\n"));
+        m.set_leader(true);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE cvm_operator_leader gauge\n"),
+            "{text}"
+        );
+        assert!(text.contains("cvm_operator_leader 1\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
     }
 }

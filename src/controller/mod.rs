@@ -1,15 +1,26 @@
 //! The operator: watches `CvmInstance` resources and reconciles each against
-//! its CVM instance. Observe ([`observe`]) → plan ([`plan`], pure) → act
-//! ([`act`]) → report ([`status`]), wired in [`reconcile`].
+//! its CVM instance. Layers, bottom to top (an import never points up):
+//!
+//! 1. vocabulary: [`observation`] (what the cloud shows), `api`, `cloud::model`;
+//! 2. pure: [`plan`] (the decision), [`status`] and [`report`] (what a
+//!    reconcile says and when it looks again);
+//! 3. adapters: [`observe`] (batched reads, sweeps), [`act`] (mutating
+//!    calls), [`credentials`], [`cache`] (the watch cache), [`events`],
+//!    [`metrics`];
+//! 4. orchestration: [`reconcile`], one pass for apply and delete;
+//! 5. wiring: [`run`] here, [`server`], [`leader`].
 
 pub mod act;
 pub mod cache;
 pub mod credentials;
 pub mod events;
+pub mod leader;
 pub mod metrics;
+pub mod observation;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod report;
 pub mod server;
 pub mod status;
 
@@ -22,6 +33,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 pub use reconcile::{Context, ReconcileConfig};
 
@@ -52,23 +64,18 @@ pub enum RunError {
     Client(#[from] crate::cloud::CloudError),
 }
 
-/// What `run` exposes to the HTTP server.
+/// The shared pieces `run` needs, built before it so the HTTP server can
+/// start first.
 pub struct Handles {
     pub metrics: Arc<metrics::Metrics>,
     pub observer: observe::Observer,
+    /// Resources whose instance changed (the observer wakes them).
+    pub wake: mpsc::UnboundedReceiver<observe::ResourceKey>,
 }
 
 /// Builds the shared pieces: metrics (fed by the client), the client and the
-/// observer. Separate from [`run`] so the HTTP server can start first.
-pub fn handles(
-    config: &Config,
-) -> Result<
-    (
-        Handles,
-        tokio::sync::mpsc::UnboundedReceiver<ObjectRef<cache::CachedInstance>>,
-    ),
-    RunError,
-> {
+/// observer.
+pub fn handles(config: &Config) -> Result<Handles, RunError> {
     let metrics = Arc::new(metrics::Metrics::default());
     let mut client_config = config.client.clone();
     let m = metrics.clone();
@@ -81,7 +88,11 @@ pub fn handles(
     }));
     let client = CvmClient::new(client_config)?;
     let (observer, wake) = observe::Observer::new(client, config.observer.clone());
-    Ok((Handles { metrics, observer }, wake))
+    Ok(Handles {
+        metrics,
+        observer,
+        wake,
+    })
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -89,7 +100,6 @@ pub async fn run(
     client: kube::Client,
     config: Config,
     handles: Handles,
-    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<cache::CachedInstance>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
     let api: Api<CvmInstance> = match &config.watch_namespace {
@@ -136,10 +146,11 @@ pub async fn run(
         .modify(cache::CachedInstance::slim)
         .reflect(writer)
         .applied_objects();
-    let wake = futures::stream::unfold(
-        wake,
-        |mut rx| async move { rx.recv().await.map(|o| (o, rx)) },
-    );
+    let wake = futures::stream::unfold(handles.wake, |mut rx| async move {
+        let key = rx.recv().await?;
+        let object = ObjectRef::<cache::CachedInstance>::new(&key.name).within(&key.namespace);
+        Some((object, rx))
+    });
     tracing::info!(
         namespace = config.watch_namespace.as_deref().unwrap_or("<all>"),
         selector = config.label_selector.as_deref().unwrap_or(""),

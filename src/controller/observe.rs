@@ -8,101 +8,17 @@
 //! short coalescing window with other misses. Steady-state cost is therefore
 //! about N/100 DescribeInstances per poll interval, not N.
 
-use super::cache::CachedInstance;
-use crate::cloud::model::{Instance, InstanceState};
+use super::observation::Observation;
+pub use super::observation::Timing;
+use crate::cloud::model::InstanceState;
 use crate::cloud::{CloudError, Credentials, CvmClient, client::MAX_DESCRIBE_IDS};
-use kube::runtime::reflector::ObjectRef;
+use batch::Batcher;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-/// The part of an instance the operator plans and reports on. Compact on
-/// purpose: one is kept per managed instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
-    pub id: String,
-    pub state: InstanceState,
-    pub instance_type: String,
-    pub name: String,
-    pub zone: String,
-    pub bandwidth_out: i64,
-    pub security_group_ids: Vec<String>,
-    pub private_ips: Vec<String>,
-    pub public_ips: Vec<String>,
-    pub created_time: String,
-    pub latest_operation: String,
-    pub operating: bool,
-    pub latest_operation_failed: bool,
-    pub latest_operation_request_id: String,
-    pub latest_operation_error_msg: String,
-    pub disable_api_termination: bool,
-    pub stop_charging_mode: String,
-    pub charge_type: String,
-    pub uid_tag: Option<String>,
-}
-
-impl Observation {
-    pub fn from_instance(i: &Instance) -> Self {
-        use crate::cloud::model::OperationState;
-        Self {
-            id: i.id().to_string(),
-            state: i
-                .instance_state
-                .clone()
-                .unwrap_or(InstanceState::Other(String::new())),
-            instance_type: i.instance_type.clone().unwrap_or_default(),
-            name: i.instance_name.clone().unwrap_or_default(),
-            zone: i.zone().unwrap_or_default().to_string(),
-            bandwidth_out: i.bandwidth_out().unwrap_or(0),
-            security_group_ids: i.security_group_ids.clone().unwrap_or_default(),
-            private_ips: i.private_ip_addresses.clone().unwrap_or_default(),
-            public_ips: i.public_ip_addresses.clone().unwrap_or_default(),
-            created_time: i.created_time.clone().unwrap_or_default(),
-            latest_operation: i.latest_operation.clone().unwrap_or_default(),
-            operating: i.latest_operation_state == Some(OperationState::Operating),
-            latest_operation_failed: i.latest_operation_state == Some(OperationState::Failed),
-            latest_operation_request_id: i.latest_operation_request_id.clone().unwrap_or_default(),
-            latest_operation_error_msg: i.latest_operation_error_msg.clone().unwrap_or_default(),
-            disable_api_termination: i.disable_api_termination.unwrap_or(false),
-            stop_charging_mode: i.stop_charging_mode.clone().unwrap_or_default(),
-            charge_type: i.instance_charge_type.clone().unwrap_or_default(),
-            uid_tag: i.tag(crate::api::UID_TAG).map(str::to_string),
-        }
-    }
-
-    /// A running instance, for tests: S5.MEDIUM4 named "web" in
-    /// ap-guangzhou-3, 5 Mbps, one security group, no operation in flight.
-    #[cfg(test)]
-    pub fn fixture() -> Self {
-        Self {
-            id: "ins-abcdefgh".into(),
-            state: InstanceState::Running,
-            instance_type: "S5.MEDIUM4".into(),
-            name: "web".into(),
-            zone: "ap-guangzhou-3".into(),
-            bandwidth_out: 5,
-            security_group_ids: vec!["sg-gz000001".into()],
-            private_ips: vec!["172.16.3.2".into()],
-            public_ips: vec![],
-            created_time: String::new(),
-            latest_operation: "RunInstances".into(),
-            operating: false,
-            latest_operation_failed: false,
-            latest_operation_request_id: String::new(),
-            latest_operation_error_msg: String::new(),
-            disable_api_termination: false,
-            stop_charging_mode: "NOT_APPLICABLE".into(),
-            charge_type: "POSTPAID_BY_HOUR".into(),
-            uid_tag: None,
-        }
-    }
-
-    /// Between states, or finishing an operation: worth polling fast.
-    pub fn is_settling(&self) -> bool {
-        self.operating || !self.state.is_stable()
-    }
-}
+pub mod batch;
 
 /// Instances observed together: one account in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,8 +35,6 @@ impl FleetKey {
         }
     }
 }
-
-type Waiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError>>>;
 
 struct Cached {
     at: Instant,
@@ -142,17 +56,11 @@ struct Member {
     hot_at_least: Option<Instant>,
 }
 
-type UidWaiter = oneshot::Sender<Result<Option<Arc<Observation>>, Arc<CloudError>>>;
-
 #[derive(Default)]
 struct Fleet {
     creds: Option<Credentials>,
     members: HashMap<Box<str>, Member>,
     cache: HashMap<Box<str>, Cached>,
-    pending: Vec<(String, Waiter)>,
-    flush_scheduled: bool,
-    pending_uids: Vec<(String, UidWaiter)>,
-    uid_flush_scheduled: bool,
     /// Creates decided and not yet answered (most of them waiting for the
     /// RunInstances quota).
     creating: usize,
@@ -162,8 +70,16 @@ struct Fleet {
 /// batched five at a time.
 const MAX_FILTER_VALUES: usize = 5;
 
+/// Whom to wake when an instance changes: a resource by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceKey {
+    pub namespace: String,
+    pub name: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ObserverConfig {
+    pub timing: Timing,
     /// How long a cache miss waits for others to share its call.
     pub window: Duration,
     /// How long a UID lookup waits for others while creates queue for the
@@ -171,10 +87,6 @@ pub struct ObserverConfig {
     /// waits longer for its turn anyway), and a mass create shares each
     /// lookup call five ways instead of paying one call per resource.
     pub backlog_window: Duration,
-    /// Sweep of hot instances.
-    pub fast_interval: Duration,
-    /// Sweep of every instance (drift detection).
-    pub poll_interval: Duration,
     /// How long an instance stays hot after a change or an action.
     pub hot_for: Duration,
 }
@@ -182,20 +94,27 @@ pub struct ObserverConfig {
 impl Default for ObserverConfig {
     fn default() -> Self {
         Self {
+            timing: Timing::default(),
             window: Duration::from_millis(25),
             backlog_window: Duration::from_millis(500),
-            fast_interval: Duration::from_secs(2),
-            poll_interval: Duration::from_secs(300),
             hot_for: Duration::from_secs(60),
         }
     }
 }
 
+/// An answer to one lookup: the instance, or `None` when the cloud does not
+/// list it.
+type Lookup = Result<Option<Arc<Observation>>, Arc<CloudError>>;
+
 struct Inner {
     client: CvmClient,
     config: ObserverConfig,
     fleets: Mutex<HashMap<FleetKey, Fleet>>,
-    wake: mpsc::UnboundedSender<ObjectRef<CachedInstance>>,
+    /// Cache misses by instance id, up to 100 per DescribeInstances.
+    by_id: Batcher<FleetKey, String, Option<Arc<Observation>>, Arc<CloudError>>,
+    /// Create-guard lookups by UID tag, five per DescribeInstances.
+    by_uid: Batcher<FleetKey, String, Option<Arc<Observation>>, Arc<CloudError>>,
+    wake: mpsc::UnboundedSender<ResourceKey>,
 }
 
 /// Shared handle (cheap to clone).
@@ -204,15 +123,12 @@ pub struct Observer {
     inner: Arc<Inner>,
 }
 
-/// Counts per instance state, for the `instances` gauge.
-pub type StateCounts = HashMap<String, i64>;
-
 impl Observer {
     /// The observer and the stream of resources whose instance changed.
     pub fn new(
         client: CvmClient,
         config: ObserverConfig,
-    ) -> (Self, mpsc::UnboundedReceiver<ObjectRef<CachedInstance>>) {
+    ) -> (Self, mpsc::UnboundedReceiver<ResourceKey>) {
         let (wake, rx) = mpsc::unbounded_channel();
         (
             Self {
@@ -220,6 +136,8 @@ impl Observer {
                     client,
                     config,
                     fleets: Mutex::new(HashMap::new()),
+                    by_id: Batcher::new(MAX_DESCRIBE_IDS),
+                    by_uid: Batcher::new(MAX_FILTER_VALUES),
                     wake,
                 }),
             },
@@ -231,8 +149,9 @@ impl Observer {
         &self.inner.client
     }
 
-    pub fn config(&self) -> &ObserverConfig {
-        &self.inner.config
+    /// The polling periods the sweeps run at.
+    pub fn timing(&self) -> Timing {
+        self.inner.config.timing
     }
 
     fn with_fleets<T>(&self, f: impl FnOnce(&mut HashMap<FleetKey, Fleet>) -> T) -> T {
@@ -291,7 +210,7 @@ impl Observer {
         self.with_fleets(|fleets| {
             if let Some(m) = fleets.get_mut(key).and_then(|f| f.members.get_mut(id)) {
                 m.hot_until = Some(now + cfg.hot_for);
-                m.hot_at_least = Some(now + cfg.fast_interval * 5);
+                m.hot_at_least = Some(now + cfg.timing.fast_interval * 5);
             }
         });
     }
@@ -317,7 +236,7 @@ impl Observer {
     /// reconcile then has nothing to learn yet and should just wait for the
     /// sweep's wake-up (instead of a Describe of its own).
     pub fn awaiting_refresh(&self, key: &FleetKey, id: &str) -> bool {
-        let grace = self.inner.config.fast_interval.mul_f64(1.5);
+        let grace = self.inner.config.timing.fast_interval.mul_f64(1.5);
         self.with_fleets(|fleets| {
             fleets
                 .get(key)
@@ -335,81 +254,27 @@ impl Observer {
         creds: &Credentials,
         id: &str,
         max_age: Duration,
-    ) -> Result<Option<Arc<Observation>>, Arc<CloudError>> {
-        let (tx, rx) = oneshot::channel();
-        let flush_now = self.with_fleets(|fleets| {
+    ) -> Lookup {
+        let hit = self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            if let Some(c) = fleet.cache.get(id)
-                && c.stale_since.is_none()
-                && c.at.elapsed() <= max_age
-            {
-                return Err(c.value.clone());
-            }
             fleet.creds = Some(creds.clone());
-            fleet.pending.push((id.to_string(), tx));
-            if fleet.pending.len() >= MAX_DESCRIBE_IDS {
-                fleet.flush_scheduled = false;
-                Ok(Some(std::mem::take(&mut fleet.pending)))
-            } else if !fleet.flush_scheduled {
-                fleet.flush_scheduled = true;
-                Ok(None)
-            } else {
-                Ok(Some(Vec::new()))
-            }
+            let c = fleet.cache.get(id)?;
+            (c.stale_since.is_none() && c.at.elapsed() <= max_age).then(|| c.value.clone())
         });
-        match flush_now {
-            Err(hit) => return Ok(hit),
-            Ok(Some(batch)) if !batch.is_empty() => {
-                let this = self.clone();
-                let key = key.clone();
-                let creds = creds.clone();
-                tokio::spawn(async move { this.flush(&key, &creds, batch).await });
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                let this = self.clone();
-                let key = key.clone();
-                let creds = creds.clone();
-                let window = self.inner.config.window;
-                tokio::spawn(async move {
-                    tokio::time::sleep(window).await;
-                    let batch = this.with_fleets(|fleets| {
-                        let f = fleets.entry(key.clone()).or_default();
-                        f.flush_scheduled = false;
-                        std::mem::take(&mut f.pending)
-                    });
-                    if !batch.is_empty() {
-                        this.flush(&key, &creds, batch).await;
-                    }
-                });
-            }
+        if let Some(hit) = hit {
+            return Ok(hit);
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(Arc::new(CloudError::Network {
-                action: "DescribeInstances".into(),
-                connect: false,
-                message: "observation batch dropped".into(),
-            }))
-        })
-    }
-
-    async fn flush(&self, key: &FleetKey, creds: &Credentials, batch: Vec<(String, Waiter)>) {
-        let mut ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        match self.describe_into_cache(key, creds, &ids).await {
-            Ok(found) => {
-                for (id, waiter) in batch {
-                    let _ = waiter.send(Ok(found.get(&id).cloned()));
-                }
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                for (_, waiter) in batch {
-                    let _ = waiter.send(Err(e.clone()));
-                }
-            }
-        }
+        let (this, fleet, creds) = (self.clone(), key.clone(), creds.clone());
+        let flush = move |ids: Vec<String>| async move {
+            let mut unique = ids.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            let found = this.describe_into_cache(&fleet, &creds, &unique).await?;
+            Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+        };
+        let window = self.inner.config.window;
+        let answer = self.inner.by_id.submit(key, id.to_string(), window, flush);
+        answer.await.unwrap_or_else(|| Err(dropped("observation")))
     }
 
     /// Describes `ids` (≤ 100 per call), refreshes the cache, and wakes the
@@ -419,7 +284,7 @@ impl Observer {
         key: &FleetKey,
         creds: &Credentials,
         ids: &[String],
-    ) -> Result<HashMap<String, Arc<Observation>>, CloudError> {
+    ) -> Result<HashMap<String, Arc<Observation>>, Arc<CloudError>> {
         let instances = self
             .inner
             .client
@@ -433,17 +298,20 @@ impl Observer {
         let mut wake = Vec::new();
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            for id in ids {
+            for id in ids.iter().map(String::as_str) {
                 let new = found.get(id).cloned();
                 // A member whose view changed (or that we changed and that
                 // now shows anything) is woken; a first sighting is not news.
                 let changed = fleet
                     .cache
-                    .get(id.as_str())
+                    .get(id)
                     .is_some_and(|c| c.value != new || (c.stale_since.is_some() && new.is_none()));
-                if let Some(m) = fleet.members.get_mut(id.as_str()) {
+                if let Some(m) = fleet.members.get_mut(id) {
                     if changed {
-                        wake.push(ObjectRef::<CachedInstance>::new(&m.name).within(&m.namespace));
+                        wake.push(ResourceKey {
+                            namespace: m.namespace.to_string(),
+                            name: m.name.to_string(),
+                        });
                     }
                     let settling = new.as_ref().is_some_and(|o| o.is_settling());
                     if changed || settling {
@@ -453,7 +321,7 @@ impl Observer {
                         m.hot_until = None;
                     }
                 }
-                match fleet.cache.get_mut(id.as_str()) {
+                match fleet.cache.get_mut(id) {
                     // Unchanged: keep the old allocation (less churn, less
                     // fragmentation at thousands of instances per sweep).
                     Some(c) if c.value == new => {
@@ -462,7 +330,7 @@ impl Observer {
                     }
                     _ => {
                         fleet.cache.insert(
-                            id.as_str().into(),
+                            id.into(),
                             Cached {
                                 at: now,
                                 value: new,
@@ -524,23 +392,28 @@ impl Observer {
     /// Runs the fast and slow sweeps until the task is dropped.
     pub async fn run_sweeps(self) {
         let cfg = self.inner.config.clone();
-        let mut fast = tokio::time::interval(cfg.fast_interval);
+        let Timing {
+            poll_interval,
+            fast_interval,
+        } = cfg.timing;
+        let mut fast = tokio::time::interval(fast_interval);
         fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut slow = tokio::time::interval(cfg.poll_interval);
+        let mut slow = tokio::time::interval(poll_interval);
         slow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         slow.tick().await;
         loop {
             tokio::select! {
-                _ = fast.tick() => self.sweep(true, cfg.fast_interval.mul_f64(0.8)).await,
-                _ = slow.tick() => self.sweep(false, cfg.poll_interval.mul_f64(0.5)).await,
+                _ = fast.tick() => self.sweep(true, fast_interval.mul_f64(0.8)).await,
+                _ = slow.tick() => self.sweep(false, poll_interval.mul_f64(0.5)).await,
             }
         }
     }
 
-    /// Instances per state over every fleet's cache (members only).
-    pub fn state_counts(&self) -> StateCounts {
+    /// Instances per state over every fleet's cache (members only), for the
+    /// `instances` gauge.
+    pub fn state_counts(&self) -> HashMap<String, i64> {
         self.with_fleets(|fleets| {
-            let mut out = StateCounts::new();
+            let mut out = HashMap::new();
             for f in fleets.values() {
                 for id in f.members.keys() {
                     let state = match f.cache.get(id).map(|c| &c.value) {
@@ -568,135 +441,83 @@ impl Observer {
 
     /// Finds the instance carrying our UID tag (the create guard). Lookups
     /// of several resources share calls, five UIDs per DescribeInstances.
-    pub async fn find_by_uid(
-        &self,
-        key: &FleetKey,
-        creds: &Credentials,
-        uid: &str,
-    ) -> Result<Option<Arc<Observation>>, CloudError> {
-        let (tx, rx) = oneshot::channel();
-        let mut window = self.inner.config.window;
-        let flush_now = self.with_fleets(|fleets| {
+    pub async fn find_by_uid(&self, key: &FleetKey, creds: &Credentials, uid: &str) -> Lookup {
+        let cfg = &self.inner.config;
+        let window = self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            if fleet.creating >= MAX_FILTER_VALUES {
-                window = self.inner.config.backlog_window;
-            }
             fleet.creds = Some(creds.clone());
-            fleet.pending_uids.push((uid.to_string(), tx));
-            if fleet.pending_uids.len() >= MAX_FILTER_VALUES {
-                fleet.uid_flush_scheduled = false;
-                Some(std::mem::take(&mut fleet.pending_uids))
-            } else if !fleet.uid_flush_scheduled {
-                fleet.uid_flush_scheduled = true;
-                Some(Vec::new())
+            if fleet.creating >= MAX_FILTER_VALUES {
+                cfg.backlog_window
             } else {
-                None
+                cfg.window
             }
         });
-        let this = self.clone();
-        let (key2, creds2) = (key.clone(), creds.clone());
-        match flush_now {
-            Some(batch) if !batch.is_empty() => {
-                tokio::spawn(async move { this.flush_uids(&key2, &creds2, batch).await });
-            }
-            Some(_) => {
-                tokio::spawn(async move {
-                    tokio::time::sleep(window).await;
-                    let batch = this.with_fleets(|fleets| {
-                        let f = fleets.entry(key2.clone()).or_default();
-                        f.uid_flush_scheduled = false;
-                        std::mem::take(&mut f.pending_uids)
-                    });
-                    if !batch.is_empty() {
-                        this.flush_uids(&key2, &creds2, batch).await;
-                    }
-                });
-            }
-            None => {}
-        }
-        match rx.await {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(e)) => Err(Arc::unwrap_or_clone(e)),
-            Err(_) => Err(CloudError::Network {
-                action: "DescribeInstances".into(),
-                connect: false,
-                message: "UID lookup batch dropped".into(),
-            }),
-        }
+        let (this, fleet, creds) = (self.clone(), key.clone(), creds.clone());
+        let flush = move |uids: Vec<String>| async move {
+            this.describe_by_uids(&fleet, &creds, uids).await
+        };
+        let answer = self
+            .inner
+            .by_uid
+            .submit(key, uid.to_string(), window, flush);
+        answer.await.unwrap_or_else(|| Err(dropped("UID lookup")))
     }
 
-    async fn flush_uids(
+    /// One DescribeInstances filtered by the UID tag; the answer per UID, in
+    /// order. What is found enters the cache.
+    async fn describe_by_uids(
         &self,
         key: &FleetKey,
         creds: &Credentials,
-        batch: Vec<(String, UidWaiter)>,
-    ) {
-        let uids: Vec<String> = batch.iter().map(|(u, _)| u.clone()).collect();
-        let result = self
+        uids: Vec<String>,
+    ) -> Result<Vec<Option<Arc<Observation>>>, Arc<CloudError>> {
+        let tag = crate::cloud::model::Filter::new(format!("tag:{}", crate::api::UID_TAG), &uids);
+        let found = self
             .inner
             .client
-            .describe_instances_filtered(
-                creds,
-                &key.region,
-                vec![crate::cloud::model::Filter::new(
-                    format!("tag:{}", crate::api::UID_TAG),
-                    uids,
-                )],
-            )
-            .await;
-        let found = match result {
-            Ok(f) => f,
-            Err(e) => {
-                let e = Arc::new(e);
-                for (_, w) in batch {
-                    let _ = w.send(Err(e.clone()));
-                }
-                return;
-            }
-        };
+            .describe_instances_filtered(creds, &key.region, vec![tag])
+            .await?;
         // Per UID, prefer a live instance over a terminating or failed one.
-        let mut best: HashMap<String, Observation> = HashMap::new();
+        let dead = |o: &Observation| {
+            matches!(
+                o.state,
+                InstanceState::Terminating | InstanceState::LaunchFailed
+            )
+        };
+        let mut best: HashMap<String, Arc<Observation>> = HashMap::new();
         for o in found.iter().map(Observation::from_instance) {
             let Some(uid) = o.uid_tag.clone() else {
                 continue;
             };
-            let dead = |o: &Observation| {
-                matches!(
-                    o.state,
-                    InstanceState::Terminating | InstanceState::LaunchFailed
-                )
-            };
             match best.get(&uid) {
                 Some(cur) if !dead(cur) || dead(&o) => {}
                 _ => {
-                    best.insert(uid, o);
+                    best.insert(uid, Arc::new(o));
                 }
             }
         }
         let now = Instant::now();
-        let results: Vec<(String, Option<Arc<Observation>>)> = batch
-            .iter()
-            .map(|(u, _)| (u.clone(), best.get(u).cloned().map(Arc::new)))
-            .collect();
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            for (_, o) in &results {
-                if let Some(o) = o {
-                    fleet.cache.insert(
-                        o.id.as_str().into(),
-                        Cached {
-                            at: now,
-                            value: Some(o.clone()),
-                            stale_since: None,
-                        },
-                    );
-                }
+            for o in best.values() {
+                let cached = Cached {
+                    at: now,
+                    value: Some(o.clone()),
+                    stale_since: None,
+                };
+                fleet.cache.insert(o.id.as_str().into(), cached);
             }
         });
-        for ((_, w), (_, o)) in batch.into_iter().zip(results) {
-            let _ = w.send(Ok(o));
-        }
+        Ok(uids.iter().map(|u| best.get(u).cloned()).collect())
     }
+}
+
+fn dropped(what: &str) -> Arc<CloudError> {
+    Arc::new(CloudError::Network {
+        action: "DescribeInstances".into(),
+        connect: false,
+        message: format!("{what} batch dropped"),
+    })
 }
 
 /// See [`Observer::creating`].

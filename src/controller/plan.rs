@@ -2,42 +2,73 @@
 //! one next cloud action, or why to wait. Pure and total: no I/O, no clock;
 //! every (state, operation state, difference) has a tested answer below.
 
-use super::observe::Observation;
+use super::observation::{Observation, Observed};
 use crate::api::{
-    CvmInstanceSpec, DeletionPolicy, ManagementPolicy, ResizePolicy, RunState, StopType,
-    StoppedMode,
+    CvmInstanceSpec, DeletionPolicy, LastOperation, ManagementPolicy, ResizePolicy, RunState,
+    StopType, StoppedMode,
 };
-use crate::cloud::model::InstanceState;
+use crate::cloud::model::{self, Action as _, InstanceState};
 
-/// What the cloud shows for this resource.
-#[derive(Debug, Clone, Copy)]
-pub enum Observed<'a> {
-    /// No instance id is known and none carries our UID tag.
-    NotCreated,
-    /// An id is known (from status or `spec.instanceId`) but the cloud does
-    /// not list it.
-    Missing {
-        instance_id: &'a str,
-    },
-    Present(&'a Observation),
+/// Keeping the resource's instance, or letting it go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    /// The resource is being deleted (our finalizer holds it).
+    Delete,
 }
+
+/// The API action of a create.
+pub const CREATE: &str = model::RunInstances::NAME;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
     pub spec: &'a CvmInstanceSpec,
     /// `spec.instanceName`, or the resource name.
     pub instance_name: &'a str,
-    pub observed: Observed<'a>,
-    pub deleting: bool,
+    pub observed: &'a Observed,
+    pub mode: Mode,
     pub paused: bool,
     /// A permanent failure recorded for the current generation: no more
     /// mutations until the spec changes.
-    pub blocked: Option<&'a str>,
+    pub blocked: Option<&'a Blocked>,
 }
 
+/// A mutation refused permanently for the current generation: nothing more
+/// is tried until the spec changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// RunInstances was refused, so nothing was created (no tag lookup needed).
+    Create,
+    /// An action on the instance, by its API name.
+    Action(String),
+}
+
+impl Blocked {
+    /// What `last` blocks, if it failed for `generation`.
+    pub fn from_last(last: &LastOperation, generation: Option<i64>) -> Option<Self> {
+        if !last.blocks(generation) {
+            return None;
+        }
+        Some(if last.action == CREATE {
+            Blocked::Create
+        } else {
+            Blocked::Action(last.action.clone())
+        })
+    }
+
+    pub fn api_action(&self) -> &str {
+        match self {
+            Blocked::Create => CREATE,
+            Blocked::Action(a) => a,
+        }
+    }
+}
+
+/// A change to an existing instance (creating one is [`Step::Create`]).
+/// Adding one: a variant here, its description and API action below, its
+/// request in `act.rs`, and the planner rows that choose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloudAction {
-    Create,
     Start,
     Stop {
         stop_type: StopType,
@@ -67,22 +98,20 @@ impl CloudAction {
     /// The CVM API action that carries it out.
     pub fn api_action(&self) -> &'static str {
         match self {
-            CloudAction::Create => "RunInstances",
-            CloudAction::Start => "StartInstances",
-            CloudAction::Stop { .. } => "StopInstances",
-            CloudAction::ResetType { .. } => "ResetInstancesType",
-            CloudAction::SetBandwidth { .. } => "ResetInstancesInternetMaxBandwidth",
+            CloudAction::Start => model::StartInstances::NAME,
+            CloudAction::Stop { .. } => model::StopInstances::NAME,
+            CloudAction::ResetType { .. } => model::ResetInstancesType::NAME,
+            CloudAction::SetBandwidth { .. } => model::ResetInstancesInternetMaxBandwidth::NAME,
             CloudAction::Rename { .. }
             | CloudAction::SetSecurityGroups { .. }
-            | CloudAction::SetTerminationProtection { .. } => "ModifyInstancesAttribute",
-            CloudAction::Terminate => "TerminateInstances",
+            | CloudAction::SetTerminationProtection { .. } => model::ModifyInstancesAttribute::NAME,
+            CloudAction::Terminate => model::TerminateInstances::NAME,
         }
     }
 
     /// A one-line description for events and conditions.
     pub fn describe(&self) -> String {
         match self {
-            CloudAction::Create => "creating the instance".into(),
             CloudAction::Start => "starting the instance".into(),
             CloudAction::Stop {
                 for_resize: true, ..
@@ -173,7 +202,7 @@ pub enum Wait {
     /// now would get OperationDenied.InstanceOperationInProgress.
     OperationInProgress { operation: String },
     /// `cvm.tencentcloud.io/paused: "true"`; `pending` is what would happen.
-    Paused { pending: CloudAction },
+    Paused { pending: Box<Step> },
     /// `managementPolicy: ObserveOnly` with differences to report.
     ObserveOnly,
     /// The type differs but `resizePolicy: Never` forbids the power cycle.
@@ -184,7 +213,7 @@ pub enum Wait {
     /// never recreate.
     NotFound { instance_id: Option<String> },
     /// A permanent error for this generation; waiting for a spec change.
-    Blocked { action: String },
+    Blocked(Blocked),
     /// A prepaid instance sits in the recycle bin (SHUTDOWN).
     RecycleBin,
     /// Deleting, but the instance has termination protection.
@@ -203,10 +232,39 @@ impl Wait {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// RunInstances: the resource has no instance yet.
+    Create,
     Act(CloudAction),
     Wait(Wait),
     /// Deletion is complete (or must not touch the cloud): drop the finalizer.
-    Release,
+    Release(Release),
+}
+
+impl Step {
+    /// A one-line description (what a paused resource would do next).
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Create => "creating the instance".into(),
+            Step::Act(a) => a.describe(),
+            Step::Wait(w) => format!("waiting ({w:?})"),
+            Step::Release(_) => "releasing the resource".into(),
+        }
+    }
+}
+
+/// Why a deleted resource may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// `deletionPolicy: Retain` or `managementPolicy: ObserveOnly`: the
+    /// instance stays as it is.
+    Retained,
+    /// The instance is gone (terminated, or removed outside Kubernetes).
+    Gone,
+    /// LAUNCH_FAILED: never launched, never billed, and the API refuses to
+    /// terminate it.
+    NeverLaunched,
+    /// No instance was ever created.
+    NeverCreated,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,11 +274,17 @@ pub struct Plan {
     pub drift: Vec<Drift>,
 }
 
-fn wait(w: Wait) -> Plan {
-    Plan {
-        step: Step::Wait(w),
-        drift: Vec::new(),
+impl Plan {
+    fn new(step: Step) -> Self {
+        Plan {
+            step,
+            drift: Vec::new(),
+        }
     }
+}
+
+fn wait(w: Wait) -> Plan {
+    Plan::new(Step::Wait(w))
 }
 
 fn run_state_name(s: RunState) -> &'static str {
@@ -286,184 +350,154 @@ pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Ve
     out
 }
 
+/// A deletion that must not touch the cloud (and needs no credentials):
+/// decided before anything is observed, and by [`plan`] alike.
+pub fn release_without_cloud(spec: &CvmInstanceSpec, mode: Mode) -> Option<Release> {
+    let keep = spec.deletion_policy == DeletionPolicy::Retain
+        || spec.management_policy == ManagementPolicy::ObserveOnly;
+    (mode == Mode::Delete && keep).then_some(Release::Retained)
+}
+
 /// The next step.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let spec = input.spec;
-    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
-
-    if input.deleting {
-        // Retain and ObserveOnly never touch the cloud, even on delete.
-        if spec.deletion_policy == DeletionPolicy::Retain || observe_only {
-            return Plan {
-                step: Step::Release,
-                drift: Vec::new(),
-            };
-        }
-        let o = match input.observed {
-            Observed::NotCreated | Observed::Missing { .. } => {
-                return Plan {
-                    step: Step::Release,
-                    drift: Vec::new(),
-                };
-            }
-            Observed::Present(o) => o,
-        };
-        return match &o.state {
-            // Never launched, never billed, and the API refuses to terminate it.
-            InstanceState::LaunchFailed => Plan {
-                step: Step::Release,
-                drift: Vec::new(),
-            },
-            InstanceState::Terminating => wait(Wait::Transitioning {
-                state: o.state.as_str().into(),
-            }),
-            InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown => {
-                if o.operating {
-                    wait(Wait::OperationInProgress {
-                        operation: o.latest_operation.clone(),
-                    })
-                } else if o.disable_api_termination {
-                    if spec.disable_api_termination == Some(false) {
-                        Plan {
-                            step: Step::Act(CloudAction::SetTerminationProtection {
-                                enabled: false,
-                            }),
-                            drift: Vec::new(),
-                        }
-                    } else {
-                        wait(Wait::TerminationProtected)
-                    }
-                } else {
-                    Plan {
-                        step: Step::Act(CloudAction::Terminate),
-                        drift: Vec::new(),
-                    }
-                }
-            }
-            other => wait(Wait::Transitioning {
-                state: other.as_str().into(),
-            }),
-        };
+    match input.mode {
+        Mode::Delete => plan_delete(input),
+        Mode::Apply => match input.observed {
+            Observed::Present(o) => plan_present(input, o),
+            absent => plan_absent(input, absent),
+        },
     }
+}
 
+fn plan_delete(input: &PlanInput<'_>) -> Plan {
+    if let Some(why) = release_without_cloud(input.spec, Mode::Delete) {
+        return Plan::new(Step::Release(why));
+    }
     let o = match input.observed {
-        Observed::NotCreated => {
-            if observe_only || spec.instance_id.is_some() {
-                return wait(Wait::NotFound {
-                    instance_id: spec.instance_id.clone(),
-                });
-            }
-            if let Some(action) = input.blocked {
-                return wait(Wait::Blocked {
-                    action: action.into(),
-                });
-            }
-            if input.paused {
-                return wait(Wait::Paused {
-                    pending: CloudAction::Create,
-                });
-            }
-            return Plan {
-                step: Step::Act(CloudAction::Create),
-                drift: Vec::new(),
-            };
-        }
-        Observed::Missing { instance_id } => {
-            return wait(Wait::NotFound {
-                instance_id: Some(instance_id.into()),
-            });
-        }
+        Observed::NotCreated => return Plan::new(Step::Release(Release::NeverCreated)),
+        Observed::Missing { .. } => return Plan::new(Step::Release(Release::Gone)),
         Observed::Present(o) => o,
     };
+    match &o.state {
+        InstanceState::LaunchFailed => Plan::new(Step::Release(Release::NeverLaunched)),
+        InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown => {
+            if o.operating {
+                wait(Wait::OperationInProgress {
+                    operation: o.latest_operation.clone(),
+                })
+            } else if !o.disable_api_termination {
+                Plan::new(Step::Act(CloudAction::Terminate))
+            } else if input.spec.disable_api_termination == Some(false) {
+                let unprotect = CloudAction::SetTerminationProtection { enabled: false };
+                Plan::new(Step::Act(unprotect))
+            } else {
+                wait(Wait::TerminationProtected)
+            }
+        }
+        other => wait(Wait::Transitioning {
+            state: other.as_str().into(),
+        }),
+    }
+}
 
-    let drift = drift(spec, input.instance_name, o);
+/// No instance to look at: create one, or say why not.
+fn plan_absent(input: &PlanInput<'_>, observed: &Observed) -> Plan {
+    let spec = input.spec;
+    if let Observed::Missing { instance_id } = observed {
+        return wait(Wait::NotFound {
+            instance_id: Some(instance_id.clone()),
+        });
+    }
+    if spec.management_policy == ManagementPolicy::ObserveOnly || spec.instance_id.is_some() {
+        return wait(Wait::NotFound {
+            instance_id: spec.instance_id.clone(),
+        });
+    }
+    if let Some(blocked) = input.blocked {
+        return wait(Wait::Blocked(blocked.clone()));
+    }
+    if input.paused {
+        return wait(Wait::Paused {
+            pending: Box::new(Step::Create),
+        });
+    }
+    Plan::new(Step::Create)
+}
+
+fn plan_present(input: &PlanInput<'_>, o: &Observation) -> Plan {
+    let drift = drift(input.spec, input.instance_name, o);
     // Waits carry the differences too: an instance caught moving (STOPPING,
     // an operation in progress) by someone else's hand is drift to report
     // now, since once it settles our own status no longer says "in sync".
-    let waiting = |w| Plan {
-        step: Step::Wait(w),
-        drift: drift.clone(),
-    };
-    match &o.state {
-        InstanceState::Running | InstanceState::Stopped => {}
+    let step = match &o.state {
+        InstanceState::Running | InstanceState::Stopped => settled_step(input, o, &drift),
         InstanceState::LaunchFailed => {
             return wait(Wait::LaunchFailed {
                 message: o.latest_operation_error_msg.clone(),
             });
         }
-        InstanceState::Shutdown => return waiting(Wait::RecycleBin),
-        other => {
-            return waiting(Wait::Transitioning {
-                state: other.as_str().into(),
-            });
-        }
-    }
+        InstanceState::Shutdown => Step::Wait(Wait::RecycleBin),
+        other => Step::Wait(Wait::Transitioning {
+            state: other.as_str().into(),
+        }),
+    };
+    Plan { step, drift }
+}
+
+/// The step for a settled (RUNNING or STOPPED) instance.
+fn settled_step(input: &PlanInput<'_>, o: &Observation, drift: &[Drift]) -> Step {
     if o.operating {
-        return waiting(Wait::OperationInProgress {
+        return Step::Wait(Wait::OperationInProgress {
             operation: o.latest_operation.clone(),
         });
     }
-
-    let with_drift = |step| Plan {
-        step,
-        drift: drift.clone(),
-    };
     if drift.is_empty() {
-        return with_drift(Step::Wait(Wait::InSync));
+        return Step::Wait(Wait::InSync);
     }
-    if observe_only {
-        return with_drift(Step::Wait(Wait::ObserveOnly));
+    if input.spec.management_policy == ManagementPolicy::ObserveOnly {
+        return Step::Wait(Wait::ObserveOnly);
     }
-    if let Some(action) = input.blocked {
-        return with_drift(Step::Wait(Wait::Blocked {
-            action: action.into(),
-        }));
+    if let Some(blocked) = input.blocked {
+        return Step::Wait(Wait::Blocked(blocked.clone()));
     }
+    match first_fix(input.spec, o, drift) {
+        Fix::Act(action) if input.paused => Step::Wait(Wait::Paused {
+            pending: Box::new(Step::Act(action)),
+        }),
+        Fix::Act(action) => Step::Act(action),
+        Fix::ResizeBlocked => Step::Wait(Wait::ResizeRequiresStop),
+        Fix::Nothing => Step::Wait(Wait::InSync),
+    }
+}
 
+enum Fix {
+    Act(CloudAction),
+    /// Only the type differs (among what can be fixed), and the policy
+    /// forbids the power cycle it needs.
+    ResizeBlocked,
+    Nothing,
+}
+
+/// The action that fixes the first difference that can be fixed now, in the
+/// order of [`drift`].
+fn first_fix(spec: &CvmInstanceSpec, o: &Observation, drift: &[Drift]) -> Fix {
     let running = o.state == InstanceState::Running;
     let mut resize_blocked = false;
-    let mut next = None;
-    for d in &drift {
+    for d in drift {
         let action = match d {
-            Drift::InstanceType { want, .. } => {
-                let may_power_cycle = spec.resize_policy == ResizePolicy::StopAndStart;
-                if running {
-                    if may_power_cycle {
-                        // Keep charging: the API refuses to resize an
-                        // instance stopped in STOP_CHARGING mode.
-                        Some(CloudAction::Stop {
-                            stop_type: spec.stop_type,
-                            stopped_mode: StoppedMode::KEEP_CHARGING,
-                            for_resize: true,
-                        })
-                    } else {
-                        resize_blocked = true;
-                        None
-                    }
-                } else if o.stop_charging_mode == "STOP_CHARGING" {
-                    // Stopped without charging: must start, then stop with
-                    // KEEP_CHARGING, to be resizable.
-                    if may_power_cycle {
-                        Some(CloudAction::Start)
-                    } else {
-                        resize_blocked = true;
-                        None
-                    }
-                } else {
-                    Some(CloudAction::ResetType {
-                        instance_type: want.clone(),
-                    })
+            Drift::InstanceType { want, .. } => match resize_step(spec, o, want) {
+                Some(a) => Some(a),
+                None => {
+                    resize_blocked = true;
+                    None
                 }
-            }
-            Drift::PowerState { .. } => Some(if running {
-                CloudAction::Stop {
-                    stop_type: spec.stop_type,
-                    stopped_mode: spec.stopped_mode,
-                    for_resize: false,
-                }
-            } else {
-                CloudAction::Start
+            },
+            Drift::PowerState { .. } if running => Some(CloudAction::Stop {
+                stop_type: spec.stop_type,
+                stopped_mode: spec.stopped_mode,
+                for_resize: false,
             }),
+            Drift::PowerState { .. } => Some(CloudAction::Start),
             Drift::Bandwidth { want, .. } => Some(CloudAction::SetBandwidth { mbps: *want }),
             Drift::Name { want, .. } => Some(CloudAction::Rename { name: want.clone() }),
             Drift::SecurityGroups { want, .. } => {
@@ -474,16 +508,37 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         };
         if let Some(a) = action {
-            next = Some(a);
-            break;
+            return Fix::Act(a);
         }
     }
-    match next {
-        Some(action) if input.paused => with_drift(Step::Wait(Wait::Paused { pending: action })),
-        Some(action) => with_drift(Step::Act(action)),
-        None if resize_blocked => with_drift(Step::Wait(Wait::ResizeRequiresStop)),
-        None => with_drift(Step::Wait(Wait::InSync)),
+    if resize_blocked {
+        Fix::ResizeBlocked
+    } else {
+        Fix::Nothing
     }
+}
+
+/// The next move of a resize to `want`; `None` when it needs a power cycle
+/// that `resizePolicy: Never` forbids.
+fn resize_step(spec: &CvmInstanceSpec, o: &Observation, want: &str) -> Option<CloudAction> {
+    let may_power_cycle = spec.resize_policy == ResizePolicy::StopAndStart;
+    if o.state == InstanceState::Running {
+        // Keep charging: the API refuses to resize an instance stopped in
+        // STOP_CHARGING mode.
+        return may_power_cycle.then_some(CloudAction::Stop {
+            stop_type: spec.stop_type,
+            stopped_mode: StoppedMode::KEEP_CHARGING,
+            for_resize: true,
+        });
+    }
+    if o.stopped_mode == Some(StoppedMode::STOP_CHARGING) {
+        // Stopped without charging: must start, then stop with
+        // KEEP_CHARGING, to be resizable.
+        return may_power_cycle.then_some(CloudAction::Start);
+    }
+    Some(CloudAction::ResetType {
+        instance_type: want.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::api::*;
+use std::sync::Arc;
 
 fn spec() -> CvmInstanceSpec {
     serde_json::from_value(serde_json::json!({
@@ -26,12 +27,17 @@ fn name(spec: &CvmInstanceSpec) -> &str {
     spec.instance_name.as_deref().unwrap_or("web")
 }
 
+/// An observation as the observer hands it out.
+fn present(o: &Observation) -> Observed {
+    Observed::Present(Arc::new(o.clone()))
+}
+
 fn run(spec: &CvmInstanceSpec, o: &Observation) -> Plan {
     plan(&PlanInput {
         spec,
         instance_name: name(spec),
-        observed: Observed::Present(o),
-        deleting: false,
+        observed: &present(o),
+        mode: Mode::Apply,
         paused: false,
         blocked: None,
     })
@@ -260,7 +266,7 @@ fn every_difference_on_a_running_instance() {
 fn every_difference_on_a_stopped_instance() {
     let o = Observation {
         state: InstanceState::Stopped,
-        stop_charging_mode: "KEEP_CHARGING".into(),
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
         ..obs()
     };
     let mut stopped_spec = spec();
@@ -328,7 +334,7 @@ fn resize_choreography_stop_resize_start() {
     ));
     let stopped = Observation {
         state: InstanceState::Stopped,
-        stop_charging_mode: "KEEP_CHARGING".into(),
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
         ..obs()
     };
     assert!(matches!(
@@ -378,7 +384,7 @@ fn resize_policy_never_reports_and_still_applies_other_changes() {
     ));
     let stopped = Observation {
         state: InstanceState::Stopped,
-        stop_charging_mode: "KEEP_CHARGING".into(),
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
         ..obs()
     };
     assert!(matches!(
@@ -394,7 +400,7 @@ fn no_charge_stop_must_be_started_to_resize() {
     s.run_state = RunState::Stopped;
     let o = Observation {
         state: InstanceState::Stopped,
-        stop_charging_mode: "STOP_CHARGING".into(),
+        stopped_mode: Some(StoppedMode::STOP_CHARGING),
         ..obs()
     };
     assert_eq!(step(&s, &o), Step::Act(CloudAction::Start));
@@ -437,8 +443,8 @@ fn observe_only_and_paused_never_act() {
         let p = plan(&PlanInput {
             spec: &s,
             instance_name: name(&s),
-            observed: Observed::Present(&obs()),
-            deleting: false,
+            observed: &present(&obs()),
+            mode: Mode::Apply,
             paused: true,
             blocked: None,
         });
@@ -452,40 +458,34 @@ fn observe_only_and_paused_never_act() {
 #[test]
 fn absent_instances() {
     let s = spec();
-    let input = |observed, paused, blocked| PlanInput {
-        spec: &s,
-        instance_name: "web",
-        observed,
-        deleting: false,
-        paused,
-        blocked,
+    let step = |observed: Observed, paused, blocked: Option<Blocked>| {
+        plan(&PlanInput {
+            spec: &s,
+            instance_name: "web",
+            observed: &observed,
+            mode: Mode::Apply,
+            paused,
+            blocked: blocked.as_ref(),
+        })
+        .step
     };
+    assert_eq!(step(Observed::NotCreated, false, None), Step::Create);
     assert_eq!(
-        plan(&input(Observed::NotCreated, false, None)).step,
-        Step::Act(CloudAction::Create)
-    );
-    assert_eq!(
-        plan(&input(Observed::NotCreated, true, None)).step,
+        step(Observed::NotCreated, true, None),
         Step::Wait(Wait::Paused {
-            pending: CloudAction::Create
+            pending: Box::new(Step::Create)
         })
     );
     assert_eq!(
-        plan(&input(Observed::NotCreated, false, Some("RunInstances"))).step,
-        Step::Wait(Wait::Blocked {
-            action: "RunInstances".into()
-        })
+        step(Observed::NotCreated, false, Some(Blocked::Create)),
+        Step::Wait(Wait::Blocked(Blocked::Create))
     );
     // Vanished behind our back: reported, never recreated.
+    let missing = Observed::Missing {
+        instance_id: "ins-abcdefgh".into(),
+    };
     assert_eq!(
-        plan(&input(
-            Observed::Missing {
-                instance_id: "ins-abcdefgh"
-            },
-            false,
-            None
-        ))
-        .step,
+        step(missing, false, None),
         Step::Wait(Wait::NotFound {
             instance_id: Some("ins-abcdefgh".into())
         })
@@ -496,8 +496,8 @@ fn absent_instances() {
     let p = plan(&PlanInput {
         spec: &adopt,
         instance_name: "web",
-        observed: Observed::NotCreated,
-        deleting: false,
+        observed: &Observed::NotCreated,
+        mode: Mode::Apply,
         paused: false,
         blocked: None,
     });
@@ -508,8 +508,8 @@ fn absent_instances() {
     let p = plan(&PlanInput {
         spec: &oo,
         instance_name: "web",
-        observed: Observed::NotCreated,
-        deleting: false,
+        observed: &Observed::NotCreated,
+        mode: Mode::Apply,
         paused: false,
         blocked: None,
     });
@@ -523,26 +523,24 @@ fn permanent_failure_blocks_until_the_spec_changes() {
     let p = plan(&PlanInput {
         spec: &s,
         instance_name: "web",
-        observed: Observed::Present(&obs()),
-        deleting: false,
+        observed: &present(&obs()),
+        mode: Mode::Apply,
         paused: false,
-        blocked: Some("ResetInstancesType"),
+        blocked: Some(&Blocked::Action("ResetInstancesType".into())),
     });
     assert_eq!(
         p.step,
-        Step::Wait(Wait::Blocked {
-            action: "ResetInstancesType".into()
-        })
+        Step::Wait(Wait::Blocked(Blocked::Action("ResetInstancesType".into())))
     );
     assert_eq!(p.drift.len(), 1);
 }
 
-fn delete(s: &CvmInstanceSpec, observed: Observed<'_>) -> Step {
+fn delete(s: &CvmInstanceSpec, observed: Observed) -> Step {
     plan(&PlanInput {
         spec: s,
         instance_name: "web",
-        observed,
-        deleting: true,
+        observed: &observed,
+        mode: Mode::Delete,
         paused: false,
         blocked: None,
     })
@@ -559,9 +557,9 @@ fn deletion_in_every_state() {
                 operating,
                 ..obs()
             };
-            let got = delete(&s, Observed::Present(&o));
+            let got = delete(&s, present(&o));
             let want = match (state, operating) {
-                (InstanceState::LaunchFailed, _) => Step::Release,
+                (InstanceState::LaunchFailed, _) => Step::Release(Release::NeverLaunched),
                 (
                     InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown,
                     false,
@@ -579,49 +577,55 @@ fn deletion_in_every_state() {
             assert_eq!(got, want, "{state} operating={operating}");
         }
     }
-    assert_eq!(delete(&s, Observed::NotCreated), Step::Release);
     assert_eq!(
-        delete(
-            &s,
-            Observed::Missing {
-                instance_id: "ins-abcdefgh"
-            }
-        ),
-        Step::Release
+        delete(&s, Observed::NotCreated),
+        Step::Release(Release::NeverCreated)
     );
+    let missing = Observed::Missing {
+        instance_id: "ins-abcdefgh".into(),
+    };
+    assert_eq!(delete(&s, missing), Step::Release(Release::Gone));
 }
 
 #[test]
 fn deletion_policies_and_protection() {
     let mut retain = spec();
     retain.deletion_policy = DeletionPolicy::Retain;
-    assert_eq!(delete(&retain, Observed::Present(&obs())), Step::Release);
+    let retained = Step::Release(Release::Retained);
+    assert_eq!(delete(&retain, present(&obs())), retained);
     let mut oo = spec();
     oo.management_policy = ManagementPolicy::ObserveOnly;
-    assert_eq!(delete(&oo, Observed::Present(&obs())), Step::Release);
+    assert_eq!(delete(&oo, present(&obs())), retained);
+    // The same rule the reconciler applies before resolving credentials.
+    assert_eq!(
+        release_without_cloud(&oo, Mode::Delete),
+        Some(Release::Retained)
+    );
+    assert_eq!(release_without_cloud(&oo, Mode::Apply), None);
+    assert_eq!(release_without_cloud(&spec(), Mode::Delete), None);
 
     let protected = Observation {
         disable_api_termination: true,
         ..obs()
     };
     assert_eq!(
-        delete(&spec(), Observed::Present(&protected)),
+        delete(&spec(), present(&protected)),
         Step::Wait(Wait::TerminationProtected)
     );
     let mut unprotect = spec();
     unprotect.disable_api_termination = Some(false);
     assert_eq!(
-        delete(&unprotect, Observed::Present(&protected)),
+        delete(&unprotect, present(&protected)),
         Step::Act(CloudAction::SetTerminationProtection { enabled: false })
     );
     // Paused does not stop an explicit delete.
     let p = plan(&PlanInput {
         spec: &spec(),
         instance_name: "web",
-        observed: Observed::Present(&obs()),
-        deleting: true,
+        observed: &present(&obs()),
+        mode: Mode::Delete,
         paused: true,
-        blocked: Some("RunInstances"),
+        blocked: Some(&Blocked::Create),
     });
     assert_eq!(p.step, Step::Act(CloudAction::Terminate));
 }
@@ -654,4 +658,30 @@ fn several_differences_are_fixed_in_order_one_per_step() {
         ..obs()
     };
     assert_eq!(step(&loose, &o), Step::Wait(Wait::InSync));
+}
+
+#[test]
+fn only_a_permanent_failure_of_this_generation_blocks() {
+    let failure = Failure {
+        code: "InvalidParameterValue.InstanceTypeNotFound".into(),
+        ..Default::default()
+    };
+    let failed = |action: &str, generation| {
+        LastOperation::failed(action, failure.clone(), Some(generation), "t".into())
+    };
+    assert_eq!(
+        Blocked::from_last(&failed("RunInstances", 2), Some(2)),
+        Some(Blocked::Create)
+    );
+    assert_eq!(
+        Blocked::from_last(&failed("ResetInstancesType", 2), Some(2)),
+        Some(Blocked::Action("ResetInstancesType".into()))
+    );
+    // The spec changed since: try again.
+    assert_eq!(
+        Blocked::from_last(&failed("RunInstances", 2), Some(3)),
+        None
+    );
+    let pending = LastOperation::pending("RunInstances", Some(2), "t".into());
+    assert_eq!(Blocked::from_last(&pending, Some(2)), None);
 }

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct ServerState {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
-    pub leader: Arc<AtomicBool>,
 }
 
 async fn healthz() -> &'static str {
@@ -32,13 +31,7 @@ async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
-    let mut body = s.metrics.encode();
-    // The leader gauge is cheap to write by hand.
-    body = body.trim_end_matches("# EOF\n").to_string();
-    body.push_str(&format!(
-        "# HELP cvm_operator_leader 1 when this replica holds the lease.\n# TYPE cvm_operator_leader gauge\ncvm_operator_leader {}\n# EOF\n",
-        u8::from(s.leader.load(Ordering::Relaxed))
-    ));
+    let body = s.metrics.encode();
     (
         [(
             header::CONTENT_TYPE,

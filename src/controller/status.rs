@@ -1,82 +1,75 @@
 //! The status a reconcile reports: observed fields, the last operation, and
-//! the `Ready`/`Synced` conditions. Pure; the reconciler writes it (only when
-//! it changed) by server-side apply.
+//! the `Ready`/`Synced` conditions with every message they carry. Pure; the
+//! reconciler writes the result (only when it changed) by server-side apply.
 
-use super::credentials::CredentialsError;
-use super::observe::Observation;
-use super::plan::{CloudAction, Observed, Wait};
-use crate::api::{CvmInstance, CvmInstanceStatus, LastOperation, RunState};
+use super::observation::{Observation, Observed};
+use super::plan::{Mode, Wait};
+use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, RunState};
+use crate::cloud::ErrorClass;
 use crate::cloud::model::InstanceState;
-use crate::cloud::{CloudError, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 
-/// In-memory annotation of a cached object: the hash of the full status the
-/// apiserver returned, kept when the cache drops the bulky status fields.
-/// Never written to the apiserver.
-pub const STATUS_HASH: &str = "cvm.tencentcloud.io/cached-status-hash";
-
-/// A stable fingerprint of a status (to skip writes that change nothing).
-pub fn status_hash(s: &CvmInstanceStatus) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(s).unwrap_or_default().hash(&mut h);
-    format!("{:016x}", h.finish())
-}
-
-/// The fingerprint of the status `obj` carries: the cached one, or computed.
-pub fn current_status_hash(obj: &CvmInstance) -> Option<String> {
-    obj.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(STATUS_HASH).cloned())
-        .or_else(|| obj.status.as_ref().map(status_hash))
-}
-
-/// What the cache keeps of a status: what the reconciler reads (the instance
-/// id, the last operation, the generation, and each condition's type, status,
-/// reason and transition time), with the fingerprint of the full status.
-/// Everything else is rebuilt from the observation on every reconcile.
-pub fn slim(mut full: CvmInstanceStatus) -> (String, CvmInstanceStatus) {
-    let hash = status_hash(&full);
-    let kept = CvmInstanceStatus {
-        instance_id: full.instance_id.take(),
-        last_operation: full.last_operation.take(),
-        observed_generation: full.observed_generation,
-        conditions: std::mem::take(&mut full.conditions)
-            .into_iter()
-            .map(|c| Condition {
-                message: String::new(),
-                ..c
-            })
-            .collect(),
-        ..Default::default()
-    };
-    (hash, kept)
+/// Condition reasons (an interface: users and alerts match on them).
+pub mod reason {
+    pub const AVAILABLE: &str = "Available";
+    pub const STOPPED: &str = "Stopped";
+    pub const RUNNING: &str = "Running";
+    pub const CREATING: &str = "Creating";
+    pub const STARTING: &str = "Starting";
+    pub const STOPPING: &str = "Stopping";
+    pub const REBOOTING: &str = "Rebooting";
+    pub const TERMINATING: &str = "Terminating";
+    pub const UPDATING: &str = "Updating";
+    pub const UNAVAILABLE: &str = "Unavailable";
+    pub const UNOBSERVED: &str = "Unobserved";
+    pub const LAUNCH_FAILED: &str = "LaunchFailed";
+    pub const INSTANCE_NOT_FOUND: &str = "InstanceNotFound";
+    pub const RECYCLE_BIN: &str = "RecycleBin";
+    pub const DELETING: &str = "Deleting";
+    pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+    pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    pub const RESIZE_REQUIRES_STOP: &str = "ResizeRequiresStop";
+    pub const TERMINATION_PROTECTED: &str = "TerminationProtected";
+    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
+    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
+    pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
 }
 
 /// How this reconcile ended, for `Synced`.
-#[derive(Debug)]
-pub enum Outcome<'a> {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A cloud call was accepted.
     Acted {
-        action: &'a CloudAction,
-        request_id: &'a str,
+        api_action: &'static str,
+        /// What it does, in words.
+        what: String,
+        request_id: String,
     },
-    Waiting(&'a Wait),
+    Waiting(Wait),
     CloudFailed {
-        action: &'a str,
-        error: &'a CloudError,
-        /// `None`: not retried until the spec changes.
-        retry_in: Option<Duration>,
+        api_action: &'static str,
+        class: ErrorClass,
+        failure: Failure,
+        /// False: not retried until the spec changes.
+        retried: bool,
     },
-    Credentials(&'a CredentialsError),
-    /// A create was sent; its answer is not in yet.
+    /// The credentials (or a Secret the spec references) could not be had.
+    Credentials {
+        reason: &'static str,
+        message: String,
+    },
+    /// A create is about to be sent; its answer is not in yet.
     Creating,
-    /// Deleting; the message says what is being waited for.
-    Deleting(String),
+    /// Deleting, and a create sent moments ago may not be visible yet.
+    AwaitingCreate,
 }
 
 struct Cond {
@@ -85,173 +78,242 @@ struct Cond {
     message: String,
 }
 
-fn ready(obj: &CvmInstance, deleting: bool, observed: &Observed<'_>) -> Cond {
-    let c = |status, reason, message: String| Cond {
+fn cond(status: bool, reason: &'static str, message: impl Into<String>) -> Cond {
+    Cond {
         status,
         reason,
-        message,
-    };
-    if deleting {
-        return c(false, "Deleting", "the resource is being deleted".into());
+        message: message.into(),
     }
-    let o: &Observation = match observed {
-        Observed::NotCreated => {
-            return c(
-                false,
-                "Creating",
-                "the instance has not been created yet".into(),
-            );
-        }
-        Observed::Missing { instance_id } => {
-            return c(
-                false,
-                "InstanceNotFound",
-                format!(
-                    "instance {instance_id} does not exist in {}; it was deleted outside Kubernetes (the operator never recreates it: delete this resource, or recreate it without status)",
-                    obj.spec.region
-                ),
-            );
-        }
-        Observed::Present(o) => o,
-    };
-    let want_running = obj.spec.run_state == RunState::Running;
-    match &o.state {
-        InstanceState::Running if o.operating => c(
+}
+
+fn ready(obj: &CvmInstance, mode: Mode, observed: &Observed) -> Cond {
+    if mode == Mode::Delete {
+        return cond(false, reason::DELETING, "the resource is being deleted");
+    }
+    match observed {
+        Observed::NotCreated => cond(
             false,
-            "Updating",
+            reason::CREATING,
+            "the instance has not been created yet",
+        ),
+        Observed::Missing { instance_id } => cond(
+            false,
+            reason::INSTANCE_NOT_FOUND,
+            format!(
+                "instance {instance_id} does not exist in {}; it was deleted outside Kubernetes (the operator never recreates it: delete this resource, or recreate it without status)",
+                obj.spec.region
+            ),
+        ),
+        Observed::Present(o) => ready_instance(o, obj.spec.run_state == RunState::Running),
+    }
+}
+
+fn ready_instance(o: &Observation, want_running: bool) -> Cond {
+    match &o.state {
+        InstanceState::Running if o.operating => cond(
+            false,
+            reason::UPDATING,
             format!("{} in progress", o.latest_operation),
         ),
-        InstanceState::Running if want_running => {
-            c(true, "Available", format!("instance {} is running", o.id))
-        }
-        InstanceState::Running => c(
-            false,
-            "Running",
-            "the instance is running; spec.runState is Stopped".into(),
-        ),
-        InstanceState::Stopped if !want_running && !o.operating => c(
+        InstanceState::Running if want_running => cond(
             true,
-            "Stopped",
+            reason::AVAILABLE,
+            format!("instance {} is running", o.id),
+        ),
+        InstanceState::Running => cond(
+            false,
+            reason::RUNNING,
+            "the instance is running; spec.runState is Stopped",
+        ),
+        InstanceState::Stopped if !want_running && !o.operating => cond(
+            true,
+            reason::STOPPED,
             format!("instance {} is stopped, as spec.runState asks", o.id),
         ),
-        InstanceState::Stopped => c(false, "Stopped", "the instance is stopped".into()),
-        InstanceState::Pending => c(
+        InstanceState::Stopped => cond(false, reason::STOPPED, "the instance is stopped"),
+        InstanceState::Pending => cond(
             false,
-            "Creating",
-            "the instance is being created (PENDING)".into(),
+            reason::CREATING,
+            "the instance is being created (PENDING)",
         ),
-        InstanceState::Starting => c(false, "Starting", "the instance is starting".into()),
-        InstanceState::Stopping => c(false, "Stopping", "the instance is stopping".into()),
-        InstanceState::Rebooting => c(false, "Rebooting", "the instance is rebooting".into()),
-        InstanceState::Terminating => c(false, "Terminating", "the instance is terminating".into()),
-        InstanceState::Shutdown => c(
+        InstanceState::Starting => cond(false, reason::STARTING, "the instance is starting"),
+        InstanceState::Stopping => cond(false, reason::STOPPING, "the instance is stopping"),
+        InstanceState::Rebooting => cond(false, reason::REBOOTING, "the instance is rebooting"),
+        InstanceState::Terminating => {
+            cond(false, reason::TERMINATING, "the instance is terminating")
+        }
+        InstanceState::Shutdown => cond(
             false,
-            "RecycleBin",
-            "the instance is in the recycle bin (SHUTDOWN); renew or terminate it in the console"
-                .into(),
+            reason::RECYCLE_BIN,
+            "the instance is in the recycle bin (SHUTDOWN); renew or terminate it in the console",
         ),
-        InstanceState::LaunchFailed => c(
+        InstanceState::LaunchFailed => cond(
             false,
-            "LaunchFailed",
+            reason::LAUNCH_FAILED,
             format!(
                 "the launch failed and is not retried: {} (delete and recreate the resource to try again)",
                 o.latest_operation_error_msg
             ),
         ),
-        other => c(false, "Unavailable", format!("the instance is {other}")),
-    }
-}
-
-fn error_text(error: &CloudError) -> String {
-    match error.request_id() {
-        Some(rid) if !rid.is_empty() => {
-            format!("{}: {} (RequestId: {rid})", error.code(), error.message())
-        }
-        _ => format!("{}: {}", error.code(), error.message()),
-    }
-}
-
-fn synced(outcome: &Outcome<'_>, last: Option<&LastOperation>) -> Cond {
-    let c = |status, reason, message: String| Cond {
-        status,
-        reason,
-        message,
-    };
-    match outcome {
-        Outcome::Acted { action, request_id } => c(
+        other => cond(
             false,
-            "Reconciling",
-            format!("{} sent (RequestId: {request_id}): {}", action.api_action(), action.describe()),
+            reason::UNAVAILABLE,
+            format!("the instance is {other}"),
         ),
-        Outcome::Deleting(msg) => c(false, "Deleting", msg.clone()),
-        Outcome::Creating => c(false, "Reconciling", "RunInstances sent; waiting for the instance id".into()),
-        Outcome::Credentials(e) => c(false, e.reason(), e.to_string()),
-        Outcome::CloudFailed { action, error, retry_in } => {
-            let reason = match error.class() {
-                ErrorClass::Auth => "CredentialsRejected",
-                _ => "ReconcileError",
-            };
-            let tail = match retry_in {
-                Some(d) => format!("retrying in {}s", d.as_secs().max(1)),
-                None => "not retried until the spec changes".into(),
-            };
-            c(false, reason, format!("{action} failed: {}; {tail}", error_text(error)))
-        }
-        Outcome::Waiting(w) => match w {
-            Wait::InSync => c(true, "ReconcileSuccess", "the instance matches the spec".into()),
-            Wait::Transitioning { state } => c(false, "Reconciling", format!("waiting: the instance is {state}")),
-            Wait::OperationInProgress { operation } => {
-                c(false, "Reconciling", format!("waiting: {operation} is still in progress"))
-            }
-            Wait::Paused { pending } => c(
+    }
+}
+
+/// `code: message (RequestId: …)`, the way conditions quote a cloud error.
+fn error_text(f: &Failure) -> String {
+    match f.request_id.as_deref() {
+        Some(rid) if !rid.is_empty() => format!("{}: {} (RequestId: {rid})", f.code, f.message),
+        _ => format!("{}: {}", f.code, f.message),
+    }
+}
+
+/// What `Synced` says; `next_attempt` is when the operator looks again.
+fn synced(
+    outcome: &Outcome,
+    mode: Mode,
+    last: Option<&LastOperation>,
+    next_attempt: Option<Duration>,
+) -> Cond {
+    match outcome {
+        Outcome::Acted {
+            api_action,
+            what,
+            request_id,
+        } => match mode {
+            Mode::Apply => cond(
                 false,
-                "ReconcilePaused",
-                format!("paused by cvm.tencentcloud.io/paused; next step would be {}", pending.describe()),
+                reason::RECONCILING,
+                format!("{api_action} sent (RequestId: {request_id}): {what}"),
             ),
-            Wait::ObserveOnly => c(
+            Mode::Delete => cond(
                 false,
-                "DriftDetected",
-                "managementPolicy is ObserveOnly: differences are reported, not corrected".into(),
-            ),
-            Wait::ResizeRequiresStop => c(
-                false,
-                "ResizeRequiresStop",
-                "spec.instanceType differs, but resizePolicy is Never and a resize needs a power cycle: stop the instance (spec.runState: Stopped) or allow StopAndStart".into(),
-            ),
-            Wait::LaunchFailed { message } => c(false, "LaunchFailed", format!("the launch failed: {message}")),
-            Wait::NotFound { instance_id } => c(
-                false,
-                "InstanceNotFound",
-                match instance_id {
-                    Some(id) => format!("instance {id} does not exist"),
-                    None => "no instance to observe (ObserveOnly needs spec.instanceId or an instance tagged with this resource's UID)".into(),
-                },
-            ),
-            Wait::Blocked { action } => {
-                let detail = last
-                    .filter(|l| &l.action == action)
-                    .map(|l| {
-                        format!(
-                            "{}: {}{}",
-                            l.code.as_deref().unwrap_or("?"),
-                            l.message.as_deref().unwrap_or(""),
-                            l.request_id.as_deref().map(|r| format!(" (RequestId: {r})")).unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
-                c(
-                    false,
-                    "ReconcileError",
-                    format!("{action} failed: {detail}; not retried until the spec changes"),
-                )
-            }
-            Wait::RecycleBin => c(false, "RecycleBin", "the instance is in the recycle bin (SHUTDOWN)".into()),
-            Wait::TerminationProtected => c(
-                false,
-                "TerminationProtected",
-                "deletion waits: the instance has termination protection; set spec.disableApiTermination: false (or deletionPolicy: Retain)".into(),
+                reason::DELETING,
+                format!("{what} (RequestId: {request_id})"),
             ),
         },
+        Outcome::Creating => cond(
+            false,
+            reason::RECONCILING,
+            "RunInstances sent; waiting for the instance id",
+        ),
+        Outcome::AwaitingCreate => cond(
+            false,
+            reason::DELETING,
+            "waiting for a create that was in flight to become visible",
+        ),
+        Outcome::Credentials { reason, message } => cond(false, reason, message.clone()),
+        Outcome::CloudFailed {
+            api_action,
+            class,
+            failure,
+            retried,
+        } => {
+            let reason = match class {
+                ErrorClass::Auth => reason::CREDENTIALS_REJECTED,
+                _ => reason::RECONCILE_ERROR,
+            };
+            let tail = match (retried, next_attempt) {
+                (true, Some(d)) => format!("retrying in {}s", d.as_secs().max(1)),
+                (true, None) => "retrying".into(),
+                (false, _) => "not retried until the spec changes".into(),
+            };
+            let text = error_text(failure);
+            cond(
+                false,
+                reason,
+                format!("{api_action} failed: {text}; {tail}"),
+            )
+        }
+        Outcome::Waiting(w) => {
+            let c = waiting(w, last);
+            // While deleting, a wait is part of the deletion (except the
+            // one a person must resolve, which keeps its own reason).
+            if mode == Mode::Delete && c.reason != reason::TERMINATION_PROTECTED {
+                return cond(false, reason::DELETING, c.message);
+            }
+            c
+        }
+    }
+}
+
+fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
+    match w {
+        Wait::InSync => cond(true, reason::RECONCILE_SUCCESS, "the instance matches the spec"),
+        Wait::Transitioning { state } => cond(
+            false,
+            reason::RECONCILING,
+            format!("waiting: the instance is {state}"),
+        ),
+        Wait::OperationInProgress { operation } => cond(
+            false,
+            reason::RECONCILING,
+            format!("waiting: {operation} is still in progress"),
+        ),
+        Wait::Paused { pending } => cond(
+            false,
+            reason::RECONCILE_PAUSED,
+            format!(
+                "paused by cvm.tencentcloud.io/paused; next step would be {}",
+                pending.describe()
+            ),
+        ),
+        Wait::ObserveOnly => cond(
+            false,
+            reason::DRIFT_DETECTED,
+            "managementPolicy is ObserveOnly: differences are reported, not corrected",
+        ),
+        Wait::ResizeRequiresStop => cond(
+            false,
+            reason::RESIZE_REQUIRES_STOP,
+            "spec.instanceType differs, but resizePolicy is Never and a resize needs a power cycle: stop the instance (spec.runState: Stopped) or allow StopAndStart",
+        ),
+        Wait::LaunchFailed { message } => cond(
+            false,
+            reason::LAUNCH_FAILED,
+            format!("the launch failed: {message}"),
+        ),
+        Wait::NotFound { instance_id } => cond(
+            false,
+            reason::INSTANCE_NOT_FOUND,
+            match instance_id {
+                Some(id) => format!("instance {id} does not exist"),
+                None => "no instance to observe (ObserveOnly needs spec.instanceId or an instance tagged with this resource's UID)".into(),
+            },
+        ),
+        Wait::Blocked(blocked) => {
+            let action = blocked.api_action();
+            let detail = last
+                .filter(|l| l.action == action)
+                .map(|l| {
+                    let rid = l.request_id.as_deref().map(|r| format!(" (RequestId: {r})"));
+                    format!(
+                        "{}: {}{}",
+                        l.code.as_deref().unwrap_or("?"),
+                        l.message.as_deref().unwrap_or(""),
+                        rid.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            cond(
+                false,
+                reason::RECONCILE_ERROR,
+                format!("{action} failed: {detail}; not retried until the spec changes"),
+            )
+        }
+        Wait::RecycleBin => cond(
+            false,
+            reason::RECYCLE_BIN,
+            "the instance is in the recycle bin (SHUTDOWN)",
+        ),
+        Wait::TerminationProtected => cond(
+            false,
+            reason::TERMINATION_PROTECTED,
+            "deletion waits: the instance has termination protection; set spec.disableApiTermination: false (or deletionPolicy: Retain)",
+        ),
     }
 }
 
@@ -281,24 +343,32 @@ fn condition(
     }
 }
 
+/// What one status carries besides the conditions.
+pub struct Facts<'a> {
+    pub mode: Mode,
+    pub observed: &'a Observed,
+    pub outcome: &'a Outcome,
+    pub last_operation: Option<LastOperation>,
+    /// An id just returned by RunInstances (not observed yet).
+    pub launched: Option<&'a str>,
+    /// When the operator looks again (quoted by failures).
+    pub next_attempt: Option<Duration>,
+}
+
 /// The full status for this reconcile.
-pub fn build(
-    obj: &CvmInstance,
-    observed: &Observed<'_>,
-    deleting: bool,
-    outcome: &Outcome<'_>,
-    last_operation: Option<LastOperation>,
-    now: &Time,
-) -> CvmInstanceStatus {
+pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStatus {
     let prev = obj.status.clone().unwrap_or_default();
     let generation = obj.metadata.generation;
     let mut s = CvmInstanceStatus {
-        instance_id: obj.spec.instance_id.clone().or(prev.instance_id.clone()),
+        instance_id: facts
+            .launched
+            .map(str::to_string)
+            .or_else(|| obj.known_instance_id().map(str::to_string)),
         observed_generation: generation,
-        last_operation,
+        last_operation: facts.last_operation,
         ..Default::default()
     };
-    match observed {
+    match facts.observed {
         Observed::Present(o) => {
             s.instance_id = Some(o.id.clone());
             s.instance_state = Some(o.state.as_str().to_string());
@@ -311,11 +381,12 @@ pub fn build(
             s.security_group_ids = o.security_group_ids.clone();
             s.created_time = Some(o.created_time.clone()).filter(|t| !t.is_empty());
         }
-        Observed::Missing { instance_id } => s.instance_id = Some(instance_id.to_string()),
+        Observed::Missing { instance_id } => s.instance_id = Some(instance_id.clone()),
         Observed::NotCreated => {}
     }
-    let r = ready(obj, deleting, observed);
-    let y = synced(outcome, s.last_operation.as_ref());
+    let r = ready(obj, facts.mode, facts.observed);
+    let last = s.last_operation.as_ref();
+    let y = synced(facts.outcome, facts.mode, last, facts.next_attempt);
     s.conditions = vec![
         condition(&prev.conditions, READY, r, generation, now),
         condition(&prev.conditions, SYNCED, y, generation, now),
@@ -334,7 +405,9 @@ pub fn condition_of<'a>(
 /// unknown, `Synced` says why.
 pub fn unobserved_conditions(
     obj: &CvmInstance,
-    outcome: &Outcome<'_>,
+    mode: Mode,
+    outcome: &Outcome,
+    next_attempt: Option<Duration>,
     now: &Time,
 ) -> Vec<Condition> {
     let prev = obj
@@ -343,17 +416,12 @@ pub fn unobserved_conditions(
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = obj.metadata.generation;
-    let mut ready = condition(
-        prev,
-        READY,
-        Cond {
-            status: false,
-            reason: "Unobserved",
-            message: "the instance cannot be observed; see the Synced condition".into(),
-        },
-        generation,
-        now,
+    let unknown = cond(
+        false,
+        reason::UNOBSERVED,
+        "the instance cannot be observed; see the Synced condition",
     );
+    let mut ready = condition(prev, READY, unknown, generation, now);
     ready.status = "Unknown".into();
     if let Some(p) = prev
         .iter()
@@ -362,16 +430,15 @@ pub fn unobserved_conditions(
         ready.last_transition_time = p.last_transition_time.clone();
     }
     let last = obj.status.as_ref().and_then(|s| s.last_operation.as_ref());
-    vec![
-        ready,
-        condition(prev, SYNCED, synced(outcome, last), generation, now),
-    ]
+    let synced = synced(outcome, mode, last, next_attempt);
+    vec![ready, condition(prev, SYNCED, synced, generation, now)]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::CvmInstance;
+    use std::sync::Arc;
 
     fn resource() -> CvmInstance {
         serde_json::from_value(serde_json::json!({
@@ -391,40 +458,38 @@ mod tests {
         }
     }
 
+    fn in_sync(obj: &CvmInstance, o: &Observation, now: &Time) -> CvmInstanceStatus {
+        let facts = Facts {
+            mode: Mode::Apply,
+            observed: &Observed::Present(Arc::new(o.clone())),
+            outcome: &Outcome::Waiting(Wait::InSync),
+            last_operation: None,
+            launched: None,
+            next_attempt: None,
+        };
+        build(obj, facts, now)
+    }
+
     #[test]
     fn ready_and_synced_with_observed_generation() {
         let obj = resource();
         let o = observation();
         let now = Time(jiff::Timestamp::from_second(1_800_000_000).unwrap());
-        let s = build(
-            &obj,
-            &Observed::Present(&o),
-            false,
-            &Outcome::Waiting(&Wait::InSync),
-            None,
-            &now,
-        );
+        let s = in_sync(&obj, &o, &now);
         assert_eq!(s.instance_state.as_deref(), Some("RUNNING"));
         assert_eq!(s.public_ip_addresses, ["43.128.0.1"]);
         assert_eq!(s.observed_generation, Some(3));
         let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            ("True", "Available")
+            ("True", reason::AVAILABLE)
         );
         assert_eq!(ready.observed_generation, Some(3));
         // lastTransitionTime survives a rebuild with the same status…
         let mut again = obj.clone();
         again.status = Some(s.clone());
         let later = Time(jiff::Timestamp::from_second(1_800_000_100).unwrap());
-        let s2 = build(
-            &again,
-            &Observed::Present(&o),
-            false,
-            &Outcome::Waiting(&Wait::InSync),
-            None,
-            &later,
-        );
+        let s2 = in_sync(&again, &o, &later);
         assert_eq!(
             s2, s,
             "an unchanged status is identical, so it is not rewritten"
@@ -434,14 +499,7 @@ mod tests {
             state: InstanceState::Stopping,
             ..o
         };
-        let s3 = build(
-            &again,
-            &Observed::Present(&stopping),
-            false,
-            &Outcome::Waiting(&Wait::InSync),
-            None,
-            &later,
-        );
+        let s3 = in_sync(&again, &stopping, &later);
         let ready3 = s3.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(
             (ready3.status.as_str(), ready3.last_transition_time.clone()),
@@ -450,53 +508,36 @@ mod tests {
     }
 
     #[test]
-    fn slim_cache_keeps_what_reconciles_read_and_the_fingerprint() {
-        let mut obj = resource();
+    fn a_rebuild_from_the_slim_cache_matches_the_stored_fingerprint() {
+        use crate::controller::cache::{CachedInstance, Fingerprint};
+        let obj = resource();
         let now = Time(jiff::Timestamp::from_second(1_800_000_000).unwrap());
-        let full = build(
-            &obj,
-            &Observed::Present(&observation()),
-            false,
-            &Outcome::Waiting(&Wait::InSync),
-            Some(LastOperation {
-                action: "RunInstances".into(),
-                state: "Succeeded".into(),
-                ..Default::default()
-            }),
-            &now,
+        let observed = Observed::Present(Arc::new(observation()));
+        let waiting = Outcome::Waiting(Wait::InSync);
+        let facts = |last: Option<LastOperation>| Facts {
+            mode: Mode::Apply,
+            observed: &observed,
+            outcome: &waiting,
+            last_operation: last,
+            launched: None,
+            next_attempt: None,
+        };
+        let done = LastOperation::succeeded("RunInstances", "req-1", Some(3), "t".into());
+        let full = build(&obj, facts(Some(done)), &now);
+        // What the watch delivers: the object with the full status, slimmed.
+        let mut json = serde_json::to_value(&obj).unwrap();
+        json["metadata"]["uid"] = "u-1".into();
+        json["status"] = serde_json::to_value(&full).unwrap();
+        let mut cached: CachedInstance = serde_json::from_value(json).unwrap();
+        cached.slim();
+        let (slim, fingerprint) = cached.expand().unwrap();
+        assert_eq!(fingerprint, Some(Fingerprint::of(&full)));
+        let last = slim.status.as_ref().unwrap().last_operation.clone();
+        let rebuilt = build(&slim, facts(last), &now);
+        assert_eq!(
+            Fingerprint::of(&rebuilt),
+            Fingerprint::of(&full),
+            "an unchanged status rebuilt from the cache is not rewritten"
         );
-        // What comes back from the apiserver deserialises to the same hash.
-        let round: CvmInstanceStatus =
-            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
-        assert_eq!(status_hash(&round), status_hash(&full));
-        let (hash, slimmed) = slim(round);
-        obj.status = Some(slimmed);
-        obj.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(STATUS_HASH.into(), hash);
-        let st = obj.status.as_ref().unwrap();
-        assert_eq!(st.instance_id.as_deref(), Some("ins-abcdefgh"));
-        assert_eq!(st.last_operation.as_ref().unwrap().action, "RunInstances");
-        assert!(
-            st.instance_state.is_none() && st.public_ip_addresses.is_empty(),
-            "observed fields dropped"
-        );
-        assert!(
-            st.conditions
-                .iter()
-                .all(|c| c.message.is_empty() && !c.reason.is_empty())
-        );
-        assert_eq!(current_status_hash(&obj), Some(status_hash(&full)));
-        // A rebuild from the slim cache yields the same full status.
-        let rebuilt = build(
-            &obj,
-            &Observed::Present(&observation()),
-            false,
-            &Outcome::Waiting(&Wait::InSync),
-            st.last_operation.clone(),
-            &now,
-        );
-        assert_eq!(status_hash(&rebuilt), status_hash(&full));
     }
 }

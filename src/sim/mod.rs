@@ -316,10 +316,6 @@ impl Simulator {
         *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
-    pub fn config(&self) -> &SimConfig {
-        &self.shared.config
-    }
-
     /// Configures STS roles and the instance role (as `PUT /_sim/sts`);
     /// none by default. Credentials already issued stay valid.
     pub fn set_sts(&self, config: StsConfig) {

@@ -1,0 +1,528 @@
+//! The report of one reconcile, and what it turns into: the status to write,
+//! the events to publish, the error to count and when to look again.
+//!
+//! Every exit of a reconcile — acted, waiting, failed, released — is one
+//! [`Report`] built here; `finish` in `reconcile.rs` carries it out. Pure:
+//! the table below tests report → status, events and requeue without an
+//! apiserver.
+
+use super::observation::{Observed, Timing};
+use super::plan::{CREATE, CloudAction, Drift, Mode, Release, Wait};
+use super::status::{self, Facts, Outcome};
+use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy};
+use crate::cloud::model::{self, Action as _};
+use crate::cloud::{CloudError, ErrorClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// A Kubernetes event about the resource being reconciled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub type_: EventType,
+    pub reason: &'static str,
+    /// What was being done (`RunInstances`, `Delete`, `Observe`, …).
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// Event reasons (an interface: people and alerts match on them).
+pub mod event_reason {
+    pub const CREATING: &str = "Creating";
+    pub const STARTING: &str = "Starting";
+    pub const STOPPING: &str = "Stopping";
+    pub const STOPPING_FOR_RESIZE: &str = "StoppingForResize";
+    pub const RESIZING: &str = "Resizing";
+    pub const UPDATING_BANDWIDTH: &str = "UpdatingBandwidth";
+    pub const RENAMING: &str = "Renaming";
+    pub const UPDATING_SECURITY_GROUPS: &str = "UpdatingSecurityGroups";
+    pub const UPDATING_TERMINATION_PROTECTION: &str = "UpdatingTerminationProtection";
+    pub const TERMINATING: &str = "Terminating";
+    pub const CLOUD_API_ERROR: &str = "CloudAPIError";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    pub const RETAINED: &str = "Retained";
+    pub const DELETED: &str = "Deleted";
+    pub const RELEASED: &str = "Released";
+    pub const ORPHANED_INSTANCE: &str = "OrphanedInstance";
+}
+
+/// Event actions that are not CVM API actions.
+pub mod event_action {
+    pub const RESOLVE_CREDENTIALS: &str = "ResolveCredentials";
+    pub const DELETE: &str = "Delete";
+    pub const OBSERVE: &str = "Observe";
+}
+
+/// The event reason for an accepted action.
+pub fn action_event_reason(action: &CloudAction) -> &'static str {
+    use event_reason::*;
+    match action {
+        CloudAction::Start => STARTING,
+        CloudAction::Stop {
+            for_resize: true, ..
+        } => STOPPING_FOR_RESIZE,
+        CloudAction::Stop { .. } => STOPPING,
+        CloudAction::ResetType { .. } => RESIZING,
+        CloudAction::SetBandwidth { .. } => UPDATING_BANDWIDTH,
+        CloudAction::Rename { .. } => RENAMING,
+        CloudAction::SetSecurityGroups { .. } => UPDATING_SECURITY_GROUPS,
+        CloudAction::SetTerminationProtection { .. } => UPDATING_TERMINATION_PROTECTION,
+        CloudAction::Terminate => TERMINATING,
+    }
+}
+
+/// When to reconcile again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Nothing scheduled: the sweep wakes the resource when its instance
+    /// changes, the watch when its spec, labels or annotations do. Not
+    /// keeping a timer per settled resource is what lets 10,000 resources
+    /// fit in a small operator.
+    AwaitChange,
+    /// After exactly this long.
+    After(Duration),
+    /// After about this long (±20 %), so that many resources spread out.
+    Around(Duration),
+    /// After the resource's next exponential backoff from `base` (each
+    /// failure in a row doubles it), never later than `at_most`.
+    Backoff {
+        base: Duration,
+        at_most: Option<Duration>,
+    },
+}
+
+impl Requeue {
+    pub fn backoff(base: Duration) -> Self {
+        Requeue::Backoff {
+            base,
+            at_most: None,
+        }
+    }
+}
+
+/// The backoff base a failed call earns, by error class; `None`: a
+/// permanent error, not retried until the spec changes.
+pub fn retry_base(class: ErrorClass) -> Option<Duration> {
+    match class {
+        ErrorClass::Permanent => None,
+        ErrorClass::Busy | ErrorClass::NotFound => Some(Duration::from_secs(2)),
+        ErrorClass::Throttled | ErrorClass::Transient => Some(Duration::from_secs(5)),
+        ErrorClass::Auth => Some(Duration::from_secs(30)),
+    }
+}
+
+/// A failed call as status records it.
+pub fn failure(error: &CloudError) -> Failure {
+    Failure {
+        code: error.code().to_string(),
+        message: error.message(),
+        request_id: error.request_id().map(str::to_string),
+    }
+}
+
+/// Credentials that cannot be had are retried from this base.
+pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(10);
+/// A deletion refused permanently is still retried (the resource must go),
+/// from this base.
+pub const DELETE_RETRY: Duration = Duration::from_secs(30);
+/// A terminate answered "not found" looks again this soon: it is gone.
+pub const GONE_RECHECK: Duration = Duration::from_millis(100);
+
+/// What a reconcile has to say about the status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusReport {
+    /// Everything: what was observed, how it ended, the last operation.
+    Full {
+        observed: Observed,
+        outcome: Outcome,
+        last_operation: Option<LastOperation>,
+        /// An id RunInstances just returned (not observed yet).
+        launched: Option<String>,
+    },
+    /// Nothing could be observed: only the conditions change (the last
+    /// observed fields stay as they are).
+    ConditionsOnly(Outcome),
+    /// Nothing to write.
+    Unchanged,
+}
+
+/// A status to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusWrite {
+    /// The whole status, by server-side apply.
+    Apply(Box<CvmInstanceStatus>),
+    /// The conditions and observed generation only, by merge patch.
+    Conditions(Vec<Condition>),
+}
+
+/// One reconcile's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub mode: Mode,
+    pub status: StatusReport,
+    pub events: Vec<Event>,
+    pub requeue: Requeue,
+    /// Counted in `reconcile_errors_total`; every failure sets it, and a
+    /// report without one resets the resource's backoff.
+    pub error: Option<ErrorClass>,
+    /// The deletion is complete: drop the finalizer.
+    pub release: bool,
+}
+
+/// An accepted call.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub api_action: &'static str,
+    pub what: String,
+    pub event_reason: &'static str,
+    pub instance_id: String,
+    pub request_id: String,
+}
+
+impl Done {
+    pub fn create(instance_id: &str, request_id: &str) -> Self {
+        Done {
+            api_action: CREATE,
+            what: "creating the instance".into(),
+            event_reason: event_reason::CREATING,
+            instance_id: instance_id.into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    pub fn action(action: &CloudAction, instance_id: &str, request_id: &str) -> Self {
+        Done {
+            api_action: action.api_action(),
+            what: action.describe(),
+            event_reason: action_event_reason(action),
+            instance_id: instance_id.into(),
+            request_id: request_id.into(),
+        }
+    }
+}
+
+fn event(type_: EventType, reason: &'static str, action: &'static str, note: String) -> Event {
+    Event {
+        type_,
+        reason,
+        action,
+        note,
+    }
+}
+
+impl Report {
+    fn new(mode: Mode, status: StatusReport, requeue: Requeue) -> Self {
+        Report {
+            mode,
+            status,
+            events: Vec::new(),
+            requeue,
+            error: None,
+            release: false,
+        }
+    }
+
+    /// The planner says wait.
+    pub fn waiting(
+        mode: Mode,
+        observed: Observed,
+        wait: Wait,
+        last: Option<LastOperation>,
+        timing: Timing,
+    ) -> Self {
+        let requeue = match (mode, wait.is_transient()) {
+            // The fast sweep wakes us on each change; this is a backstop.
+            (Mode::Apply, true) => Requeue::Around(timing.fast_interval * 3),
+            // Settled, or waiting for a person.
+            (Mode::Apply, false) => Requeue::AwaitChange,
+            (Mode::Delete, true) => Requeue::Around(timing.fast_interval),
+            (Mode::Delete, false) => Requeue::After(timing.poll_interval / 10),
+        };
+        let status = StatusReport::Full {
+            observed,
+            outcome: Outcome::Waiting(wait),
+            last_operation: last,
+            launched: None,
+        };
+        Report::new(mode, status, requeue)
+    }
+
+    /// A call was accepted; `last` records it.
+    pub fn acted(
+        mode: Mode,
+        observed: Observed,
+        done: Done,
+        last: LastOperation,
+        timing: Timing,
+    ) -> Self {
+        let note = format!(
+            "{}: {} (RequestId: {})",
+            done.instance_id, done.what, done.request_id
+        );
+        let launched = (done.api_action == CREATE).then(|| done.instance_id.clone());
+        let status = StatusReport::Full {
+            observed,
+            outcome: Outcome::Acted {
+                api_action: done.api_action,
+                what: done.what,
+                request_id: done.request_id,
+            },
+            last_operation: Some(last),
+            launched,
+        };
+        let mut report = Report::new(mode, status, Requeue::Around(timing.fast_interval));
+        let e = event(EventType::Normal, done.event_reason, done.api_action, note);
+        report.events.push(e);
+        report
+    }
+
+    /// A call failed. `last` is what `lastOperation` says now (the failure
+    /// itself when it is permanent).
+    pub fn cloud_failed(
+        mode: Mode,
+        observed: Observed,
+        api_action: &'static str,
+        error: CloudError,
+        last: Option<LastOperation>,
+        timing: Timing,
+    ) -> Self {
+        let class = error.class();
+        let requeue = match (retry_base(class), mode) {
+            (Some(base), _) => Requeue::backoff(base),
+            (None, Mode::Delete) => Requeue::backoff(DELETE_RETRY),
+            // Blocked until the spec changes; a slow look now and then.
+            (None, Mode::Apply) => Requeue::Around(timing.poll_interval),
+        };
+        let retried = !matches!(requeue, Requeue::Around(_));
+        let note = format!(
+            "{api_action} failed: {}: {} (RequestId: {})",
+            error.code(),
+            error.message(),
+            error.request_id().unwrap_or("-")
+        );
+        let status = StatusReport::Full {
+            observed,
+            outcome: Outcome::CloudFailed {
+                api_action,
+                class,
+                failure: failure(&error),
+                retried,
+            },
+            last_operation: last,
+            launched: None,
+        };
+        let mut report = Report::new(mode, status, requeue);
+        let e = event(
+            EventType::Warning,
+            event_reason::CLOUD_API_ERROR,
+            api_action,
+            note,
+        );
+        report.events.push(e);
+        report.error = Some(class);
+        report
+    }
+
+    /// The instance could not be observed (DescribeInstances failed).
+    pub fn unobservable(mode: Mode, error: CloudError, timing: Timing) -> Self {
+        let class = error.class();
+        let requeue = match retry_base(class) {
+            Some(base) => Requeue::backoff(base),
+            None => Requeue::After(timing.poll_interval),
+        };
+        let outcome = Outcome::CloudFailed {
+            api_action: model::DescribeInstances::NAME,
+            class,
+            failure: failure(&error),
+            retried: true,
+        };
+        let mut report = Report::new(mode, StatusReport::ConditionsOnly(outcome), requeue);
+        report.error = Some(class);
+        report
+    }
+
+    /// Credentials (or a Secret the spec references) could not be had
+    /// while doing `action`.
+    pub fn credentials_failed(
+        mode: Mode,
+        reason: &'static str,
+        message: String,
+        action: &'static str,
+    ) -> Self {
+        let e = event(EventType::Warning, reason, action, message.clone());
+        let outcome = Outcome::Credentials { reason, message };
+        let requeue = Requeue::backoff(CREDENTIALS_RETRY);
+        let mut report = Report::new(mode, StatusReport::ConditionsOnly(outcome), requeue);
+        report.events.push(e);
+        report.error = Some(ErrorClass::Auth);
+        report
+    }
+
+    /// Deleting, and a create sent moments ago may not be visible yet.
+    pub fn awaiting_create(last: Option<LastOperation>, timing: Timing) -> Self {
+        let status = StatusReport::Full {
+            observed: Observed::NotCreated,
+            outcome: Outcome::AwaitingCreate,
+            last_operation: last,
+            launched: None,
+        };
+        Report::new(Mode::Delete, status, Requeue::After(timing.fast_interval))
+    }
+
+    /// A terminate answered "not found": the instance is already gone; the
+    /// next observation says so.
+    pub fn already_gone(error: &CloudError) -> Self {
+        let requeue = Requeue::After(GONE_RECHECK);
+        let mut report = Report::new(Mode::Delete, StatusReport::Unchanged, requeue);
+        report.error = Some(error.class());
+        report
+    }
+
+    /// Nothing to report; look again after `requeue`.
+    pub fn quiet(mode: Mode, requeue: Requeue) -> Self {
+        Report::new(mode, StatusReport::Unchanged, requeue)
+    }
+
+    /// The deletion is complete; `instance_id` is the instance it concerned.
+    pub fn released(why: Release, instance_id: Option<&str>) -> Self {
+        let mut report = Report::new(Mode::Delete, StatusReport::Unchanged, Requeue::AwaitChange);
+        report.release = true;
+        let normal =
+            |reason, note: String| event(EventType::Normal, reason, event_action::DELETE, note);
+        let note = match (why, instance_id) {
+            (_, None) | (Release::NeverCreated, _) => None,
+            (Release::Retained, Some(id)) => Some(normal(
+                event_reason::RETAINED,
+                format!("instance {id} is left as it is (deletionPolicy Retain or ObserveOnly)"),
+            )),
+            (Release::Gone, Some(id)) => Some(normal(
+                event_reason::DELETED,
+                format!("instance {id} is gone"),
+            )),
+            (Release::NeverLaunched, Some(id)) => Some(normal(
+                event_reason::RELEASED,
+                format!(
+                    "instance {id} never launched (LAUNCH_FAILED) and cannot be terminated; it is not billed"
+                ),
+            )),
+        };
+        report.events.extend(note);
+        report
+    }
+
+    /// Deleting without any credentials past the grace: the finalizer goes,
+    /// and a Warning names the instance that may still exist.
+    pub fn orphaned(instance_id: Option<&str>, why: &str, grace: Duration) -> Self {
+        let mut report = Report::released(Release::NeverCreated, None);
+        let note = format!(
+            "cannot terminate instance {}: {why}; released after {}s so the deletion can finish — the instance may still exist",
+            instance_id.unwrap_or("(unknown id)"),
+            grace.as_secs()
+        );
+        let reason = event_reason::ORPHANED_INSTANCE;
+        report.events.push(event(
+            EventType::Warning,
+            reason,
+            event_action::DELETE,
+            note,
+        ));
+        report
+    }
+
+    /// Adds the DriftDetected event: the instance changed while the spec
+    /// did not.
+    pub fn with_drift(mut self, drift: &[Drift], obj: &CvmInstance) -> Self {
+        if drift.is_empty() {
+            return self;
+        }
+        let what: Vec<String> = drift.iter().map(ToString::to_string).collect();
+        let verdict = if obj.spec.management_policy == ManagementPolicy::ObserveOnly {
+            "reported only (ObserveOnly)"
+        } else if obj.is_paused() {
+            "not corrected while paused"
+        } else {
+            "correcting"
+        };
+        let note = format!(
+            "the instance was changed outside Kubernetes: {}; {verdict}",
+            what.join("; ")
+        );
+        let reason = event_reason::DRIFT_DETECTED;
+        let drifted = event(EventType::Warning, reason, event_action::OBSERVE, note);
+        // First: it explains what follows (a correcting action, say).
+        self.events.insert(0, drifted);
+        self
+    }
+
+    /// The status to write for `obj`, given when the operator looks next
+    /// (`next_attempt`, quoted in a failure's message). `None`: nothing
+    /// changes. (A full status is compared with the cached one by the
+    /// writer, which holds the fingerprint.)
+    pub fn status_write(
+        &self,
+        obj: &CvmInstance,
+        next_attempt: Option<Duration>,
+        now: &Time,
+    ) -> Option<StatusWrite> {
+        match &self.status {
+            StatusReport::Unchanged => None,
+            StatusReport::ConditionsOnly(outcome) => {
+                let conditions =
+                    status::unobserved_conditions(obj, self.mode, outcome, next_attempt, now);
+                (!same_conditions(obj, &conditions)).then_some(StatusWrite::Conditions(conditions))
+            }
+            StatusReport::Full {
+                observed,
+                outcome,
+                last_operation,
+                launched,
+            } => {
+                let facts = Facts {
+                    mode: self.mode,
+                    observed,
+                    outcome,
+                    last_operation: last_operation.clone(),
+                    launched: launched.as_deref(),
+                    next_attempt,
+                };
+                Some(StatusWrite::Apply(Box::new(status::build(obj, facts, now))))
+            }
+        }
+    }
+}
+
+/// The cache keeps each condition's type, status and reason: when those are
+/// what we would write (for this generation), a retry of the same failure
+/// writes nothing.
+fn same_conditions(obj: &CvmInstance, conditions: &[Condition]) -> bool {
+    obj.status.as_ref().is_some_and(|s| {
+        s.observed_generation == obj.metadata.generation
+            && s.conditions.len() == conditions.len()
+            && s.conditions
+                .iter()
+                .zip(conditions)
+                .all(|(a, b)| a.type_ == b.type_ && a.status == b.status && a.reason == b.reason)
+    })
+}
+
+/// The status of a create's intent, written before RunInstances is sent.
+pub fn intent_status(obj: &CvmInstance, pending: LastOperation, now: &Time) -> CvmInstanceStatus {
+    let facts = Facts {
+        mode: Mode::Apply,
+        observed: &Observed::NotCreated,
+        outcome: &Outcome::Creating,
+        last_operation: Some(pending),
+        launched: None,
+        next_attempt: None,
+    };
+    status::build(obj, facts, now)
+}
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;

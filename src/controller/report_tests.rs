@@ -1,0 +1,486 @@
+//! Report → (status, events, requeue, error), for every kind of exit of a
+//! reconcile, with no apiserver: what `finish` writes is exactly what these
+//! functions return.
+
+use super::*;
+use crate::api::OperationState;
+use crate::controller::observation::Observation;
+use crate::controller::status::{READY, SYNCED, reason};
+use std::sync::Arc;
+
+const FAST: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_secs(300);
+
+fn timing() -> Timing {
+    Timing {
+        poll_interval: POLL,
+        fast_interval: FAST,
+    }
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::from_second(1_800_000_000).unwrap())
+}
+
+fn resource() -> CvmInstance {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "generation": 2},
+        "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3", "imageId": "img-pi0ii46r",
+                 "instanceType": "S5.MEDIUM4", "internetAccessible": {"internetMaxBandwidthOut": 5},
+                 "securityGroupIds": ["sg-gz000001"]}
+    }))
+    .unwrap()
+}
+
+fn present(o: Observation) -> Observed {
+    Observed::Present(Arc::new(o))
+}
+
+fn api_error(code: &str) -> CloudError {
+    CloudError::Api {
+        action: "X".into(),
+        code: code.into(),
+        message: "it went wrong".into(),
+        request_id: "req-9".into(),
+    }
+}
+
+/// (status, reason, message) of a condition.
+fn condition(conditions: &[Condition], type_: &str) -> (String, String, String) {
+    let c = conditions.iter().find(|c| c.type_ == type_).unwrap();
+    (c.status.clone(), c.reason.clone(), c.message.clone())
+}
+
+/// The full status the report writes.
+fn applied(report: &Report, obj: &CvmInstance, next: Option<Duration>) -> CvmInstanceStatus {
+    match report.status_write(obj, next, &now()) {
+        Some(StatusWrite::Apply(s)) => *s,
+        other => panic!("expected a full status, got {other:?}"),
+    }
+}
+
+fn reasons(report: &Report) -> Vec<(EventType, &'static str)> {
+    report.events.iter().map(|e| (e.type_, e.reason)).collect()
+}
+
+#[test]
+fn in_sync_writes_ready_and_synced_and_schedules_nothing() {
+    let obj = resource();
+    let r = Report::waiting(
+        Mode::Apply,
+        present(Observation::fixture()),
+        Wait::InSync,
+        None,
+        timing(),
+    );
+    let s = applied(&r, &obj, None);
+    assert_eq!(condition(&s.conditions, READY).1, reason::AVAILABLE);
+    assert_eq!(
+        condition(&s.conditions, SYNCED),
+        (
+            "True".into(),
+            reason::RECONCILE_SUCCESS.into(),
+            "the instance matches the spec".into()
+        )
+    );
+    assert_eq!(s.instance_id.as_deref(), Some("ins-abcdefgh"));
+    assert_eq!(s.observed_generation, Some(2));
+    assert!(r.events.is_empty() && r.error.is_none() && !r.release);
+    assert_eq!(
+        r.requeue,
+        Requeue::AwaitChange,
+        "the sweeps and the watch wake it"
+    );
+}
+
+#[test]
+fn waits_poll_by_how_soon_they_end() {
+    let moving = Wait::Transitioning {
+        state: "STOPPING".into(),
+    };
+    let o = || present(Observation::fixture());
+    let t = timing();
+    let cases = [
+        (Mode::Apply, moving.clone(), Requeue::Around(FAST * 3)),
+        (Mode::Apply, Wait::ResizeRequiresStop, Requeue::AwaitChange),
+        (Mode::Delete, moving, Requeue::Around(FAST)),
+        (
+            Mode::Delete,
+            Wait::TerminationProtected,
+            Requeue::After(POLL / 10),
+        ),
+    ];
+    for (mode, wait, want) in cases {
+        let r = Report::waiting(mode, o(), wait.clone(), None, t);
+        assert_eq!(r.requeue, want, "{mode:?} {wait:?}");
+    }
+}
+
+#[test]
+fn deletion_waits_say_deleting_except_termination_protection() {
+    let obj = resource();
+    let o = || present(Observation::fixture());
+    let moving = Wait::OperationInProgress {
+        operation: "StopInstances".into(),
+    };
+    let r = Report::waiting(Mode::Delete, o(), moving, None, timing());
+    let s = applied(&r, &obj, None);
+    assert_eq!(condition(&s.conditions, READY).1, reason::DELETING);
+    let (_, why, msg) = condition(&s.conditions, SYNCED);
+    assert_eq!(
+        (why.as_str(), msg.as_str()),
+        (
+            reason::DELETING,
+            "waiting: StopInstances is still in progress"
+        )
+    );
+    let r = Report::waiting(
+        Mode::Delete,
+        o(),
+        Wait::TerminationProtected,
+        None,
+        timing(),
+    );
+    let s = applied(&r, &obj, None);
+    let (_, why, msg) = condition(&s.conditions, SYNCED);
+    assert_eq!(why, reason::TERMINATION_PROTECTED);
+    assert!(msg.contains("spec.disableApiTermination: false"), "{msg}");
+}
+
+#[test]
+fn a_create_records_the_new_id_before_it_is_observed() {
+    let obj = resource();
+    let done = Done::create("ins-new00001", "req-1");
+    let last = LastOperation::succeeded(CREATE, "req-1", Some(2), "t".into());
+    let r = Report::acted(
+        Mode::Apply,
+        Observed::NotCreated,
+        done,
+        last.clone(),
+        timing(),
+    );
+    let s = applied(&r, &obj, None);
+    assert_eq!(s.instance_id.as_deref(), Some("ins-new00001"));
+    assert_eq!(s.last_operation, Some(last));
+    assert_eq!(condition(&s.conditions, READY).1, reason::CREATING);
+    let (_, why, msg) = condition(&s.conditions, SYNCED);
+    assert_eq!(why, reason::RECONCILING);
+    assert_eq!(
+        msg,
+        "RunInstances sent (RequestId: req-1): creating the instance"
+    );
+    assert_eq!(
+        r.events,
+        [Event {
+            type_: EventType::Normal,
+            reason: event_reason::CREATING,
+            action: "RunInstances",
+            note: "ins-new00001: creating the instance (RequestId: req-1)".into(),
+        }]
+    );
+    assert_eq!(r.requeue, Requeue::Around(FAST));
+    assert!(r.error.is_none(), "a success resets the backoff");
+}
+
+#[test]
+fn an_action_while_deleting_reports_deleting() {
+    let obj = resource();
+    let done = Done::action(&CloudAction::Terminate, "ins-abcdefgh", "req-2");
+    let last = LastOperation::succeeded("TerminateInstances", "req-2", Some(2), "t".into());
+    let r = Report::acted(
+        Mode::Delete,
+        present(Observation::fixture()),
+        done,
+        last,
+        timing(),
+    );
+    let s = applied(&r, &obj, None);
+    let (_, why, msg) = condition(&s.conditions, SYNCED);
+    assert_eq!(why, reason::DELETING);
+    assert_eq!(msg, "terminating the instance (RequestId: req-2)");
+    assert_eq!(
+        reasons(&r),
+        [(EventType::Normal, event_reason::TERMINATING)]
+    );
+}
+
+#[test]
+fn a_permanent_failure_blocks_and_is_said_once() {
+    let obj = resource();
+    let error = api_error("InvalidParameterValue.InstanceTypeNotFound");
+    let last = LastOperation::failed("ResetInstancesType", failure(&error), Some(2), "t".into());
+    let r = Report::cloud_failed(
+        Mode::Apply,
+        present(Observation::fixture()),
+        "ResetInstancesType",
+        error,
+        Some(last.clone()),
+        timing(),
+    );
+    assert_eq!(
+        r.requeue,
+        Requeue::Around(POLL),
+        "no retry before the spec changes"
+    );
+    assert_eq!(r.error, Some(ErrorClass::Permanent));
+    let s = applied(&r, &obj, Some(POLL));
+    assert_eq!(
+        s.last_operation.as_ref().map(|l| l.state),
+        Some(OperationState::Failed)
+    );
+    let (status, why, msg) = condition(&s.conditions, SYNCED);
+    assert_eq!(
+        (status.as_str(), why.as_str()),
+        ("False", reason::RECONCILE_ERROR)
+    );
+    assert_eq!(
+        msg,
+        "ResetInstancesType failed: InvalidParameterValue.InstanceTypeNotFound: it went wrong (RequestId: req-9); not retried until the spec changes"
+    );
+    assert_eq!(r.events.len(), 1);
+    let e = &r.events[0];
+    assert_eq!(
+        (e.type_, e.reason, e.action),
+        (
+            EventType::Warning,
+            event_reason::CLOUD_API_ERROR,
+            "ResetInstancesType"
+        )
+    );
+    assert!(
+        e.note.contains("InstanceTypeNotFound") && e.note.contains("req-9"),
+        "{}",
+        e.note
+    );
+}
+
+#[test]
+fn retried_failures_back_off_by_error_class_and_quote_the_delay() {
+    let obj = resource();
+    let fail = |mode, code: &str| {
+        let o = present(Observation::fixture());
+        Report::cloud_failed(mode, o, "StopInstances", api_error(code), None, timing())
+    };
+    let backoff = |secs| Requeue::backoff(Duration::from_secs(secs));
+    assert_eq!(
+        fail(Mode::Apply, "RequestLimitExceeded").requeue,
+        backoff(5)
+    );
+    assert_eq!(fail(Mode::Apply, "InternalError").requeue, backoff(5));
+    assert_eq!(
+        fail(Mode::Apply, "OperationDenied.InstanceOperationInProgress").requeue,
+        backoff(2)
+    );
+    // Deleting: even a permanent refusal is retried (the resource must go).
+    let r = fail(Mode::Delete, "InvalidParameterValue");
+    assert_eq!(r.requeue, Requeue::backoff(DELETE_RETRY));
+    let s = applied(&r, &obj, Some(Duration::from_secs(31)));
+    assert!(
+        condition(&s.conditions, SYNCED)
+            .2
+            .ends_with("; retrying in 31s")
+    );
+    // Refused credentials have their own reason.
+    let r = fail(Mode::Apply, "AuthFailure.SecretIdNotFound");
+    assert_eq!(r.error, Some(ErrorClass::Auth));
+    let s = applied(&r, &obj, Some(Duration::from_secs(30)));
+    assert_eq!(
+        condition(&s.conditions, SYNCED).1,
+        reason::CREDENTIALS_REJECTED
+    );
+}
+
+#[test]
+fn an_unobservable_instance_changes_only_the_conditions_and_only_once() {
+    let mut obj = resource();
+    let r = Report::unobservable(Mode::Apply, api_error("InternalError"), timing());
+    assert_eq!(r.requeue, Requeue::backoff(Duration::from_secs(5)));
+    assert_eq!(r.error, Some(ErrorClass::Transient));
+    assert!(r.events.is_empty());
+    let next = Some(Duration::from_secs(6));
+    let Some(StatusWrite::Conditions(conditions)) = r.status_write(&obj, next, &now()) else {
+        panic!("conditions only");
+    };
+    let (status, why, _) = condition(&conditions, READY);
+    assert_eq!(
+        (status.as_str(), why.as_str()),
+        ("Unknown", reason::UNOBSERVED)
+    );
+    let (_, why, msg) = condition(&conditions, SYNCED);
+    assert_eq!(why, reason::RECONCILE_ERROR);
+    assert!(
+        msg.starts_with("DescribeInstances failed: InternalError"),
+        "{msg}"
+    );
+    // The cache shows it (slim: messages dropped): the same failure again
+    // writes nothing, whatever the delay it quotes.
+    obj.status = Some(CvmInstanceStatus {
+        observed_generation: Some(2),
+        conditions: conditions
+            .into_iter()
+            .map(|c| Condition {
+                message: String::new(),
+                ..c
+            })
+            .collect(),
+        ..Default::default()
+    });
+    assert_eq!(
+        r.status_write(&obj, Some(Duration::from_secs(12)), &now()),
+        None
+    );
+    // A new generation is reported again.
+    obj.metadata.generation = Some(3);
+    assert!(r.status_write(&obj, next, &now()).is_some());
+}
+
+#[test]
+fn missing_credentials_are_handled_the_same_way_in_both_modes() {
+    let obj = resource();
+    for mode in [Mode::Apply, Mode::Delete] {
+        let r = Report::credentials_failed(
+            mode,
+            reason::CREDENTIALS_NOT_FOUND,
+            "Secret default/creds not found".into(),
+            event_action::RESOLVE_CREDENTIALS,
+        );
+        assert_eq!(r.error, Some(ErrorClass::Auth), "{mode:?}");
+        assert_eq!(r.requeue, Requeue::backoff(CREDENTIALS_RETRY), "{mode:?}");
+        assert_eq!(
+            reasons(&r),
+            [(EventType::Warning, reason::CREDENTIALS_NOT_FOUND)]
+        );
+        let Some(StatusWrite::Conditions(c)) = r.status_write(&obj, None, &now()) else {
+            panic!("conditions only");
+        };
+        assert_eq!(
+            condition(&c, SYNCED),
+            (
+                "False".into(),
+                reason::CREDENTIALS_NOT_FOUND.into(),
+                "Secret default/creds not found".into()
+            )
+        );
+    }
+}
+
+#[test]
+fn releases_say_why_and_write_no_status() {
+    let obj = resource();
+    let cases = [
+        (Release::Retained, Some(event_reason::RETAINED)),
+        (Release::Gone, Some(event_reason::DELETED)),
+        (Release::NeverLaunched, Some(event_reason::RELEASED)),
+        (Release::NeverCreated, None),
+    ];
+    for (why, want) in cases {
+        let r = Report::released(why, Some("ins-abcdefgh"));
+        assert!(r.release && r.error.is_none(), "{why:?}");
+        assert_eq!(r.status_write(&obj, None, &now()), None, "{why:?}");
+        let got: Vec<_> = r.events.iter().map(|e| (e.type_, e.reason)).collect();
+        assert_eq!(
+            got,
+            want.map(|w| (EventType::Normal, w))
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        assert!(r.events.iter().all(|e| e.note.contains("ins-abcdefgh")));
+    }
+    // Nothing to name, nothing to say.
+    assert!(Report::released(Release::Retained, None).events.is_empty());
+}
+
+#[test]
+fn an_orphaned_instance_is_released_with_a_warning_naming_it() {
+    let r = Report::orphaned(
+        Some("ins-abcdefgh"),
+        "Secret ns/creds not found",
+        Duration::from_secs(300),
+    );
+    assert!(r.release);
+    assert_eq!(
+        reasons(&r),
+        [(EventType::Warning, event_reason::ORPHANED_INSTANCE)]
+    );
+    let note = &r.events[0].note;
+    assert!(
+        note.contains("ins-abcdefgh") && note.contains("300s"),
+        "{note}"
+    );
+}
+
+#[test]
+fn drift_is_reported_first_with_what_happens_next() {
+    let drift = [Drift::PowerState {
+        want: "RUNNING".into(),
+        have: "STOPPED".into(),
+    }];
+    let mut obj = resource();
+    let o = present(Observation::fixture());
+    let done = Done::action(&CloudAction::Start, "ins-abcdefgh", "req-3");
+    let last = LastOperation::succeeded("StartInstances", "req-3", Some(2), "t".into());
+    let r = Report::acted(Mode::Apply, o.clone(), done, last, timing()).with_drift(&drift, &obj);
+    assert_eq!(
+        reasons(&r),
+        [
+            (EventType::Warning, event_reason::DRIFT_DETECTED),
+            (EventType::Normal, event_reason::STARTING)
+        ]
+    );
+    assert!(
+        r.events[0]
+            .note
+            .ends_with("state is STOPPED, spec wants RUNNING; correcting")
+    );
+    obj.spec.management_policy = ManagementPolicy::ObserveOnly;
+    let r =
+        Report::waiting(Mode::Apply, o, Wait::ObserveOnly, None, timing()).with_drift(&drift, &obj);
+    assert!(r.events[0].note.ends_with("reported only (ObserveOnly)"));
+    let quiet = Report::waiting(
+        Mode::Apply,
+        present(Observation::fixture()),
+        Wait::InSync,
+        None,
+        timing(),
+    );
+    assert!(quiet.with_drift(&[], &obj).events.is_empty());
+}
+
+#[test]
+fn deleting_an_instance_already_gone_just_looks_again() {
+    let r = Report::already_gone(&api_error("InvalidInstanceId.NotFound"));
+    assert_eq!(r.requeue, Requeue::After(GONE_RECHECK));
+    assert_eq!(r.error, Some(ErrorClass::NotFound));
+    assert!(r.events.is_empty() && !r.release);
+    assert_eq!(r.status_write(&resource(), None, &now()), None);
+}
+
+#[test]
+fn a_create_in_flight_holds_the_deletion() {
+    let pending = LastOperation::pending(CREATE, Some(2), "t".into());
+    let r = Report::awaiting_create(Some(pending.clone()), timing());
+    assert_eq!(r.requeue, Requeue::After(FAST));
+    let s = applied(&r, &resource(), None);
+    assert_eq!(s.last_operation, Some(pending));
+    assert_eq!(
+        condition(&s.conditions, SYNCED).2,
+        "waiting for a create that was in flight to become visible"
+    );
+}
+
+#[test]
+fn the_intent_records_a_pending_create() {
+    let pending = LastOperation::pending(CREATE, Some(2), "t".into());
+    let s = intent_status(&resource(), pending, &now());
+    let last = s.last_operation.as_ref().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.state),
+        ("RunInstances", OperationState::Pending)
+    );
+    assert_eq!(s.instance_id, None);
+    assert_eq!(
+        condition(&s.conditions, SYNCED).2,
+        "RunInstances sent; waiting for the instance id"
+    );
+}
