@@ -16,6 +16,9 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+unit: ## Unit tests only: fast, no apiserver, no simulator process
+	$(CARGO) test --lib --bins
+
 test: envtest lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, official Python SDK
 	$(CARGO) build --all-targets
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
@@ -42,4 +45,4 @@ bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the 
 	$(CARGO) build --release --bin cvm-operator --benches
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
 
-.PHONY: help envtest build lint test crds demo dev-up dev-down bench
+.PHONY: help envtest build lint unit test crds demo dev-up dev-down bench

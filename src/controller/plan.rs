@@ -65,8 +65,9 @@ impl Blocked {
 }
 
 /// A change to an existing instance (creating one is [`Step::Create`]).
-/// Adding one: a variant here, its description and API action below, its
-/// request in `act.rs`, and the planner rows that choose it.
+/// Adding one: a variant here with its API action, description and event
+/// reason below, the planner rows that choose it ([`drift`], `first_fix`),
+/// and its request in `act.rs` (DEVELOPERS.md has the recipe).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloudAction {
     Start,
@@ -106,6 +107,24 @@ impl CloudAction {
             | CloudAction::SetSecurityGroups { .. }
             | CloudAction::SetTerminationProtection { .. } => model::ModifyInstancesAttribute::NAME,
             CloudAction::Terminate => model::TerminateInstances::NAME,
+        }
+    }
+
+    /// The reason of the event that records it (an interface: people and
+    /// alerts match on it).
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            CloudAction::Start => "Starting",
+            CloudAction::Stop {
+                for_resize: true, ..
+            } => "StoppingForResize",
+            CloudAction::Stop { .. } => "Stopping",
+            CloudAction::ResetType { .. } => "Resizing",
+            CloudAction::SetBandwidth { .. } => "UpdatingBandwidth",
+            CloudAction::Rename { .. } => "Renaming",
+            CloudAction::SetSecurityGroups { .. } => "UpdatingSecurityGroups",
+            CloudAction::SetTerminationProtection { .. } => "UpdatingTerminationProtection",
+            CloudAction::Terminate => "Terminating",
         }
     }
 

@@ -31,18 +31,10 @@ pub struct Event {
     pub note: String,
 }
 
-/// Event reasons (an interface: people and alerts match on them).
+/// Event reasons (an interface: people and alerts match on them). An
+/// accepted in-place action's reason is [`CloudAction::event_reason`].
 pub mod event_reason {
     pub const CREATING: &str = "Creating";
-    pub const STARTING: &str = "Starting";
-    pub const STOPPING: &str = "Stopping";
-    pub const STOPPING_FOR_RESIZE: &str = "StoppingForResize";
-    pub const RESIZING: &str = "Resizing";
-    pub const UPDATING_BANDWIDTH: &str = "UpdatingBandwidth";
-    pub const RENAMING: &str = "Renaming";
-    pub const UPDATING_SECURITY_GROUPS: &str = "UpdatingSecurityGroups";
-    pub const UPDATING_TERMINATION_PROTECTION: &str = "UpdatingTerminationProtection";
-    pub const TERMINATING: &str = "Terminating";
     pub const CLOUD_API_ERROR: &str = "CloudAPIError";
     pub const DRIFT_DETECTED: &str = "DriftDetected";
     pub const RETAINED: &str = "Retained";
@@ -56,24 +48,6 @@ pub mod event_action {
     pub const RESOLVE_CREDENTIALS: &str = "ResolveCredentials";
     pub const DELETE: &str = "Delete";
     pub const OBSERVE: &str = "Observe";
-}
-
-/// The event reason for an accepted action.
-pub fn action_event_reason(action: &CloudAction) -> &'static str {
-    use event_reason::*;
-    match action {
-        CloudAction::Start => STARTING,
-        CloudAction::Stop {
-            for_resize: true, ..
-        } => STOPPING_FOR_RESIZE,
-        CloudAction::Stop { .. } => STOPPING,
-        CloudAction::ResetType { .. } => RESIZING,
-        CloudAction::SetBandwidth { .. } => UPDATING_BANDWIDTH,
-        CloudAction::Rename { .. } => RENAMING,
-        CloudAction::SetSecurityGroups { .. } => UPDATING_SECURITY_GROUPS,
-        CloudAction::SetTerminationProtection { .. } => UPDATING_TERMINATION_PROTECTION,
-        CloudAction::Terminate => TERMINATING,
-    }
 }
 
 /// When to reconcile again.
@@ -199,7 +173,7 @@ impl Done {
         Done {
             api_action: action.api_action(),
             what: action.describe(),
-            event_reason: action_event_reason(action),
+            event_reason: action.event_reason(),
             instance_id: instance_id.into(),
             request_id: request_id.into(),
         }
@@ -381,11 +355,6 @@ impl Report {
         let mut report = Report::new(Mode::Delete, StatusReport::Unchanged, requeue);
         report.error = Some(error.class());
         report
-    }
-
-    /// Nothing to report; look again after `requeue`.
-    pub fn quiet(mode: Mode, requeue: Requeue) -> Self {
-        Report::new(mode, StatusReport::Unchanged, requeue)
     }
 
     /// The deletion is complete; `instance_id` is the instance it concerned.

@@ -199,10 +199,7 @@ fn an_action_while_deleting_reports_deleting() {
     let (_, why, msg) = condition(&s.conditions, SYNCED);
     assert_eq!(why, reason::DELETING);
     assert_eq!(msg, "terminating the instance (RequestId: req-2)");
-    assert_eq!(
-        reasons(&r),
-        [(EventType::Normal, event_reason::TERMINATING)]
-    );
+    assert_eq!(reasons(&r), [(EventType::Normal, "Terminating")]);
 }
 
 #[test]
@@ -425,7 +422,7 @@ fn drift_is_reported_first_with_what_happens_next() {
         reasons(&r),
         [
             (EventType::Warning, event_reason::DRIFT_DETECTED),
-            (EventType::Normal, event_reason::STARTING)
+            (EventType::Normal, "Starting")
         ]
     );
     assert!(
