@@ -381,7 +381,9 @@ impl RunArgs {
     }
 
     fn lease(&self, identity: &str) -> Option<LeaseConfig> {
-        let namespace = (self.lease_namespace.clone())
+        let namespace = self
+            .lease_namespace
+            .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into());
         self.leader_election.then(|| LeaseConfig {

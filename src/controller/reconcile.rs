@@ -212,7 +212,11 @@ impl<'a> Reconciling<'a> {
     }
 
     async fn run(self) -> Result<Action, Error> {
-        if (self.ctx.own_writes).cache_is_behind(&self.uid, self.fingerprint.as_ref()) {
+        if self
+            .ctx
+            .own_writes
+            .cache_is_behind(&self.uid, self.fingerprint.as_ref())
+        {
             return Ok(Action::requeue(STALE_COPY_RETRY));
         }
         let has_finalizer = self.obj.finalizers().iter().any(|f| f == api::FINALIZER);
@@ -494,7 +498,9 @@ impl<'a> Reconciling<'a> {
     ) -> Report {
         let id = observed.instance_id().unwrap_or_default().to_string();
         let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
-        let sent = (self.ctx.actor)
+        let sent = self
+            .ctx
+            .actor
             .execute(creds, region, vec![id.clone()], &action)
             .await;
         let error = match sent {
@@ -653,7 +659,10 @@ impl<'a> Reconciling<'a> {
     /// compare-and-swap, so a concurrent writer's finalizers are never lost.
     /// False when our copy was out of date (409): the watch brings the fresh one.
     async fn set_finalizer(&self, present: bool) -> Result<bool, Error> {
-        let mut finalizers: Vec<&str> = (self.obj.finalizers().iter())
+        let mut finalizers: Vec<&str> = self
+            .obj
+            .finalizers()
+            .iter()
             .map(String::as_str)
             .filter(|f| *f != api::FINALIZER)
             .collect();
@@ -663,7 +672,8 @@ impl<'a> Reconciling<'a> {
         let rv = self.obj.resource_version();
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rv}});
         let params = PatchParams::default();
-        match (self.api)
+        match self
+            .api
             .patch(&self.obj.name_any(), &params, &Patch::Merge(&patch))
             .await
         {
@@ -716,7 +726,10 @@ impl<'a> Reconciling<'a> {
     }
 
     fn deletion_age(&self) -> Duration {
-        (self.obj.meta().deletion_timestamp.as_ref())
+        self.obj
+            .meta()
+            .deletion_timestamp
+            .as_ref()
             .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok())
             .unwrap_or_default()
     }
