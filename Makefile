@@ -9,6 +9,10 @@ help: ## List the targets
 envtest: ## Build (or find) kube-apiserver, etcd, kubectl and helm
 	@hack/setup-envtest.sh >/dev/null
 
+tools: ## Build (or find) promtool and hack/kstatus (the GitOps checks)
+	@hack/setup-tools.sh promtool >/dev/null
+	@hack/setup-tools.sh kstatus >/dev/null
+
 build: ## Build the binary
 	$(CARGO) build --bin cvm-operator
 
@@ -19,7 +23,7 @@ lint: ## cargo fmt --check and clippy -D warnings
 unit: ## Unit tests only: fast, no apiserver, no simulator process
 	$(CARGO) test --lib --bins
 
-test: envtest lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, official Python SDK
+test: envtest tools lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, alerts, Argo CD/Flux health, official Python SDK
 	$(CARGO) build --all-targets
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
 	  $(CARGO) test --lib --bins && \
@@ -45,4 +49,4 @@ bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the 
 	$(CARGO) build --release --bin cvm-operator --benches
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
 
-.PHONY: help envtest build lint unit test crds demo dev-up dev-down bench
+.PHONY: help envtest tools build lint unit test crds demo dev-up dev-down bench

@@ -1,5 +1,6 @@
 //! Logging setup. (Metrics live with the controller that records them.)
 
+use std::io::IsTerminal;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,11 +26,23 @@ pub fn init_logging(format: LogFormat, level: &str) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_target(false)
+                    .with_ansi(colour_wanted(std::io::stderr().is_terminal()))
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // A second init (tests) is harmless.
     let _ = result;
+}
+
+/// Colour only for a person at a terminal: `kubectl logs`, log files and
+/// pipes get plain text. `NO_COLOR` (https://no-color.org) turns it off even
+/// there.
+fn colour_wanted(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Limits glibc to two malloc arenas. By default every thread that

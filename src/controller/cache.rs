@@ -7,6 +7,8 @@
 //! the full status so unchanged statuses are never rewritten). A reconcile
 //! rebuilds the full object from this in microseconds.
 
+use super::metrics::Readiness;
+use super::status::READY;
 use crate::api::{self, CvmInstance, CvmInstanceSpec, CvmInstanceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
@@ -95,6 +97,26 @@ impl CachedInstance {
         }
         if let Ok(full) = serde_json::from_str::<CvmInstanceStatus>(raw.get()) {
             self.status = serde_json::value::to_raw_value(&slim_status(full)).ok();
+        }
+    }
+
+    /// Its `Ready` condition, for the readiness gauges: the status and since
+    /// when (the transition time, or the creation when there is none yet).
+    pub fn readiness(&self) -> Readiness {
+        let ready = self
+            .status
+            .as_ref()
+            .and_then(|raw| serde_json::from_str::<SlimStatus>(raw.get()).ok())
+            .and_then(|s| s.status.conditions.into_iter().find(|c| c.type_ == READY));
+        match ready {
+            Some(c) => Readiness {
+                ready: Some(c.status),
+                since: Some(c.last_transition_time.0),
+            },
+            None => Readiness {
+                ready: None,
+                since: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            },
         }
     }
 

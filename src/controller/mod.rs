@@ -126,11 +126,15 @@ pub async fn run(
     ));
 
     let sweeps = tokio::spawn(handles.observer.clone().run_sweeps());
+    let (reader, writer) = reflector::store::<cache::CachedInstance>();
     let gauge = {
         let (observer, metrics) = (handles.observer.clone(), handles.metrics.clone());
+        let cached = reader.clone();
         tokio::spawn(async move {
             loop {
                 metrics.set_instance_states(&observer.state_counts());
+                let readiness = cached.state().into_iter().map(|o| o.readiness());
+                metrics.set_readiness(readiness, jiff::Timestamp::now());
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         })
@@ -140,7 +144,6 @@ pub async fn run(
     if let Some(sel) = &config.label_selector {
         wc = wc.labels(sel);
     }
-    let (reader, writer) = reflector::store();
     let stream = watcher(cached_api, wc)
         .default_backoff()
         .modify(cache::CachedInstance::slim)

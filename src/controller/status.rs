@@ -1,5 +1,5 @@
 //! The status a reconcile reports: observed fields, the last operation, and
-//! the `Ready`/`Synced` conditions with every message they carry. Pure; the
+//! the `Ready`/`Synced`/`Stalled` conditions with every message they carry. Pure; the
 //! reconciler writes the result (only when it changed) by server-side apply.
 
 use super::observation::{Observation, Observed};
@@ -12,6 +12,11 @@ use std::time::Duration;
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
+/// kstatus' abnormal-true condition: True when the operator can make no
+/// further progress until a person acts (a spec change, a fixed Secret, the
+/// console). Flux reports such a resource as Failed, the Argo CD health check
+/// (deploy/argocd/health.lua) as Degraded. Carries `Synced`'s reason.
+pub const STALLED: &str = "Stalled";
 
 /// Condition reasons (an interface: users and alerts match on them).
 pub mod reason {
@@ -41,6 +46,7 @@ pub mod reason {
     pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
     pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
     pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
+    pub const NOT_STALLED: &str = "NotStalled";
 }
 
 /// How this reconcile ended, for `Synced`.
@@ -317,6 +323,34 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
     }
 }
 
+/// Whether `outcome` waits for a person rather than for time: see [`STALLED`].
+fn is_stalled(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::CloudFailed { class, retried, .. } => !retried || *class == ErrorClass::Auth,
+        Outcome::Credentials { reason, .. } => *reason != reason::CREDENTIALS_UNREADABLE,
+        Outcome::Waiting(w) => matches!(
+            w,
+            Wait::ResizeRequiresStop
+                | Wait::LaunchFailed { .. }
+                | Wait::NotFound { .. }
+                | Wait::Blocked(_)
+                | Wait::RecycleBin
+                | Wait::TerminationProtected
+        ),
+        Outcome::Acted { .. } | Outcome::Creating | Outcome::AwaitingCreate => false,
+    }
+}
+
+/// `Stalled`, from the outcome and what `Synced` says of it (a deletion's
+/// waits are part of the deletion, but for the one a person must resolve).
+fn stalled(outcome: &Outcome, synced: &Cond) -> Cond {
+    if is_stalled(outcome) && synced.reason != reason::DELETING {
+        cond(true, synced.reason, synced.message.clone())
+    } else {
+        cond(false, reason::NOT_STALLED, "nothing waits for a person")
+    }
+}
+
 fn condition(
     prev: &[Condition],
     type_: &str,
@@ -387,9 +421,11 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
     let r = ready(obj, facts.mode, facts.observed);
     let last = s.last_operation.as_ref();
     let y = synced(facts.outcome, facts.mode, last, facts.next_attempt);
+    let st = stalled(facts.outcome, &y);
     s.conditions = vec![
         condition(&prev.conditions, READY, r, generation, now),
         condition(&prev.conditions, SYNCED, y, generation, now),
+        condition(&prev.conditions, STALLED, st, generation, now),
     ];
     s
 }
@@ -431,7 +467,12 @@ pub fn unobserved_conditions(
     }
     let last = obj.status.as_ref().and_then(|s| s.last_operation.as_ref());
     let synced = synced(outcome, mode, last, next_attempt);
-    vec![ready, condition(prev, SYNCED, synced, generation, now)]
+    let st = stalled(outcome, &synced);
+    vec![
+        ready,
+        condition(prev, SYNCED, synced, generation, now),
+        condition(prev, STALLED, st, generation, now),
+    ]
 }
 
 #[cfg(test)]
@@ -539,5 +580,96 @@ mod tests {
             Fingerprint::of(&full),
             "an unchanged status rebuilt from the cache is not rewritten"
         );
+    }
+
+    #[test]
+    fn stalled_is_true_exactly_when_a_person_must_act() {
+        let obj = resource();
+        let now = Time(jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let fail = |class, retried| Outcome::CloudFailed {
+            api_action: "RunInstances",
+            class,
+            failure: Failure {
+                code: "C".into(),
+                message: "m".into(),
+                request_id: Some("r".into()),
+            },
+            retried,
+        };
+        let waiting = |w| Outcome::Waiting(w);
+        let launch = Wait::LaunchFailed {
+            message: "no stock".into(),
+        };
+        let creds = |reason| Outcome::Credentials {
+            reason,
+            message: "m".into(),
+        };
+        let cases = [
+            (
+                Mode::Apply,
+                fail(ErrorClass::Permanent, false),
+                Some(reason::RECONCILE_ERROR),
+            ),
+            (
+                Mode::Apply,
+                fail(ErrorClass::Auth, true),
+                Some(reason::CREDENTIALS_REJECTED),
+            ),
+            (Mode::Apply, fail(ErrorClass::Throttled, true), None),
+            (Mode::Apply, waiting(launch), Some(reason::LAUNCH_FAILED)),
+            (
+                Mode::Apply,
+                waiting(Wait::ResizeRequiresStop),
+                Some(reason::RESIZE_REQUIRES_STOP),
+            ),
+            (
+                Mode::Apply,
+                waiting(Wait::RecycleBin),
+                Some(reason::RECYCLE_BIN),
+            ),
+            (Mode::Apply, waiting(Wait::ObserveOnly), None),
+            (Mode::Apply, waiting(Wait::InSync), None),
+            (
+                Mode::Apply,
+                creds(reason::CREDENTIALS_NOT_FOUND),
+                Some(reason::CREDENTIALS_NOT_FOUND),
+            ),
+            (Mode::Apply, creds(reason::CREDENTIALS_UNREADABLE), None),
+            (Mode::Apply, Outcome::Creating, None),
+            (
+                Mode::Delete,
+                waiting(Wait::TerminationProtected),
+                Some(reason::TERMINATION_PROTECTED),
+            ),
+            (Mode::Delete, waiting(Wait::RecycleBin), None),
+        ];
+        for (mode, outcome, want) in cases {
+            let facts = Facts {
+                mode,
+                observed: &Observed::NotCreated,
+                outcome: &outcome,
+                last_operation: None,
+                launched: None,
+                next_attempt: None,
+            };
+            let s = build(&obj, facts, &now);
+            let get = |t| s.conditions.iter().find(|c| c.type_ == t).unwrap();
+            let (st, synced) = (get(STALLED), get(SYNCED));
+            match want {
+                Some(reason) => {
+                    let got = (st.status.as_str(), st.reason.as_str());
+                    assert_eq!(got, ("True", reason), "{mode:?} {outcome:?}");
+                    assert_eq!(st.message, synced.message);
+                }
+                None => assert_eq!(st.status, "False", "{mode:?} {outcome:?}"),
+            }
+            assert_eq!(st.observed_generation, Some(3));
+        }
+        // Reported before anything could be observed, too.
+        let outcome = creds(reason::CREDENTIALS_NOT_FOUND);
+        let c = unobserved_conditions(&obj, Mode::Apply, &outcome, None, &now);
+        let st = c.iter().find(|c| c.type_ == STALLED).unwrap();
+        let got = (st.status.as_str(), st.reason.as_str());
+        assert_eq!(got, ("True", reason::CREDENTIALS_NOT_FOUND));
     }
 }

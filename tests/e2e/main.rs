@@ -7,6 +7,7 @@
 mod support;
 
 mod deploy;
+mod gitops;
 mod lifecycle;
 mod safety;
 
