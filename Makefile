@@ -20,11 +20,18 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-unit: ## Unit tests only: fast, no apiserver, no simulator process
-	$(CARGO) test --lib --bins
+api-schema: ## Install the official API schemas (tccli from PyPI, data only) into .venv
+	@hack/api-schema.sh >/dev/null
+
+# The schema conformance test reads the official api.json through
+# CVM_API_SCHEMA_DIR and fails (never skips) without it.
+unit: ## Unit tests only: fast, no apiserver, no simulator process (incl. schema conformance)
+	schema=$$(hack/api-schema.sh) && export CVM_API_SCHEMA_DIR=$$schema && \
+	  $(CARGO) test --lib --bins
 
 test: envtest tools lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, alerts, Argo CD/Flux health, official Python SDK
 	$(CARGO) build --all-targets
+	schema=$$(hack/api-schema.sh) && export CVM_API_SCHEMA_DIR=$$schema && \
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
 	  $(CARGO) test --lib --bins && \
 	  $(CARGO) test --test cloud && \
@@ -49,4 +56,4 @@ bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the 
 	$(CARGO) build --release --bin cvm-operator --benches
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
 
-.PHONY: help envtest tools build lint unit test crds demo dev-up dev-down bench
+.PHONY: help envtest tools api-schema build lint unit test crds demo dev-up dev-down bench

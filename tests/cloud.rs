@@ -175,10 +175,15 @@ async fn full_lifecycle_over_post_and_get() {
         c.call::<model::ResetInstancesType>(&creds(), REGION, &resize)
             .await
             .unwrap();
-        let resized = settle(&c, &id, InstanceState::Stopped).await;
+        // Documented: after the change the instance shows RUNNING by itself.
+        let resized = settle(&c, &id, InstanceState::Running).await;
         assert_eq!(resized.instance_type.as_deref(), Some("S5.MEDIUM4"));
         assert_eq!((resized.cpu, resized.memory), (Some(2), Some(4)));
 
+        c.call::<model::StopInstances>(&creds(), REGION, &stop)
+            .await
+            .unwrap();
+        settle(&c, &id, InstanceState::Stopped).await;
         let start = model::StartInstancesRequest {
             instance_ids: ids.clone(),
         };
@@ -1041,8 +1046,16 @@ async fn run_instances_validation_codes() {
     );
 
     // InquiryPriceRunInstances prices from the catalogue.
+    let to_price = run_request("p");
+    let to_price = model::InquiryPriceRunInstancesRequest {
+        placement: to_price.placement.unwrap(),
+        image_id: to_price.image_id.unwrap(),
+        instance_type: to_price.instance_type,
+        internet_accessible: to_price.internet_accessible,
+        ..Default::default()
+    };
     let price = c
-        .call::<model::InquiryPriceRunInstances>(&creds(), REGION, &run_request("p"))
+        .call::<model::InquiryPriceRunInstances>(&creds(), REGION, &to_price)
         .await
         .unwrap()
         .body

@@ -4,6 +4,7 @@ pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod fields;
 pub mod form;
 pub mod metadata;
 pub mod model;

@@ -6,11 +6,17 @@
 //! - Requests: top-level required parameters are plain fields, so a missing
 //!   one fails deserialisation (the simulator maps that to `MissingParameter`);
 //!   unknown parameters are refused (`UnknownParameter`). Optional ones are
-//!   `Option` and omitted when unset, as the SDKs do.
+//!   `Option` and omitted when unset, as the SDKs do. Every member the official
+//!   schema has is modelled (opaque `serde_json::Value` where nothing reads
+//!   it), so the simulator accepts every valid request; members the schema
+//!   marks `disabled` carry a deprecation note and schema flag; the client
+//!   does not send them. `src/sim/conformance.rs` checks all of this against
+//!   tccli's api.json.
 //! - Responses and nested objects: every field is `Option` with `default`, so
 //!   null, absence and new unknown fields are all tolerated.
 //! - Passwords and user data are [`Secret`]s: redacted in `Debug`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::fmt::Debug;
 
@@ -18,6 +24,19 @@ pub use super::credentials::Secret;
 
 pub const SERVICE: &str = "cvm";
 pub const API_VERSION: &str = "2017-03-12";
+
+/// Its member tree (`cloud::fields`) is a string.
+impl JsonSchema for Secret {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(g)
+    }
+}
 
 /// An API action: its name, request and response types, and whether sending it
 /// twice is harmless. CVM's unless `SERVICE`/`VERSION` say otherwise (STS
@@ -31,8 +50,8 @@ pub trait Action {
     /// Sent with `Authorization: SKIP` and no credentials
     /// (AssumeRoleWithWebIdentity).
     const UNSIGNED: bool = false;
-    type Request: Serialize + DeserializeOwned + Debug + Clone + Send + Sync + 'static;
-    type Response: Serialize + DeserializeOwned + Debug + Default + Send + 'static;
+    type Request: Serialize + DeserializeOwned + JsonSchema + Debug + Clone + Send + Sync + 'static;
+    type Response: Serialize + DeserializeOwned + JsonSchema + Debug + Default + Send + 'static;
     /// True when a retry after an unknown outcome cannot change the result.
     fn idempotent(_req: &Self::Request) -> bool {
         false
@@ -71,6 +90,11 @@ macro_rules! string_enum {
         }
         impl From<$name> for String {
             fn from(v: $name) -> String { v.as_str().to_string() }
+        }
+        impl JsonSchema for $name {
+            fn inline_schema() -> bool { true }
+            fn schema_name() -> std::borrow::Cow<'static, str> { stringify!($name).into() }
+            fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema { String::json_schema(g) }
         }
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
@@ -140,7 +164,7 @@ string_enum!(
 // ---------------------------------------------------------------------------
 // Shared nested objects (all optional: used in requests and responses).
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Filter {
     pub name: String,
@@ -159,21 +183,21 @@ impl Filter {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Tag {
     pub key: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct TagSpecification {
     pub resource_type: String,
     pub tags: Vec<Tag>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Placement {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,9 +208,15 @@ pub struct Placement {
     pub host_ids: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_resource_pack_tenancy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_resource_pack_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rack_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SystemDisk {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,9 +227,15 @@ pub struct SystemDisk {
     pub disk_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DataDisk {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -216,9 +252,17 @@ pub struct DataDisk {
     pub encrypt: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput_performance: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cdc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst_performance: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct VirtualPrivateCloud {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,7 +277,7 @@ pub struct VirtualPrivateCloud {
     pub ipv6_address_count: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InternetAccessible {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -246,9 +290,15 @@ pub struct InternetAccessible {
     pub bandwidth_package_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub internet_service_provider: Option<String>,
+    #[serde(rename = "IPv4AddressType", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address_type: Option<String>,
+    #[serde(rename = "IPv6AddressType", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_type: Option<String>,
+    #[serde(rename = "AntiDDoSPackageId", skip_serializing_if = "Option::is_none")]
+    pub anti_ddos_package_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct LoginSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,7 +309,7 @@ pub struct LoginSettings {
     pub keep_image_login: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InstanceChargePrepaid {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,7 +318,7 @@ pub struct InstanceChargePrepaid {
     pub renew_flag: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SpotMarketOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,7 +327,7 @@ pub struct SpotMarketOptions {
     pub spot_instance_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InstanceMarketOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,7 +339,7 @@ pub struct InstanceMarketOptions {
 // ---------------------------------------------------------------------------
 // RunInstances
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RunInstancesRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -348,9 +398,21 @@ pub struct RunInstancesRequest {
     pub launch_template: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_topology: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_cluster_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chc_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_jumbo_frame: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<Vec<serde_json::Value>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RunInstancesResponse {
     pub instance_id_set: Option<Vec<String>>,
@@ -370,7 +432,7 @@ impl Action for RunInstances {
 // ---------------------------------------------------------------------------
 // DescribeInstances / DescribeInstancesStatus
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DescribeInstancesRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -384,7 +446,7 @@ pub struct DescribeInstancesRequest {
 }
 
 /// One instance as DescribeInstances reports it (cvm-api.md §4).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Instance {
     pub instance_id: Option<String>,
@@ -423,6 +485,17 @@ pub struct Instance {
     pub default_login_port: Option<i64>,
     pub license_type: Option<String>,
     pub cam_role_name: Option<String>,
+    pub host_name: Option<String>,
+    /// Deprecated by the API (`disabled`, still always answered, `""`): read
+    /// `disaster_recover_group_ids`.
+    #[schemars(extend("deprecated" = true))]
+    pub disaster_recover_group_id: Option<String>,
+    pub disaster_recover_group_ids: Option<Vec<String>>,
+    #[serde(rename = "IPv6Addresses")]
+    pub ipv6_addresses: Option<Vec<String>>,
+    pub rdma_ip_addresses: Option<Vec<String>>,
+    pub hpc_cluster_id: Option<String>,
+    pub dedicated_cluster_id: Option<String>,
 }
 
 impl Instance {
@@ -449,7 +522,7 @@ impl Instance {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeInstancesResponse {
     pub total_count: Option<i64>,
@@ -466,7 +539,7 @@ impl Action for DescribeInstances {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DescribeInstancesStatusRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -477,14 +550,14 @@ pub struct DescribeInstancesStatusRequest {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InstanceStatus {
     pub instance_id: Option<String>,
     pub instance_state: Option<InstanceState>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeInstancesStatusResponse {
     pub total_count: Option<i64>,
@@ -505,11 +578,11 @@ impl Action for DescribeInstancesStatus {
 // Start / Stop / Reboot / Terminate
 
 /// Responses that carry only a RequestId.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct EmptyResponse {}
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct StartInstancesRequest {
     pub instance_ids: Vec<String>,
@@ -522,10 +595,13 @@ impl Action for StartInstances {
     type Response = EmptyResponse;
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct StopInstancesRequest {
     pub instance_ids: Vec<String>,
+    /// Deprecated by the API (`disabled`): never sent by the operator, which
+    /// uses `stop_type`; kept so the simulator accepts old callers.
+    #[schemars(extend("deprecated" = true))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub force_stop: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -541,10 +617,13 @@ impl Action for StopInstances {
     type Response = EmptyResponse;
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct RebootInstancesRequest {
     pub instance_ids: Vec<String>,
+    /// Deprecated by the API (`disabled`): never sent by the operator, which
+    /// uses `stop_type`; kept so the simulator accepts old callers.
+    #[schemars(extend("deprecated" = true))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub force_reboot: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -558,7 +637,7 @@ impl Action for RebootInstances {
     type Response = EmptyResponse;
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct TerminateInstancesRequest {
     pub instance_ids: Vec<String>,
@@ -578,7 +657,7 @@ impl Action for TerminateInstances {
 // ---------------------------------------------------------------------------
 // ResetInstancesType / ResetInstancesInternetMaxBandwidth / ModifyInstancesAttribute
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ResetInstancesTypeRequest {
     pub instance_ids: Vec<String>,
@@ -594,7 +673,7 @@ impl Action for ResetInstancesType {
     type Response = EmptyResponse;
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ResetInstancesInternetMaxBandwidthRequest {
     pub instance_ids: Vec<String>,
@@ -616,7 +695,7 @@ impl Action for ResetInstancesInternetMaxBandwidth {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct ModifyInstancesAttributeRequest {
     pub instance_ids: Vec<String>,
@@ -636,6 +715,8 @@ pub struct ModifyInstancesAttributeRequest {
     pub auto_reboot: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_api_termination: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_jumbo_frame: Option<bool>,
 }
 
 pub struct ModifyInstancesAttribute;
@@ -652,7 +733,7 @@ impl Action for ModifyInstancesAttribute {
 // ---------------------------------------------------------------------------
 // InquiryPriceRunInstances
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ItemPrice {
     pub unit_price: Option<f64>,
@@ -663,24 +744,76 @@ pub struct ItemPrice {
     pub unit_price_discount: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Price {
     pub instance_price: Option<ItemPrice>,
     pub bandwidth_price: Option<ItemPrice>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InquiryPriceRunInstancesResponse {
     pub price: Option<Price>,
 }
 
+/// The members of RunInstances that InquiryPriceRunInstances also has (not
+/// MinCount, ActionTimer, DisasterRecoverGroupIds, UserData, DryRun,
+/// DisableApiTermination, CamRoleName, …); `Placement` and `ImageId` are
+/// required here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InquiryPriceRunInstancesRequest {
+    pub placement: Placement,
+    pub image_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_charge_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_charge_prepaid: Option<InstanceChargePrepaid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<SystemDisk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_disks: Option<Vec<DataDisk>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_private_cloud: Option<VirtualPrivateCloud>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internet_accessible: Option<InternetAccessible>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_settings: Option<LoginSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhanced_service: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_specification: Option<Vec<TagSpecification>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_market_options: Option<InstanceMarketOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hpc_cluster_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_topology: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<Vec<serde_json::Value>>,
+}
+
 pub struct InquiryPriceRunInstances;
 impl Action for InquiryPriceRunInstances {
     const NAME: &'static str = "InquiryPriceRunInstances";
-    /// Same parameters as RunInstances.
-    type Request = RunInstancesRequest;
+    type Request = InquiryPriceRunInstancesRequest;
     type Response = InquiryPriceRunInstancesResponse;
     fn idempotent(_: &Self::Request) -> bool {
         true
@@ -690,11 +823,11 @@ impl Action for InquiryPriceRunInstances {
 // ---------------------------------------------------------------------------
 // DescribeZones / DescribeInstanceTypeConfigs / DescribeImages
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DescribeZonesRequest {}
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ZoneInfo {
     pub zone: Option<String>,
@@ -703,7 +836,7 @@ pub struct ZoneInfo {
     pub zone_state: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeZonesResponse {
     pub total_count: Option<i64>,
@@ -720,14 +853,14 @@ impl Action for DescribeZones {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DescribeInstanceTypeConfigsRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filters: Option<Vec<Filter>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct InstanceTypeConfig {
     pub zone: Option<String>,
@@ -740,9 +873,10 @@ pub struct InstanceTypeConfig {
     pub memory: Option<i64>,
     #[serde(rename = "FPGA")]
     pub fpga: Option<i64>,
+    pub gpu_count: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeInstanceTypeConfigsResponse {
     pub instance_type_config_set: Option<Vec<InstanceTypeConfig>>,
@@ -758,7 +892,7 @@ impl Action for DescribeInstanceTypeConfigs {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct DescribeImagesRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -773,7 +907,7 @@ pub struct DescribeImagesRequest {
     pub instance_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Image {
     pub image_id: Option<String>,
@@ -790,9 +924,12 @@ pub struct Image {
     pub image_source: Option<String>,
     pub is_support_cloudinit: Option<bool>,
     pub license_type: Option<String>,
+    pub sync_percent: Option<i64>,
+    pub snapshot_set: Option<Vec<serde_json::Value>>,
+    pub tags: Option<Vec<Tag>>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DescribeImagesResponse {
     pub image_set: Option<Vec<Image>>,

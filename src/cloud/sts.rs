@@ -7,6 +7,7 @@
 
 use super::credentials::Secret;
 use super::model::Action;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub const SERVICE: &str = "sts";
@@ -18,7 +19,7 @@ pub const DEFAULT_DURATION_SECS: u64 = 7200;
 pub const MAX_DURATION_SECS: u64 = 43200;
 
 /// A session tag (`Tag` in the schema).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Tag {
     pub key: String,
@@ -27,7 +28,7 @@ pub struct Tag {
 
 /// Temporary credentials (`Credentials` in the schema). Key and token are
 /// [`Secret`]s: redacted in `Debug`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TemporaryCredentials {
     pub token: Option<Secret>,
@@ -35,7 +36,7 @@ pub struct TemporaryCredentials {
     pub tmp_secret_key: Option<Secret>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AssumeRoleRequest {
     pub role_arn: String,
@@ -57,7 +58,7 @@ pub struct AssumeRoleRequest {
 }
 
 /// The answer of AssumeRole and AssumeRoleWithWebIdentity.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct AssumeRoleResponse {
     pub credentials: Option<TemporaryCredentials>,
@@ -80,7 +81,7 @@ impl Action for AssumeRole {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AssumeRoleWithWebIdentityRequest {
     pub provider_id: String,
@@ -105,11 +106,11 @@ impl Action for AssumeRoleWithWebIdentity {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetCallerIdentityRequest {}
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct GetCallerIdentityResponse {
     pub arn: Option<String>,

@@ -104,7 +104,9 @@ impl Default for Catalogue {
                         ..zone("ap-guangzhou-2", "100002", "Guangzhou Zone 2", "广州二区")
                     },
                 ],
-                vpcs: vec!["vpc-gz000001"],
+                // A second VPC, so a subnet can belong to another VPC than the
+                // one asked for (InvalidParameterValue.VpcIdSubnetIdNotMatch).
+                vpcs: vec!["vpc-gz000001", "vpc-gz000002"],
                 subnets: vec![
                     Subnet {
                         id: "subnet-gz000003",
@@ -123,6 +125,12 @@ impl Default for Catalogue {
                         vpc_id: "vpc-gz000001",
                         zone: "ap-guangzhou-6",
                         prefix: "172.16.6",
+                    },
+                    Subnet {
+                        id: "subnet-gz200003",
+                        vpc_id: "vpc-gz000002",
+                        zone: "ap-guangzhou-3",
+                        prefix: "10.2.3",
                     },
                 ],
                 security_groups: vec!["sg-gz000001", "sg-gz000002", "sg-gz000003"],

@@ -7,6 +7,7 @@ use super::engine::{ApiError, Ctx, api_err};
 use super::faults::LostMode;
 use super::sts::{Principal, StsConfig};
 use super::{Shared, Stats};
+use crate::cloud::fields::shape_of;
 use crate::cloud::form;
 use crate::cloud::model::{self, Action};
 use crate::cloud::sts;
@@ -33,6 +34,8 @@ const NUMERIC_PARAMS: &[&str] = &[
     "Period",
     "Ipv6AddressCount",
     "DurationSeconds",
+    "PartitionNumber",
+    "ThroughputPerformance",
 ];
 const BOOL_PARAMS: &[&str] = &[
     "DryRun",
@@ -46,6 +49,8 @@ const BOOL_PARAMS: &[&str] = &[
     "AutoReboot",
     "ReleaseAddress",
     "ReleasePrepaidDataDisks",
+    "EnableJumboFrame",
+    "BurstPerformance",
 ];
 
 fn json_response(body: Value) -> Response {
@@ -104,7 +109,19 @@ fn param_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+/// The typed request. Names the model does not have, at any depth, are
+/// `UnknownParameter`: the model has every member of the official schema
+/// (`sim::conformance` checks it), so these are exactly the names the real
+/// service refuses.
+fn parse<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+    params: Value,
+) -> Result<T, ApiError> {
+    if let Some(path) = shape_of::<T>().unknown_member(&params) {
+        return Err(api_err(
+            "UnknownParameter",
+            format!("The parameter `{path}` is not recognized."),
+        ));
+    }
     serde_path_to_error::deserialize(params).map_err(param_error)
 }
 
@@ -662,7 +679,26 @@ pub async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
 
 #[cfg(test)]
 mod tests {
-    use super::envelope;
+    use super::{BOOL_PARAMS, NUMERIC_PARAMS, envelope};
+    use crate::cloud::fields::Leaf;
+
+    /// GET and form requests carry every value as text: each integer and
+    /// boolean member a request can have must be typed back.
+    #[test]
+    fn every_numeric_and_boolean_request_member_is_typed_from_a_query() {
+        use crate::sim::conformance::{cvm_contracts, sts_contracts};
+        for c in cvm_contracts().into_iter().chain(sts_contracts()) {
+            for (path, kind) in c.request.leaves() {
+                let name = path.rsplit('.').next().unwrap_or(&path);
+                let name = name.trim_end_matches("[]");
+                match kind {
+                    Some(Leaf::Integer) => assert!(NUMERIC_PARAMS.contains(&name), "{path}"),
+                    Some(Leaf::Boolean) => assert!(BOOL_PARAMS.contains(&name), "{path}"),
+                    _ => {}
+                }
+            }
+        }
+    }
 
     #[test]
     fn envelope_splices_the_request_id() {

@@ -6,6 +6,8 @@
 
 mod auth;
 pub mod catalogue;
+#[cfg(test)]
+mod conformance;
 pub mod engine;
 pub mod faults;
 mod http;

@@ -361,17 +361,20 @@ def test_instance_lifecycle(sim, method):
     assert_request_id(stop)
     wait_settled(c, iid, "STOPPED", "StopInstances", stop.RequestId)
 
-    # --- ResetInstancesType (needs STOPPED) -> S5.MEDIUM2
+    # --- ResetInstancesType (needs STOPPED) -> S5.MEDIUM2, and RUNNING by itself
+    #     ("after the change the instance shows as running", api.json)
     r = models.ResetInstancesTypeRequest()
     r.InstanceIds = [iid]
     r.InstanceType = "S5.MEDIUM2"
     reset = c.ResetInstancesType(r)
     assert_request_id(reset)
-    inst, _ = wait_settled(c, iid, "STOPPED", "ResetInstancesType", reset.RequestId)
+    inst, _ = wait_settled(c, iid, "RUNNING", "ResetInstancesType", reset.RequestId)
     assert inst.InstanceType == "S5.MEDIUM2"
     assert (inst.CPU, inst.Memory) == (medium.CPU, medium.Memory) == (2, 2)
 
-    # --- StartInstances -> RUNNING
+    # --- StopInstances again, then StartInstances -> RUNNING
+    stop = c.StopInstances(req(models.StopInstancesRequest, InstanceIds=[iid], StopType="HARD"))
+    wait_settled(c, iid, "STOPPED", "StopInstances", stop.RequestId)
     r = models.StartInstancesRequest()
     r.InstanceIds = [iid]
     start = c.StartInstances(r)
@@ -522,6 +525,45 @@ def test_operation_rules(sim, method):
                           lambda i: i is not None and i.LatestOperation == "ResetInstancesType"
                           and i.LatestOperationState == "SUCCESS" and i.InstanceState in ("RUNNING", "STOPPED"))
     assert inst.InstanceType == "S5.SMALL2" and (inst.CPU, inst.Memory) == (1, 2), seen
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_schema_member_is_accepted(sim, method):
+    """Valid members the simulator does not model are accepted, not UnknownParameter
+    (the SDK's models have every member of the official schema); names outside the
+    schema are refused at any depth; a spot bid needs its MaxPrice."""
+    c = make_client(sim, method)
+    full = run_request(method, "tok-" + uuid.uuid4().hex, "sdk-members")
+    for name, value in {"EnableJumboFrame": True, "PartitionNumber": 1, "DedicatedClusterId": "",
+                        "CpuTopology": {"CoreCount": 1, "ThreadPerCore": 1}, "ChcIds": [],
+                        "DryRun": True}.items():
+        setattr(full, name, value)
+    full.SystemDisk.Encrypt = False
+    full.SystemDisk.KmsKeyId = ""
+    full.InternetAccessible.IPv4AddressType = "WanIP"
+    expect_error(lambda: c.RunInstances(full), "DryRunOperation")
+
+    spot = run_request(method, "tok-" + uuid.uuid4().hex, "sdk-spot")
+    spot.InstanceChargeType = "SPOTPAID"
+    spot.InstanceMarketOptions = models.InstanceMarketOptionsRequest()
+    spot.InstanceMarketOptions.MarketType = "spot"
+    spot.InstanceMarketOptions.SpotOptions = models.SpotMarketOptions()
+    spot.InstanceMarketOptions.SpotOptions.SpotInstanceType = "one-time"
+    expect_error(lambda: c.RunInstances(spot), "MissingParameter")
+
+    run = launch(c, method, "sdk-members-{R:7,F:2}", count=2)
+    names = sorted(describe_one(c, iid).InstanceName for iid in run.InstanceIdSet)
+    assert names == ["sdk-members-07", "sdk-members-08"], names
+    iid = run.InstanceIdSet[0]
+    inst, _ = wait_settled(c, iid, "RUNNING", "RunInstances", run.RequestId)
+    assert inst.HostName and inst.HostName.startswith("VM-"), inst.HostName
+    jumbo = c.ModifyInstancesAttribute(req(models.ModifyInstancesAttributeRequest, InstanceIds=[iid],
+                                           EnableJumboFrame=False))
+    assert_request_id(jumbo)
+
+    expect_error(lambda: c.call("DescribeInstances",
+                                {"Filters": [{"Name": "zone", "Values": [ZONE], "Colour": "x"}]}),
+                 "UnknownParameter")
 
 
 @pytest.mark.parametrize("method", METHODS)

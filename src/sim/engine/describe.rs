@@ -1,7 +1,7 @@
 //! Read-only actions: DescribeInstances, DescribeInstancesStatus and the
 //! catalogue queries (zones, instance types, images).
 
-use super::checks::{check_instance_type_format, is_instance_id, is_short_id};
+use super::checks::{check_instance_id, check_instance_type_format, is_short_id};
 use super::{ApiError, Ctx, Engine, SimInstance, api_err};
 use crate::cloud::model::{self, Instance};
 use std::collections::HashSet;
@@ -156,14 +156,7 @@ impl Engine {
             }
             let mut seen = HashSet::new();
             for id in ids {
-                if !is_instance_id(id) {
-                    return Err(api_err(
-                        "InvalidInstanceId.Malformed",
-                        format!(
-                            "The specified InstanceId `{id}` is malformed, it should be like `ins-xxxxxxxx`."
-                        ),
-                    ));
-                }
+                check_instance_id(id)?;
                 if seen.insert(id) && self.visible(ctx, id) {
                     matched.push(&self.instances[id]);
                 }
@@ -310,6 +303,7 @@ impl Engine {
                     cpu: Some(t.cpu),
                     memory: Some(t.memory),
                     fpga: Some(0),
+                    gpu_count: Some(if t.family.starts_with("GN") { 1.0 } else { 0.0 }),
                 });
             }
         }
@@ -402,6 +396,9 @@ impl Engine {
                 ),
                 is_support_cloudinit: Some(true),
                 license_type: Some("TencentCloud".into()),
+                sync_percent: Some(100),
+                snapshot_set: Some(Vec::new()),
+                tags: Some(Vec::new()),
             })
             .collect();
         Ok(model::DescribeImagesResponse {

@@ -18,12 +18,14 @@ mod checks;
 mod describe;
 mod lifecycle;
 mod modify;
+mod naming;
 mod price;
 mod run;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+use checks::check_instance_id;
 pub use checks::is_instance_id;
 pub use describe::InstancesView;
 
@@ -151,7 +153,6 @@ struct SimInstance {
     /// `view` as JSON, cached until the next change: DescribeInstances then
     /// costs a copy per instance instead of a serialisation.
     json: std::cell::OnceCell<Box<serde_json::value::RawValue>>,
-    host_name: String,
     steps: VecDeque<Step>,
 }
 
@@ -324,14 +325,7 @@ impl Engine {
         }
         let mut seen = HashSet::new();
         for id in ids {
-            if !is_instance_id(id) {
-                return Err(api_err(
-                    "InvalidInstanceId.Malformed",
-                    format!(
-                        "The specified InstanceId `{id}` is malformed, it should be like `ins-xxxxxxxx`."
-                    ),
-                ));
-            }
+            check_instance_id(id)?;
             if !seen.insert(id) {
                 return Err(api_err(
                     "InvalidParameterValue.Duplicate",

@@ -5,6 +5,7 @@ use super::checks::{MAX_BANDWIDTH, check_host_name, check_user_data};
 use super::{ApiError, Ctx, Engine, SimInstance, Step, api_err, bad_value, missing, settle};
 use crate::cloud::model::{self, InstanceState, OperationState};
 use std::collections::HashSet;
+use std::time::Duration;
 
 impl Engine {
     pub fn reset_instances_type(
@@ -55,41 +56,45 @@ impl Engine {
         }
         let t = self.config.timings.clone();
         let ty = Some((new_type.name.to_string(), new_type.cpu, new_type.memory));
-        let steps = if running {
+        // Either way the instance ends RUNNING: api.json says that after the
+        // change it "shows as running automatically, no manual start needed"
+        // (完成实例配置调整后，实例将自动显示为运行中), also when it was stopped.
+        let mut steps = Vec::new();
+        let resize_at = if running {
             self.instances
                 .get_mut(&id)
                 .map(SimInstance::touch)
                 .expect("checked")
                 .view
                 .instance_state = Some(InstanceState::Stopping);
-            vec![
-                Step {
-                    at: t.stop,
-                    state: Some(InstanceState::Stopped),
-                    ..Default::default()
-                },
-                Step {
-                    at: t.stop + t.reset_type,
-                    state: Some(InstanceState::Starting),
-                    instance_type: ty,
-                    ..Default::default()
-                },
-                Step {
-                    at: t.stop + t.reset_type + t.start,
-                    state: Some(InstanceState::Running),
-                    ..Default::default()
-                },
-                Step {
-                    at: t.stop + t.reset_type + t.start + t.operation_tail,
-                    op_state: Some(OperationState::Success),
-                    ..Default::default()
-                },
-            ]
+            steps.push(Step {
+                at: t.stop,
+                state: Some(InstanceState::Stopped),
+                ..Default::default()
+            });
+            t.stop
         } else {
-            let mut s = self.settle(t.reset_type, None);
-            s[0].instance_type = ty;
-            s
+            Duration::ZERO
         };
+        steps.extend([
+            Step {
+                at: resize_at + t.reset_type,
+                state: Some(InstanceState::Starting),
+                instance_type: ty,
+                ..Default::default()
+            },
+            Step {
+                at: resize_at + t.reset_type + t.start,
+                state: Some(InstanceState::Running),
+                stop_charging_mode: Some("NOT_APPLICABLE"),
+                ..Default::default()
+            },
+            Step {
+                at: resize_at + t.reset_type + t.start + t.operation_tail,
+                op_state: Some(OperationState::Success),
+                ..Default::default()
+            },
+        ]);
         self.begin(&id, "ResetInstancesType", ctx, steps);
         Ok(())
     }
@@ -174,6 +179,8 @@ impl Engine {
             req.cam_role_name.is_some(),
             req.host_name.is_some(),
             req.disable_api_termination.is_some(),
+            // Accepted (jumbo frames are not modelled: no visible effect).
+            req.enable_jumbo_frame.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -181,7 +188,7 @@ impl Engine {
         if given == 0 {
             return Err(api_err(
                 "MissingParameter",
-                "One attribute to modify (InstanceName, UserData, SecurityGroups, CamRoleName, HostName or DisableApiTermination) is required.",
+                "One attribute to modify (InstanceName, UserData, SecurityGroups, CamRoleName, HostName, DisableApiTermination or EnableJumboFrame) is required.",
             ));
         }
         if given > 1 {
@@ -263,7 +270,7 @@ impl Engine {
             }
             let mut steps = settle(t.operation_tail, t.modify, None);
             if let Some(h) = &req.host_name {
-                inst.host_name = h.clone();
+                inst.view.host_name = Some(h.clone());
                 if inst.view.instance_state == Some(InstanceState::Running)
                     && req.auto_reboot != Some(false)
                 {

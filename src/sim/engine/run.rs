@@ -3,10 +3,14 @@
 //! Parameter validation is in [`super::validate`].
 
 use super::checks::{random_suffix, utc_now_string};
+use super::naming::expand;
 use super::validate::ValidatedRun;
 use super::{ApiError, Ctx, Engine, SimInstance, Step, api_err};
 use crate::cloud::model::{self, Instance, InstanceState, OperationState};
 use std::collections::VecDeque;
+
+/// RunInstances' `InstanceCount` range is [1, 500] (api.json).
+const MAX_RUN_COUNT: i64 = 500;
 
 /// What every instance of one RunInstances call shares.
 struct Batch<'a> {
@@ -42,7 +46,7 @@ impl Engine {
                 instance_id_set: Some(ids.clone()),
             });
         }
-        let v = self.validate_run(ctx, &req)?;
+        let v = self.validate_run(ctx, &req, MAX_RUN_COUNT)?;
         self.check_quota(ctx, v.count)?;
         if req.dry_run == Some(true) {
             return Err(api_err(
@@ -108,7 +112,6 @@ impl Engine {
                 seq,
                 view,
                 json: Default::default(),
-                host_name: v.host_name.clone().unwrap_or_else(|| format!("VM-{seq}")),
                 steps: VecDeque::new(),
             },
         );
@@ -177,14 +180,22 @@ fn expiry_after_months(months: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The host name the cloud gives when none is asked for: `VM-<the last two
+/// octets of the private IP>-<OS>`, e.g. `VM-3-12-ubuntu`.
+fn default_host_name(private_ip: &str, v: &ValidatedRun) -> String {
+    let mut octets = private_ip.rsplit('.');
+    let (d, c) = (octets.next().unwrap_or("0"), octets.next().unwrap_or("0"));
+    format!("VM-{c}-{d}-{}", v.image.platform.to_ascii_lowercase())
+}
+
 /// The DescribeInstances view of the `n`-th new instance of a batch, in
 /// PENDING, before its first operation is recorded.
 fn instance_view(batch: &Batch<'_>, n: usize, private_ip: String) -> Instance {
     let v = batch.v;
-    let name = if v.count > 1 {
-        format!("{}{}", v.name, n + 1)
-    } else {
-        v.name.clone()
+    let name = expand(&v.name, n, v.count, None);
+    let host_name = match &v.host_name {
+        Some(template) => expand(template, n, v.count, Some(&private_ip)),
+        None => default_host_name(&private_ip, v),
     };
     let mut system_disk = v.disks.system.clone();
     system_disk.disk_id = Some(format!("disk-{}", random_suffix()));
@@ -246,5 +257,14 @@ fn instance_view(batch: &Batch<'_>, n: usize, private_ip: String) -> Instance {
         default_login_port: Some(22),
         license_type: Some("TencentCloud".into()),
         cam_role_name: None,
+        host_name: Some(host_name),
+        // Placement groups, IPv6, RDMA, HPC and CDC clusters are not
+        // modelled: answered empty, as for an instance that has none.
+        disaster_recover_group_id: Some(String::new()),
+        disaster_recover_group_ids: Some(Vec::new()),
+        ipv6_addresses: None,
+        rdma_ip_addresses: Some(Vec::new()),
+        hpc_cluster_id: Some(String::new()),
+        dedicated_cluster_id: Some(String::new()),
     }
 }

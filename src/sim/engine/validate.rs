@@ -7,6 +7,7 @@ use super::checks::{
     DATA_DISK_TYPES, INTERNET_CHARGE_TYPES, MAX_BANDWIDTH, PREPAID_PERIODS, SYSTEM_DISK_TYPES,
     check_host_name, check_password, check_user_data, is_short_id,
 };
+use super::naming::expand;
 use super::{ApiError, Ctx, Engine, api_err, bad_value, missing};
 use crate::cloud::model::{self, Tag};
 use crate::sim::catalogue::{Image, InstanceType, Region, Subnet};
@@ -25,6 +26,7 @@ pub(super) struct ValidatedRun {
     pub disks: Disks,
     pub network: Network,
     pub key_ids: Vec<String>,
+    /// `InstanceName` and `HostName` as given (patterns not yet expanded).
     pub name: String,
     pub host_name: Option<String>,
     pub tags: Vec<Tag>,
@@ -54,10 +56,13 @@ pub(super) struct Network {
 }
 
 impl Engine {
+    /// `max_count`: the action's `InstanceCount` limit (RunInstances and
+    /// InquiryPriceRunInstances differ).
     pub(super) fn validate_run(
         &self,
         ctx: &Ctx<'_>,
         req: &model::RunInstancesRequest,
+        max_count: i64,
     ) -> Result<ValidatedRun, ApiError> {
         let region = self.region(ctx)?;
         let (zone, project_id) = placement(ctx, region, req)?;
@@ -68,7 +73,7 @@ impl Engine {
             .unwrap_or(DEFAULT_INSTANCE_TYPE);
         let instance_type = self.check_type_in_zone(type_name, &zone)?;
         let charge = charge(req)?;
-        let count = count(req)?;
+        let count = count(req, max_count)?;
         let disks = disks(req, &image)?;
         let subnet = subnet(region, &zone, req)?;
         let private_ips = self.private_ips(req, &subnet, count)?;
@@ -81,7 +86,7 @@ impl Engine {
             security_groups: security_groups(region, req)?,
         };
         let key_ids = login(region, req)?;
-        let (name, host_name) = naming(ctx, req)?;
+        let (name, host_name) = naming(ctx, req, count, &network.subnet)?;
         Ok(ValidatedRun {
             zone,
             project_id,
@@ -194,14 +199,14 @@ fn placement(
 
 /// `InstanceChargeType`, `InstanceChargePrepaid`, `InstanceMarketOptions`.
 fn charge(req: &model::RunInstancesRequest) -> Result<Charge, ApiError> {
+    spot(req)?;
     let charge_type = req
         .instance_charge_type
         .clone()
         .unwrap_or_else(|| "POSTPAID_BY_HOUR".into());
     let (mut prepaid_period, mut renew_flag) = (None, None);
     match charge_type.as_str() {
-        "POSTPAID_BY_HOUR" => {}
-        "SPOTPAID" => spot(req)?,
+        "POSTPAID_BY_HOUR" | "SPOTPAID" => {}
         "PREPAID" => {
             let (period, flag) = prepaid(req)?;
             prepaid_period = Some(period);
@@ -263,23 +268,29 @@ fn prepaid(req: &model::RunInstancesRequest) -> Result<(i64, String), ApiError> 
     Ok((period, flag))
 }
 
-/// `InstanceMarketOptions` of a SPOTPAID request (optional).
+/// `InstanceMarketOptions` (optional; for SPOTPAID). When given, its
+/// `SpotOptions` and their `MaxPrice` are required (api.json); a spot request
+/// without a price limit omits the whole object (the bid is then the current
+/// market price).
 fn spot(req: &model::RunInstancesRequest) -> Result<(), ApiError> {
     let Some(mo) = &req.instance_market_options else {
         return Ok(());
     };
+    let options = mo
+        .spot_options
+        .as_ref()
+        .ok_or_else(|| missing("InstanceMarketOptions.SpotOptions"))?;
+    let price = options
+        .max_price
+        .as_deref()
+        .ok_or_else(|| missing("InstanceMarketOptions.SpotOptions.MaxPrice"))?;
     if mo.market_type.as_deref().is_some_and(|m| m != "spot") {
         return Err(bad_value(
             "InstanceMarketOptions.MarketType",
             "must be `spot`",
         ));
     }
-    if let Some(p) = mo
-        .spot_options
-        .as_ref()
-        .and_then(|s| s.max_price.as_deref())
-        && p.parse::<f64>().map(|v| v <= 0.0).unwrap_or(true)
-    {
+    if price.parse::<f64>().map(|v| v <= 0.0).unwrap_or(true) {
         return Err(bad_value(
             "InstanceMarketOptions.SpotOptions.MaxPrice",
             "must be a positive number",
@@ -289,12 +300,12 @@ fn spot(req: &model::RunInstancesRequest) -> Result<(), ApiError> {
 }
 
 /// `InstanceCount` and `MinCount`.
-fn count(req: &model::RunInstancesRequest) -> Result<usize, ApiError> {
+fn count(req: &model::RunInstancesRequest, max: i64) -> Result<usize, ApiError> {
     let count = req.instance_count.unwrap_or(1);
-    if !(1..=100).contains(&count) {
+    if !(1..=max).contains(&count) {
         return Err(api_err(
             "InvalidParameterValue.Range",
-            "InstanceCount must be between 1 and 100.",
+            format!("InstanceCount must be between 1 and {max}."),
         ));
     }
     if req.min_count.is_some_and(|m| m < 1 || m > count) {
@@ -335,6 +346,8 @@ fn disks(req: &model::RunInstancesRequest, image: &Image) -> Result<Disks, ApiEr
             ),
         ));
     }
+    system.encrypt.get_or_insert(false);
+    system.kms_key_id.get_or_insert_with(String::new);
     let given = req.data_disks.as_deref().unwrap_or_default();
     if given.len() > 21 {
         return Err(api_err(
@@ -374,17 +387,19 @@ fn data_disk(i: usize, d: &model::DataDisk) -> Result<model::DataDisk, ApiError>
         && !is_short_id(s, "snap-")
     {
         return Err(api_err(
-            "InvalidSnapshotId.Malformed",
+            "InvalidParameterValue.SnapshotIdMalformed",
             format!("The snapshot id `{s}` is malformed."),
         ));
     }
+    // What was asked for is echoed (also the members not modelled, such as
+    // CdcId or ThroughputPerformance); the always-answered ones get defaults.
     Ok(model::DataDisk {
         disk_size: Some(size),
         disk_type: Some(t),
         delete_with_instance: Some(d.delete_with_instance.unwrap_or(true)),
-        snapshot_id: d.snapshot_id.clone(),
-        encrypt: d.encrypt,
-        ..Default::default()
+        encrypt: Some(d.encrypt.unwrap_or(false)),
+        kms_key_id: Some(d.kms_key_id.clone().unwrap_or_default()),
+        ..d.clone()
     })
 }
 
@@ -423,18 +438,24 @@ fn subnet(
             format!("The VPC `{vpc_id}` does not exist."),
         ));
     }
-    let s = region
-        .subnet(&subnet_id)
-        .filter(|s| s.vpc_id == vpc_id)
-        .ok_or_else(|| {
-            api_err(
-                "InvalidParameterValue.SubnetNotExist",
-                format!("The subnet `{subnet_id}` does not exist in `{vpc_id}`."),
-            )
-        })?;
+    let s = region.subnet(&subnet_id).ok_or_else(|| {
+        api_err(
+            "InvalidParameterValue.SubnetNotExist",
+            format!("The subnet `{subnet_id}` does not exist."),
+        )
+    })?;
+    if s.vpc_id != vpc_id {
+        return Err(api_err(
+            "InvalidParameterValue.VpcIdSubnetIdNotMatch",
+            format!(
+                "The subnet `{subnet_id}` belongs to `{}`, not `{vpc_id}`.",
+                s.vpc_id
+            ),
+        ));
+    }
     if s.zone != zone {
         return Err(api_err(
-            "InvalidParameterValue.SubnetNotExist",
+            "InvalidParameterValue.SubnetIdZoneIdNotMatch",
             format!(
                 "The subnet `{subnet_id}` is in zone `{}`, not `{zone}`.",
                 s.zone
@@ -524,7 +545,7 @@ fn login(region: &Region, req: &model::RunInstancesRequest) -> Result<Vec<String
     for k in ls.key_ids.iter().flatten() {
         if !region.key_ids.contains(&k.as_str()) {
             return Err(api_err(
-                "InvalidKeyPairId.NotFound",
+                "InvalidParameterValue.KeyPairNotFound",
                 format!("The key pair `{k}` does not exist."),
             ));
         }
@@ -533,10 +554,14 @@ fn login(region: &Region, req: &model::RunInstancesRequest) -> Result<Vec<String
     Ok(key_ids)
 }
 
-/// `InstanceName`, `HostName` and `UserData`.
+/// `InstanceName`, `HostName` (both may hold the patterns of
+/// [`super::naming`]; host names are checked as they will be expanded) and
+/// `UserData`.
 fn naming(
     ctx: &Ctx<'_>,
     req: &model::RunInstancesRequest,
+    count: usize,
+    subnet: &Subnet,
 ) -> Result<(String, Option<String>), ApiError> {
     let name = req.instance_name.clone().unwrap_or_else(|| {
         if ctx.chinese {
@@ -552,7 +577,11 @@ fn naming(
         ));
     }
     if let Some(h) = &req.host_name {
-        check_host_name(h)?;
+        // The longest address of the subnet stands in for `{IP}`.
+        let ip = format!("{}.254", subnet.prefix);
+        for n in [0, count - 1] {
+            check_host_name(&expand(h, n, count, Some(&ip)))?;
+        }
     }
     if let Some(u) = &req.user_data {
         check_user_data(u.expose())?;
@@ -561,7 +590,9 @@ fn naming(
 }
 
 /// `TagSpecification`: the tags for resource type `instance`, the last value
-/// of a key winning.
+/// of a key winning. The Tag service's rules: keys 1-127 and values up to 255
+/// characters of letters, digits, spaces and `+-=._:/@`; keys starting with
+/// `qcloud`, `tencent` or `project` are reserved; at most 50 per resource.
 fn tags(req: &model::RunInstancesRequest) -> Result<Vec<Tag>, ApiError> {
     let mut tags = Vec::new();
     for spec in req.tag_specification.iter().flatten() {
@@ -572,21 +603,51 @@ fn tags(req: &model::RunInstancesRequest) -> Result<Vec<Tag>, ApiError> {
             continue;
         }
         for t in &spec.tags {
-            if t.key.is_empty() || t.key.len() > 127 || t.value.len() > 255 {
-                return Err(api_err(
-                    "InvalidParameterValue.TagKeyNotFound",
-                    "Tag keys must be 1-127 characters and values at most 255.",
-                ));
-            }
+            check_tag(t)?;
             tags.retain(|x: &Tag| x.key != t.key);
             tags.push(t.clone());
         }
     }
     if tags.len() > 50 {
         return Err(api_err(
-            "LimitExceeded.TagResourceQuota",
+            "InvalidParameterValue.TagQuotaLimitExceeded",
             "At most 50 tags per resource.",
         ));
     }
     Ok(tags)
+}
+
+fn check_tag(t: &Tag) -> Result<(), ApiError> {
+    let legal = |s: &str| {
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c))
+    };
+    if ["qcloud", "tencent", "project"]
+        .iter()
+        .any(|p| t.key.starts_with(p))
+    {
+        return Err(api_err(
+            "FailedOperation.TagKeyReserved",
+            format!("The tag key `{}` is reserved by the system.", t.key),
+        ));
+    }
+    if t.key.is_empty() || t.key.chars().count() > 127 || !legal(&t.key) {
+        return Err(api_err(
+            "FailedOperation.IllegalTagKey",
+            format!(
+                "The tag key `{}` is illegal: 1-127 letters, digits, spaces or +-=._:/@.",
+                t.key
+            ),
+        ));
+    }
+    if t.value.chars().count() > 255 || !legal(&t.value) {
+        return Err(api_err(
+            "FailedOperation.IllegalTagValue",
+            format!(
+                "The value of tag `{}` is illegal: at most 255 letters, digits, spaces or +-=._:/@.",
+                t.key
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -1,12 +1,15 @@
 //! The engine's documented state rules, tested directly (no HTTP): each
 //! action's allowed source states and the error otherwise (cvm-api.md §5.3),
 //! the transitions (§5.2), OPERATING blocking, the ClientToken replay, the
-//! prepaid recycle bin and LAUNCH_FAILED.
+//! prepaid recycle bin and LAUNCH_FAILED. [`fidelity`] holds the parameter
+//! rules found by comparing the simulator with the official schema.
 
 use super::{ApiError, Ctx, Engine, EngineConfig};
 use crate::cloud::model::{self, Instance, InstanceState, OperationState};
 use crate::sim::catalogue::Catalogue;
 use std::time::Duration;
+
+mod fidelity;
 
 const ACCOUNT: &str = "AKIDENGINETEST";
 const REGION: &str = "ap-guangzhou";
@@ -290,6 +293,8 @@ fn transitions_pass_through_the_documented_transient_states() {
         (S::Stopped, Act::Terminate, S::Terminating, None),
         (S::Running, Act::Bandwidth, S::Running, Some(S::Running)),
         (S::Stopped, Act::Rename, S::Stopped, Some(S::Stopped)),
+        // Documented: after the change the instance shows RUNNING by itself.
+        (S::Stopped, Act::ResetType, S::Stopped, Some(S::Running)),
     ];
     for (from, act, transient, to) in cases {
         let mut sim = Sim::new();
