@@ -12,6 +12,9 @@ use kube::core::crd::CustomResourceExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod limits;
+use limits::*;
+
 pub const GROUP: &str = "cvm.tencentcloud.io";
 /// The finalizer that guards the cloud instance (with a `/`, as the
 /// apiserver expects of finalizer names).
@@ -94,7 +97,7 @@ pub struct CvmInstanceSpec {
     pub zone: String,
 
     /// Image, e.g. `img-pi0ii46r`. Immutable.
-    #[schemars(regex(pattern = r"^img-[0-9a-z]{8}$"))]
+    #[schemars(length(max = 12), regex(pattern = r"^img-[0-9a-z]{8}$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.imageId is immutable: reinstalling is not supported; create a new CvmInstance"))]
     pub image_id: String,
 
@@ -125,23 +128,21 @@ pub struct CvmInstanceSpec {
     #[schemars(length(min = 1, max = 60))]
     pub instance_name: Option<String>,
 
-    /// Operating-system host name. Immutable.
+    /// Operating-system host name: 2-60 letters and digits in segments
+    /// joined by single `-` or `.` (Windows images: 2-15, no `.`, not all
+    /// digits; the API checks that, as only it knows the image's OS). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 2, max = 60),
-        regex(
-            pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
-        )
-    )]
+    #[schemars(length(min = 2, max = HOST_NAME_MAX))]
+    #[x_kube(validation = host_name_rule())]
     pub host_name: Option<String>,
 
     /// Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_disk: Option<SystemDiskSpec>,
 
-    /// Immutable.
+    /// At most 21 (RunInstances: one local and 20 cloud disks). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 21))]
     pub data_disks: Option<Vec<DataDiskSpec>>,
 
     /// VPC placement; the default VPC when absent. Immutable.
@@ -152,20 +153,25 @@ pub struct CvmInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_accessible: Option<InternetAccessibleSpec>,
 
-    /// Security groups, in priority order. When set, the operator keeps the
-    /// instance's groups equal to this list.
+    /// Security groups, in priority order, each once. When set, the operator
+    /// keeps the instance's groups equal to this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 5), inner(regex(pattern = r"^sg-[0-9a-z]{8}$")))]
+    #[schemars(
+        length(min = 1, max = 5),
+        inner(length(max = 11), regex(pattern = r"^sg-[0-9a-z]{8}$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub security_group_ids: Option<Vec<String>>,
 
     /// Login: key pairs or a password from a Secret. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_settings: Option<LoginSettingsSpec>,
 
-    /// Base64 user data (≤ 16 KiB decoded). Immutable. Prefer
+    /// Standard base64 (`base64 -w0`) of at most 16 KiB. Immutable. Prefer
     /// `userDataSecretRef` when it holds secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 21848), regex(pattern = r"^[A-Za-z0-9+/]*={0,2}$"))]
+    #[schemars(length(min = 4, max = USER_DATA_MAX_ENCODED))]
+    #[x_kube(validation = user_data_base64_rule(), validation = user_data_size_rule())]
     pub user_data: Option<String>,
 
     /// User data from a Secret key (plain text; the operator encodes it). Immutable.
@@ -173,8 +179,17 @@ pub struct CvmInstanceSpec {
     pub user_data_secret_ref: Option<SecretKeyRef>,
 
     /// Tags set at creation (the operator adds its own `cvm.tencentcloud.io/*`). Immutable.
+    /// At most 47 (the Tag service allows 50 per resource); keys 1-127 and
+    /// values 1-255 characters: letters, digits, inner spaces and
+    /// `+ - = . _ : / @ ( ) [ ] , ; < >`; 8192 characters in all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 40))]
+    #[schemars(transform = bounded_tags)]
+    #[x_kube(
+        validation = tag_keys_rule(),
+        validation = tag_values_rule(),
+        validation = tag_reserved_rule(),
+        validation = tags_total_rule()
+    )]
     pub tags: Option<BTreeMap<String, String>>,
 
     /// Termination protection. While true, deleting the resource with
@@ -210,7 +225,7 @@ pub struct CvmInstanceSpec {
 
     /// Adopt this existing instance instead of creating one. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^ins-[0-9a-z]{8}$"))]
+    #[schemars(length(max = 12), regex(pattern = r"^ins-[0-9a-z]{8}$"))]
     pub instance_id: Option<String>,
 
     /// A Secret in this namespace with `SecretId`, `SecretKey` (and optional
@@ -358,7 +373,7 @@ pub struct DataDiskSpec {
     #[serde(default = "default_true")]
     pub delete_with_instance: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^snap-[0-9a-z]{8}$"))]
+    #[schemars(length(max = 13), regex(pattern = r"^snap-[0-9a-z]{8}$"))]
     pub snapshot_id: Option<String>,
 }
 
@@ -369,14 +384,17 @@ fn default_true() -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VpcSpec {
-    #[schemars(regex(pattern = r"^vpc-[0-9a-z]{8}$"))]
+    #[schemars(length(max = 12), regex(pattern = r"^vpc-[0-9a-z]{8}$"))]
     pub vpc_id: String,
-    #[schemars(regex(pattern = r"^subnet-[0-9a-z]{8}$"))]
+    #[schemars(length(max = 15), regex(pattern = r"^subnet-[0-9a-z]{8}$"))]
     pub subnet_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"
-    ))]
+    #[schemars(
+        length(max = 15),
+        regex(
+            pattern = r"^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$"
+        )
+    )]
     pub private_ip_address: Option<String>,
 }
 
@@ -400,11 +418,13 @@ pub struct InternetAccessibleSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.keyIds) && has(self.passwordSecretRef))").message("spec.loginSettings: keyIds and passwordSecretRef are mutually exclusive"))]
 pub struct LoginSettingsSpec {
+    /// Key pairs, each once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 10),
-        inner(regex(pattern = r"^skey-[0-9a-z]{8}$"))
+        inner(length(max = 13), regex(pattern = r"^skey-[0-9a-z]{8}$"))
     )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub key_ids: Option<Vec<String>>,
     /// The login password from a Secret key; never stored in the resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,16 +434,18 @@ pub struct LoginSettingsSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
-    #[schemars(length(min = 1, max = 253))]
+    /// A Secret in this namespace.
+    #[schemars(length(min = 1, max = OBJECT_NAME_MAX), regex(pattern = OBJECT_NAME_REGEX))]
     pub name: String,
-    #[schemars(length(min = 1, max = 253))]
+    /// A key of its data.
+    #[schemars(length(min = 1, max = OBJECT_NAME_MAX), regex(pattern = SECRET_KEY_REGEX))]
     pub key: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectRef {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = OBJECT_NAME_MAX), regex(pattern = OBJECT_NAME_REGEX))]
     pub name: String,
 }
 
@@ -432,24 +454,34 @@ pub struct LocalObjectRef {
 #[serde(rename_all = "camelCase")]
 pub struct CvmInstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub instance_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub instance_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub instance_type: Option<String>,
+    /// As the cloud reports it (the console allows 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub instance_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub zone: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 45)))]
     pub private_ip_addresses: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 45)))]
     pub public_ip_addresses: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_max_bandwidth_out: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 64)))]
     pub security_group_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub created_time: Option<String>,
     /// The last cloud operation the operator started (or saw fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -459,6 +491,7 @@ pub struct CvmInstanceStatus {
     pub observed_generation: Option<i64>,
     /// `Ready` and `Synced`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = bounded_conditions)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
@@ -467,22 +500,27 @@ pub struct CvmInstanceStatus {
 #[serde(rename_all = "camelCase")]
 pub struct LastOperation {
     /// The CVM action, e.g. `RunInstances`.
+    #[schemars(length(max = 64))]
     pub action: String,
     /// Pending (sent, outcome unknown), Succeeded, Failed.
-    #[schemars(with = "String")]
+    #[schemars(with = "String", length(max = 16))]
     pub state: OperationState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub request_id: Option<String>,
     /// The Tencent error code when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = STATUS_MESSAGE_MAX))]
     pub message: Option<String>,
     /// The spec generation it was attempted for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub time: Option<String>,
 }
 
@@ -556,8 +594,8 @@ impl LastOperation {
             action: action.into(),
             state: OperationState::Failed,
             request_id: failure.request_id,
-            code: Some(failure.code),
-            message: Some(failure.message),
+            code: Some(clipped(failure.code, 128)),
+            message: Some(clipped(failure.message, STATUS_MESSAGE_MAX)),
             generation,
             time: Some(time),
         }

@@ -4,6 +4,7 @@
 
 use super::observation::{Observation, Observed};
 use super::plan::{Mode, Wait};
+use crate::api::limits::{STATUS_LIST_MAX, STATUS_MESSAGE_MAX, clipped};
 use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, RunState};
 use crate::cloud::ErrorClass;
 use crate::cloud::model::InstanceState;
@@ -365,13 +366,11 @@ fn condition(
         .find(|p| p.type_ == type_ && p.status == status)
         .map(|p| p.last_transition_time.clone())
         .unwrap_or_else(|| now.clone());
-    let mut message = c.message;
-    message.truncate(4096);
     Condition {
         type_: type_.into(),
         status: status.into(),
         reason: c.reason.into(),
-        message,
+        message: clipped(c.message, STATUS_MESSAGE_MAX),
         observed_generation: generation,
         last_transition_time: ltt,
     }
@@ -407,12 +406,14 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
             s.instance_id = Some(o.id.clone());
             s.instance_state = Some(o.state.as_str().to_string());
             s.instance_type = Some(o.instance_type.clone()).filter(|t| !t.is_empty());
-            s.instance_name = Some(o.name.clone()).filter(|t| !t.is_empty());
+            s.instance_name = Some(clipped(o.name.clone(), 128)).filter(|t| !t.is_empty());
             s.zone = Some(o.zone.clone()).filter(|t| !t.is_empty());
-            s.private_ip_addresses = o.private_ips.clone();
-            s.public_ip_addresses = o.public_ips.clone();
+            // The CRD bounds status lists; an instance never comes near.
+            let bounded = |l: &[String]| l.iter().take(STATUS_LIST_MAX).cloned().collect();
+            s.private_ip_addresses = bounded(&o.private_ips);
+            s.public_ip_addresses = bounded(&o.public_ips);
             s.internet_max_bandwidth_out = Some(o.bandwidth_out);
-            s.security_group_ids = o.security_group_ids.clone();
+            s.security_group_ids = bounded(&o.security_group_ids);
             s.created_time = Some(o.created_time.clone()).filter(|t| !t.is_empty());
         }
         Observed::Missing { instance_id } => s.instance_id = Some(instance_id.clone()),

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admission;
 mod deploy;
 mod gitops;
 mod lifecycle;
