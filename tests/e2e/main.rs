@@ -7,6 +7,7 @@
 mod support;
 
 mod admission;
+mod chart_rbac;
 mod deploy;
 mod gitops;
 mod lifecycle;

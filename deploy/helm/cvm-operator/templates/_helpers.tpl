@@ -100,27 +100,20 @@ Fails on contradictory or half-filled credential values.
 {{- end }}
 
 {{/*
-RBAC rules on CvmInstances, Events and (optionally) Secrets: shared by the
-ClusterRole (all namespaces) and the Role (watchNamespace).
+RBAC rules on CvmInstances and Events, shared by the ClusterRole (all
+namespaces) and the Role (watchNamespace): exactly the verbs the operator
+uses. The watch lists and watches; finalizers are set by merge patch of
+metadata; status by server-side apply; events are created, never updated.
+Secrets are not here: see secretNamespaces in rbac.yaml.
 */}}
 {{- define "cvm-operator.rules" -}}
 - apiGroups: ["cvm.tencentcloud.io"]
   resources: ["cvminstances"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["cvm.tencentcloud.io"]
   resources: ["cvminstances/status"]
   verbs: ["patch"]
-- apiGroups: ["cvm.tencentcloud.io"]
-  resources: ["cvminstances/finalizers"]
-  verbs: ["update"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
-{{- if .Values.rbac.perResourceCredentials }}
-# Secrets named by spec.credentialsSecretRef, spec.loginSettings.passwordSecretRef
-# and spec.userDataSecretRef (rbac.perResourceCredentials).
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
-{{- end }}
+  verbs: ["create"]
 {{- end }}
