@@ -13,6 +13,9 @@ use cvm_operator::sim::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "cloud/tags.rs"]
+mod tags;
+
 const REGION: &str = "ap-guangzhou";
 const ZONE: &str = "ap-guangzhou-3";
 

@@ -15,6 +15,7 @@ pub mod sign;
 pub mod source_config;
 pub mod sources;
 pub mod sts;
+pub mod tag;
 
 pub use client::{
     CallObserver, CallRecord, ClientConfig, CvmClient, Endpoint, HttpMethod, Reply, RetryPolicy,

@@ -300,6 +300,15 @@ pub(super) fn sts_contracts() -> Vec<Contract> {
     ]
 }
 
+/// Every Tag service action of the model.
+pub(super) fn tag_contracts() -> Vec<Contract> {
+    use crate::cloud::tag::*;
+    vec![
+        contract::<ModifyResourceTags>(),
+        contract::<DescribeResourceTagsByResourceIds>(),
+    ]
+}
+
 /// Fails with every distinct problem, list indices folded (`InstanceSet[]`)
 /// so one cause is reported once.
 fn assert_none(what: &str, problems: Problems) {
@@ -341,12 +350,18 @@ mod tests {
         ApiSchema::load("sts", "v20180813")
     }
 
+    fn tag() -> ApiSchema {
+        ApiSchema::load("tag", "v20180813")
+    }
+
     #[test]
     fn every_action_of_the_model_is_checked() {
         let checked: Vec<&str> = cvm_contracts().iter().map(|c| c.name).collect();
         assert_eq!(checked, model::ACTIONS);
         let checked: Vec<&str> = sts_contracts().iter().map(|c| c.name).collect();
         assert_eq!(checked, crate::cloud::sts::ACTIONS);
+        let checked: Vec<&str> = tag_contracts().iter().map(|c| c.name).collect();
+        assert_eq!(checked, crate::cloud::tag::ACTIONS);
     }
 
     fn requests(api: &ApiSchema, contracts: &[Contract]) -> Problems {
@@ -372,12 +387,14 @@ mod tests {
     fn request_members_are_official_and_every_official_one_is_accepted() {
         assert_none("CVM requests", requests(&cvm(), &cvm_contracts()));
         assert_none("STS requests", requests(&sts(), &sts_contracts()));
+        assert_none("Tag requests", requests(&tag(), &tag_contracts()));
     }
 
     #[test]
     fn response_members_are_official() {
         assert_none("CVM responses", responses(&cvm(), &cvm_contracts()));
         assert_none("STS responses", responses(&sts(), &sts_contracts()));
+        assert_none("Tag responses", responses(&tag(), &tag_contracts()));
     }
 
     /// The checker itself: a misspelt, a mistyped and a missing member are
@@ -432,7 +449,12 @@ mod tests {
     /// shapes, checked member by member.
     #[test]
     fn simulator_answers_carry_official_members_only_and_all_required_ones() {
-        for (api, sample) in [(cvm(), answers::cvm()), (sts(), answers::sts())] {
+        let samples = [
+            (cvm(), answers::cvm()),
+            (sts(), answers::sts()),
+            (tag(), answers::tag()),
+        ];
+        for (api, sample) in samples {
             let mut problems = Problems::new();
             for (action, answer) in sample {
                 let (_, output) = api.io(action);
@@ -455,7 +477,7 @@ mod answers {
 
     fn ctx(now: Duration, chinese: bool) -> Ctx<'static> {
         Ctx {
-            account: "AKIDCONFORMANCE",
+            account: "100000000009",
             region: "ap-guangzhou",
             request_id: "req-conformance",
             now,
@@ -695,6 +717,36 @@ mod answers {
             ("AssumeRoleWithWebIdentity", json(web)),
             ("GetCallerIdentity", json(caller_identity(&caller))),
             ("GetCallerIdentity", json(caller_identity(&session))),
+        ]
+    }
+
+    /// Tag service answers: the tags of a tagged instance after a change.
+    pub(super) fn tag() -> Vec<(&'static str, Value)> {
+        use crate::cloud::tag::{self as t, DescribeResourceTagsByResourceIdsRequest as Describe};
+        let mut e = Engine::new(EngineConfig::default(), Catalogue::default());
+        let c = ctx(Duration::ZERO, false);
+        let run = e.run_instances(&c, full_request()).expect("run");
+        let ids = run.instance_id_set.unwrap_or_default();
+        let modify = t::ModifyResourceTagsRequest {
+            resource: t::instance_resource("ap-guangzhou", c.account, &ids[0]),
+            replace_tags: Some(vec![t::Tag::new("env", "prod")]),
+            ..Default::default()
+        };
+        e.modify_resource_tags(&c, modify).expect("modify");
+        let describe = Describe {
+            service_type: "cvm".into(),
+            resource_prefix: "instance".into(),
+            resource_ids: ids,
+            resource_region: "ap-guangzhou".into(),
+            ..Default::default()
+        };
+        let tags = e
+            .describe_resource_tags_by_resource_ids(&c, describe)
+            .expect("describe");
+        assert_eq!(tags.total_count, Some(3));
+        vec![
+            ("ModifyResourceTags", json(model::EmptyResponse {})),
+            ("DescribeResourceTagsByResourceIds", json(tags)),
         ]
     }
 }

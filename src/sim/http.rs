@@ -11,6 +11,7 @@ use crate::cloud::fields::shape_of;
 use crate::cloud::form;
 use crate::cloud::model::{self, Action};
 use crate::cloud::sts;
+use crate::cloud::tag;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -301,13 +302,41 @@ fn dispatch_sts(
     })
 }
 
-/// The service an action belongs to: the simulator serves CVM and STS at
-/// one address (the real ones at `cvm.` and `sts.tencentcloudapi.com`), so
-/// the action decides, and the version and credential scope must match it.
+/// Runs one Tag service action against the engine's instances.
+fn dispatch_tag(
+    shared: &Shared,
+    action: &str,
+    ctx: &Ctx<'_>,
+    params: Value,
+) -> Result<Vec<u8>, ApiError> {
+    let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
+    engine.advance(ctx.now);
+    Ok(match action {
+        tag::ModifyResourceTags::NAME => {
+            engine.modify_resource_tags(ctx, parse(params)?)?;
+            b"{}".to_vec()
+        }
+        tag::DescribeResourceTagsByResourceIds::NAME => {
+            ser(engine.describe_resource_tags_by_resource_ids(ctx, parse(params)?)?)
+        }
+        other => {
+            return Err(api_err(
+                "InvalidAction",
+                format!("The requested action `{other}` does not exist."),
+            ));
+        }
+    })
+}
+
+/// The service an action belongs to: the simulator serves CVM, STS and Tag
+/// at one address (the real ones at `cvm.`, `sts.` and
+/// `tag.tencentcloudapi.com`), so the action decides, and the version and
+/// credential scope must match it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Service {
     Cvm,
     Sts,
+    Tag,
 }
 
 impl Service {
@@ -316,6 +345,8 @@ impl Service {
             Some(Service::Cvm)
         } else if sts::ACTIONS.contains(&action) {
             Some(Service::Sts)
+        } else if tag::ACTIONS.contains(&action) {
+            Some(Service::Tag)
         } else {
             None
         }
@@ -324,12 +355,14 @@ impl Service {
         match self {
             Service::Cvm => model::SERVICE,
             Service::Sts => sts::SERVICE,
+            Service::Tag => tag::SERVICE,
         }
     }
     fn version(self) -> &'static str {
         match self {
             Service::Cvm => model::API_VERSION,
             Service::Sts => sts::API_VERSION,
+            Service::Tag => tag::API_VERSION,
         }
     }
 }
@@ -434,7 +467,8 @@ fn check_protocol(
     }
 }
 
-/// `X-TC-Region`: required by CVM and one of the catalogue's; STS takes any.
+/// `X-TC-Region`: required by CVM and one of the catalogue's; STS and Tag
+/// take any (a tagged resource names its own region).
 fn check_region(
     shared: &Shared,
     service: Service,
@@ -443,7 +477,7 @@ fn check_region(
     let region = header_str(headers, "x-tc-region")
         .unwrap_or_default()
         .to_string();
-    if service == Service::Sts {
+    if service != Service::Cvm {
         return Ok(region);
     }
     if region.is_empty() {
@@ -516,7 +550,7 @@ async fn handle(
     let params = params(method, uri, headers, body)?;
     let fields = match service {
         Service::Sts => dispatch_sts(shared, action, who.as_ref(), params)?,
-        Service::Cvm => {
+        Service::Cvm | Service::Tag => {
             let chinese = header_str(headers, "x-tc-language")
                 .is_some_and(|l| l.eq_ignore_ascii_case("zh-CN"));
             let ctx = Ctx {
@@ -526,7 +560,11 @@ async fn handle(
                 now: shared.clock.now(),
                 chinese,
             };
-            dispatch(shared, action, &ctx, params)?
+            if service == Service::Tag {
+                dispatch_tag(shared, action, &ctx, params)?
+            } else {
+                dispatch(shared, action, &ctx, params)?
+            }
         }
     };
     let resp = json_bytes_response(envelope(&fields, request_id));
@@ -686,8 +724,9 @@ mod tests {
     /// boolean member a request can have must be typed back.
     #[test]
     fn every_numeric_and_boolean_request_member_is_typed_from_a_query() {
-        use crate::sim::conformance::{cvm_contracts, sts_contracts};
-        for c in cvm_contracts().into_iter().chain(sts_contracts()) {
+        use crate::sim::conformance::{cvm_contracts, sts_contracts, tag_contracts};
+        let all = cvm_contracts().into_iter().chain(sts_contracts());
+        for c in all.chain(tag_contracts()) {
             for (path, kind) in c.request.leaves() {
                 let name = path.rsplit('.').next().unwrap_or(&path);
                 let name = name.trim_end_matches("[]");

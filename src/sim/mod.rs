@@ -137,6 +137,7 @@ impl StatsRecorder {
             c.journal.push_back((Instant::now(), action.to_string()));
             if crate::cloud::model::ACTIONS.contains(&action)
                 || crate::cloud::sts::ACTIONS.contains(&action)
+                || crate::cloud::tag::ACTIONS.contains(&action)
             {
                 *c.calls.entry(action.to_string()).or_default() += 1;
             }
@@ -166,7 +167,7 @@ impl StatsRecorder {
 /// What `GET /_sim/stats` returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests per CVM and STS action (including refused ones).
+    /// Requests per CVM, STS and Tag action (including refused ones).
     pub calls: BTreeMap<String, u64>,
     /// Error answers per action and code.
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,

@@ -132,6 +132,53 @@ pub(super) fn check_user_data(u: &str) -> Result<(), ApiError> {
     }
 }
 
+/// What the Tag service refuses in a tag (its rules, which RunInstances'
+/// `TagSpecification` shares; each caller names them with its own codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TagProblem {
+    /// Keys starting with `qcloud`, `tencent` or `project` are the system's.
+    ReservedKey,
+    EmptyKey,
+    /// More than 127 characters.
+    KeyTooLong,
+    KeyIllegal,
+    /// More than 255 characters (a value may be empty).
+    ValueTooLong,
+    ValueIllegal,
+}
+
+/// The first problem of a tag: keys 1-127 and values up to 255 characters of
+/// letters, digits, spaces and `+-=._:/@`.
+pub(super) fn tag_problem(key: &str, value: &str) -> Option<TagProblem> {
+    let legal = |s: &str| {
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c))
+    };
+    Some(
+        if ["qcloud", "tencent", "project"]
+            .iter()
+            .any(|p| key.starts_with(p))
+        {
+            TagProblem::ReservedKey
+        } else if key.is_empty() {
+            TagProblem::EmptyKey
+        } else if key.chars().count() > 127 {
+            TagProblem::KeyTooLong
+        } else if !legal(key) {
+            TagProblem::KeyIllegal
+        } else if value.chars().count() > 255 {
+            TagProblem::ValueTooLong
+        } else if !legal(value) {
+            TagProblem::ValueIllegal
+        } else {
+            return None;
+        },
+    )
+}
+
+/// Tags one resource may carry.
+pub(super) const MAX_TAGS_PER_RESOURCE: usize = 50;
+
 pub(super) const SYSTEM_DISK_TYPES: &[&str] = &[
     "LOCAL_BASIC",
     "LOCAL_SSD",

@@ -12,7 +12,8 @@
 //! uses; each action family has its own file: [`run`] (RunInstances and its
 //! validation), [`price`] (InquiryPriceRunInstances), [`lifecycle`]
 //! (start, stop, reboot, terminate), [`modify`] (type, bandwidth and attribute
-//! changes) and [`describe`] (read-only queries).
+//! changes), [`describe`] (read-only queries) and [`tags`] (the Tag
+//! service's actions on instances).
 
 mod checks;
 mod describe;
@@ -21,6 +22,7 @@ mod modify;
 mod naming;
 mod price;
 mod run;
+mod tags;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -308,9 +310,13 @@ impl Engine {
     // -- lookups ---------------------------------------------------------------
 
     fn visible(&self, ctx: &Ctx<'_>, id: &str) -> bool {
+        self.visible_in(ctx.account, ctx.region, id)
+    }
+
+    fn visible_in(&self, account: &str, region: &str, id: &str) -> bool {
         self.instances
             .get(id)
-            .is_some_and(|i| i.account == ctx.account && i.region == ctx.region)
+            .is_some_and(|i| i.account == account && i.region == region)
     }
 
     fn check_ids(&self, ctx: &Ctx<'_>, ids: &[String], max: usize) -> Result<(), ApiError> {

@@ -4,8 +4,9 @@
 //! filled in) or the API error the real service gives for the first problem.
 
 use super::checks::{
-    DATA_DISK_TYPES, INTERNET_CHARGE_TYPES, MAX_BANDWIDTH, PREPAID_PERIODS, SYSTEM_DISK_TYPES,
-    check_host_name, check_password, check_user_data, is_short_id,
+    DATA_DISK_TYPES, INTERNET_CHARGE_TYPES, MAX_BANDWIDTH, MAX_TAGS_PER_RESOURCE, PREPAID_PERIODS,
+    SYSTEM_DISK_TYPES, TagProblem, check_host_name, check_password, check_user_data, is_short_id,
+    tag_problem,
 };
 use super::naming::expand;
 use super::{ApiError, Ctx, Engine, api_err, bad_value, missing};
@@ -608,46 +609,38 @@ fn tags(req: &model::RunInstancesRequest) -> Result<Vec<Tag>, ApiError> {
             tags.push(t.clone());
         }
     }
-    if tags.len() > 50 {
+    if tags.len() > MAX_TAGS_PER_RESOURCE {
         return Err(api_err(
             "InvalidParameterValue.TagQuotaLimitExceeded",
-            "At most 50 tags per resource.",
+            format!("At most {MAX_TAGS_PER_RESOURCE} tags per resource."),
         ));
     }
     Ok(tags)
 }
 
 fn check_tag(t: &Tag) -> Result<(), ApiError> {
-    let legal = |s: &str| {
-        s.chars()
-            .all(|c| c.is_alphanumeric() || c == ' ' || "+-=._:/@".contains(c))
+    use TagProblem::*;
+    let Some(problem) = tag_problem(&t.key, &t.value) else {
+        return Ok(());
     };
-    if ["qcloud", "tencent", "project"]
-        .iter()
-        .any(|p| t.key.starts_with(p))
-    {
-        return Err(api_err(
+    Err(match problem {
+        ReservedKey => api_err(
             "FailedOperation.TagKeyReserved",
             format!("The tag key `{}` is reserved by the system.", t.key),
-        ));
-    }
-    if t.key.is_empty() || t.key.chars().count() > 127 || !legal(&t.key) {
-        return Err(api_err(
+        ),
+        EmptyKey | KeyTooLong | KeyIllegal => api_err(
             "FailedOperation.IllegalTagKey",
             format!(
                 "The tag key `{}` is illegal: 1-127 letters, digits, spaces or +-=._:/@.",
                 t.key
             ),
-        ));
-    }
-    if t.value.chars().count() > 255 || !legal(&t.value) {
-        return Err(api_err(
+        ),
+        ValueTooLong | ValueIllegal => api_err(
             "FailedOperation.IllegalTagValue",
             format!(
                 "The value of tag `{}` is illegal: at most 255 letters, digits, spaces or +-=._:/@.",
                 t.key
             ),
-        ));
-    }
-    Ok(())
+        ),
+    })
 }

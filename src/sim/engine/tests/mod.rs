@@ -2,7 +2,8 @@
 //! action's allowed source states and the error otherwise (cvm-api.md §5.3),
 //! the transitions (§5.2), OPERATING blocking, the ClientToken replay, the
 //! prepaid recycle bin and LAUNCH_FAILED. [`fidelity`] holds the parameter
-//! rules found by comparing the simulator with the official schema.
+//! rules found by comparing the simulator with the official schema, [`tags`]
+//! the Tag service's.
 
 use super::{ApiError, Ctx, Engine, EngineConfig};
 use crate::cloud::model::{self, Instance, InstanceState, OperationState};
@@ -10,8 +11,10 @@ use crate::sim::catalogue::Catalogue;
 use std::time::Duration;
 
 mod fidelity;
+mod tags;
 
-const ACCOUNT: &str = "AKIDENGINETEST";
+/// The caller's account: a uin, as the Tag service's resource names need.
+const ACCOUNT: &str = "100000000042";
 const REGION: &str = "ap-guangzhou";
 const ZONE: &str = "ap-guangzhou-3";
 const IMAGE: &str = "img-pi0ii46r";
@@ -180,7 +183,7 @@ impl Act {
 }
 
 /// Builds an instance that rests in (or is caught in) `state`.
-fn instance_in(sim: &mut Sim, state: &InstanceState) -> String {
+pub(super) fn instance_in(sim: &mut Sim, state: &InstanceState) -> String {
     use InstanceState as S;
     let running = |sim: &mut Sim| {
         let id = sim.run(run_request()).unwrap();
