@@ -2,10 +2,15 @@
 //!
 //! Per-resource credentials come from `spec.credentialsSecretRef`; otherwise
 //! the operator's own. Secrets are read on demand (no cluster-wide Secret
-//! watch, so no Secret data is cached beyond a short TTL) and the last
-//! credentials that worked for each resource are remembered, so a resource
-//! can still be cleaned up when its namespace deletion removed the Secret
-//! first.
+//! watch; a read is reused for a few seconds, then dropped, and at most 1024
+//! are held) and the last credentials that worked for each resource are
+//! remembered, so a resource can still be cleaned up when its namespace
+//! deletion removed the Secret first.
+//!
+//! A Secret that is missing, lacks a key, holds unusable values or may not
+//! be read (the chart grants `get` only in listed namespaces) is reported in
+//! one text: a tenant learns nothing about Secrets from a CvmInstance. The
+//! operator's log has the cause.
 
 use super::status::reason;
 use crate::api::{CvmInstance, SecretKeyRef};
@@ -27,106 +32,143 @@ pub enum CredentialsError {
         "no credentials: the operator has none (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY) and spec.credentialsSecretRef is not set"
     )]
     NoDefault,
-    #[error("Secret {namespace}/{name} not found")]
-    SecretNotFound { namespace: String, name: String },
-    #[error("Secret {namespace}/{name} has no key {key:?}")]
-    MissingKey {
+    /// The Secret does not exist, lacks a key, holds unusable values, or the
+    /// operator may not read it: one text and one reason for all, so that a
+    /// resource's status and events tell a tenant nothing about a Secret
+    /// they cannot read themselves. The cause goes to the operator's log.
+    #[error("{what} {namespace}/{name} is missing, unreadable or incomplete (needs {needs})")]
+    Unavailable {
+        /// "credentials Secret", or "Secret" for a password or user data.
+        what: &'static str,
         namespace: String,
         name: String,
-        key: String,
+        /// "SecretId and SecretKey", or "key <key>".
+        needs: String,
     },
-    #[error("Secret {namespace}/{name}: {why}")]
-    Invalid {
-        namespace: String,
-        name: String,
-        why: String,
-    },
-    #[error("cannot read Secret {namespace}/{name}: {message}")]
-    Unreadable {
-        namespace: String,
-        name: String,
-        message: String,
-    },
+    /// The apiserver did not answer (a transient failure, retried). Says
+    /// nothing about the Secret.
+    #[error("cannot ask the API server for Secret {namespace}/{name} now; retrying")]
+    ApiUnavailable { namespace: String, name: String },
 }
 
 impl CredentialsError {
     /// The condition (and event) reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            CredentialsError::NoDefault | CredentialsError::SecretNotFound { .. } => {
+            CredentialsError::NoDefault | CredentialsError::Unavailable { .. } => {
                 reason::CREDENTIALS_NOT_FOUND
             }
-            CredentialsError::MissingKey { .. } | CredentialsError::Invalid { .. } => {
-                reason::CREDENTIALS_INVALID
-            }
-            CredentialsError::Unreadable { .. } => reason::CREDENTIALS_UNREADABLE,
+            CredentialsError::ApiUnavailable { .. } => reason::CREDENTIALS_UNREADABLE,
         }
     }
 }
 
-type SecretData = BTreeMap<String, Secret>;
-/// (namespace, name) → when read, and the data (None: no such Secret).
-type SecretCache = HashMap<(String, String), (Instant, Option<SecretData>)>;
+/// The data of one Secret, or None when the operator cannot use it (absent,
+/// forbidden): the two are not told apart beyond the log.
+type SecretData = Option<BTreeMap<String, Secret>>;
+
+/// Secrets read in the last few seconds, so a reconcile that needs a Secret
+/// twice (keys, then the token) reads it once. Expired entries are removed
+/// on every insert and the map never holds more than `capacity` Secrets:
+/// Secret values do not outlive the TTL in memory, and a tenant creating
+/// resources that name ever new Secrets cannot grow it.
+struct SecretCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: HashMap<(String, String), (Instant, SecretData)>,
+}
+
+impl SecretCache {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&self, key: &(String, String), now: Instant) -> Option<SecretData> {
+        let (at, data) = self.entries.get(key)?;
+        (now.duration_since(*at) < self.ttl).then(|| data.clone())
+    }
+
+    fn insert(&mut self, key: (String, String), data: SecretData, now: Instant) {
+        let ttl = self.ttl;
+        self.entries
+            .retain(|_, (at, _)| now.duration_since(*at) < ttl);
+        while self.entries.len() >= self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.entries.remove(&k),
+                None => break,
+            };
+        }
+        self.entries.insert(key, (now, data));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
 
 pub struct CredentialStore {
     client: kube::Client,
     default: Option<Credentials>,
-    ttl: Duration,
     secrets: Mutex<SecretCache>,
     last_used: Mutex<HashMap<String, Credentials>>,
 }
+
+/// How long a Secret read is reused, and how many are kept.
+const SECRET_TTL: Duration = Duration::from_secs(10);
+const SECRET_CACHE_CAPACITY: usize = 1024;
 
 impl CredentialStore {
     pub fn new(client: kube::Client, default: Option<Credentials>) -> Self {
         Self {
             client,
             default,
-            ttl: Duration::from_secs(10),
-            secrets: Mutex::new(HashMap::new()),
+            secrets: Mutex::new(SecretCache::new(SECRET_TTL, SECRET_CACHE_CAPACITY)),
             last_used: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn secret(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<SecretData>, CredentialsError> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, SecretCache> {
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A Secret's data; None when it is absent or the operator may not read
+    /// it (the cause is logged for the admin, never reported).
+    async fn secret(&self, namespace: &str, name: &str) -> Result<SecretData, CredentialsError> {
         let key = (namespace.to_string(), name.to_string());
-        if let Some((at, data)) = self
-            .secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(data.clone());
+        if let Some(data) = self.cache().get(&key, Instant::now()) {
+            return Ok(data);
         }
         let api: Api<K8sSecret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = api
-            .get_opt(name)
-            .await
-            .map_err(|e| CredentialsError::Unreadable {
-                namespace: namespace.into(),
-                name: name.into(),
-                message: e.to_string(),
-            })?;
-        let data = secret.map(|s| {
-            let mut out = SecretData::new();
-            for (k, v) in s.string_data.unwrap_or_default() {
-                out.insert(k, Secret::new(v));
+        let data = match api.get_opt(name).await {
+            Ok(Some(s)) => Some(secret_data(s)),
+            Ok(None) => {
+                tracing::warn!(namespace, name, "Secret not found");
+                None
             }
-            for (k, v) in s.data.unwrap_or_default() {
-                if let Ok(text) = String::from_utf8(v.0) {
-                    out.insert(k, Secret::new(text));
-                }
+            Err(kube::Error::Api(e)) if e.code < 500 && e.code != 429 => {
+                tracing::warn!(namespace, name, code = e.code, error = %e.message,
+                    "Secret not readable (is its namespace in the chart's rbac.secretNamespaces?)");
+                None
             }
-            out
-        });
-        self.secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Instant::now(), data.clone()));
+            Err(e) => {
+                tracing::warn!(namespace, name, error = %e, "cannot read Secret");
+                return Err(CredentialsError::ApiUnavailable {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            }
+        };
+        self.cache().insert(key, data.clone(), Instant::now());
         Ok(data)
     }
 
@@ -136,20 +178,8 @@ impl CredentialStore {
         namespace: &str,
         r: &SecretKeyRef,
     ) -> Result<Secret, CredentialsError> {
-        let data =
-            self.secret(namespace, &r.name)
-                .await?
-                .ok_or(CredentialsError::SecretNotFound {
-                    namespace: namespace.into(),
-                    name: r.name.clone(),
-                })?;
-        data.get(&r.key)
-            .cloned()
-            .ok_or(CredentialsError::MissingKey {
-                namespace: namespace.into(),
-                name: r.name.clone(),
-                key: r.key.clone(),
-            })
+        let data = self.secret(namespace, &r.name).await?;
+        value_from(namespace, r, data)
     }
 
     /// The credentials `obj` uses now.
@@ -158,36 +188,7 @@ impl CredentialStore {
             None => self.default.clone().ok_or(CredentialsError::NoDefault)?,
             Some(r) => {
                 let ns = obj.namespace().unwrap_or_default();
-                let id = self
-                    .secret_value(
-                        &ns,
-                        &SecretKeyRef {
-                            name: r.name.clone(),
-                            key: KEY_SECRET_ID.into(),
-                        },
-                    )
-                    .await?;
-                let key = self
-                    .secret_value(
-                        &ns,
-                        &SecretKeyRef {
-                            name: r.name.clone(),
-                            key: KEY_SECRET_KEY.into(),
-                        },
-                    )
-                    .await?;
-                let token = self
-                    .secret(&ns, &r.name)
-                    .await?
-                    .and_then(|d| d.get(KEY_TOKEN).cloned())
-                    .map(|t| t.expose().to_string());
-                Credentials::new(id.expose(), key.expose(), token).map_err(|e| {
-                    CredentialsError::Invalid {
-                        namespace: ns.clone(),
-                        name: r.name.clone(),
-                        why: e.to_string(),
-                    }
-                })?
+                self.secret_credentials(&ns, &r.name).await?
             }
         };
         // Remembered only for per-resource Secrets: the operator's own
@@ -201,6 +202,15 @@ impl CredentialStore {
                 .insert(uid, creds.clone());
         }
         Ok(creds)
+    }
+
+    async fn secret_credentials(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Credentials, CredentialsError> {
+        let data = self.secret(ns, name).await?;
+        credentials_from(ns, name, data)
     }
 
     /// The last credentials that worked for this resource (for cleanup).
@@ -222,5 +232,160 @@ impl CredentialStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
+    }
+}
+
+/// `r`'s value in a Secret's data (None: the Secret is absent or not readable).
+fn value_from(ns: &str, r: &SecretKeyRef, data: SecretData) -> Result<Secret, CredentialsError> {
+    let value = data.and_then(|mut d| d.remove(&r.key));
+    value.ok_or_else(|| {
+        tracing::warn!(namespace = ns, name = %r.name, key = %r.key, "Secret absent, not readable or without the key");
+        CredentialsError::Unavailable {
+            what: "Secret",
+            namespace: ns.into(),
+            name: r.name.clone(),
+            needs: format!("key {}", r.key),
+        }
+    })
+}
+
+/// Keys from a credentials Secret's data: SecretId, SecretKey, optional Token.
+fn credentials_from(
+    ns: &str,
+    name: &str,
+    data: SecretData,
+) -> Result<Credentials, CredentialsError> {
+    let unavailable = |cause: &str| {
+        tracing::warn!(namespace = ns, name, cause, "credentials Secret unusable");
+        CredentialsError::Unavailable {
+            what: "credentials Secret",
+            namespace: ns.into(),
+            name: name.into(),
+            needs: format!("{KEY_SECRET_ID} and {KEY_SECRET_KEY}"),
+        }
+    };
+    let data = data.ok_or_else(|| unavailable("absent or not readable"))?;
+    let (Some(id), Some(key)) = (data.get(KEY_SECRET_ID), data.get(KEY_SECRET_KEY)) else {
+        return Err(unavailable("a key is missing"));
+    };
+    let token = data.get(KEY_TOKEN).map(|t| t.expose().to_string());
+    Credentials::new(id.expose(), key.expose(), token)
+        .map_err(|e| unavailable(&format!("unusable values: {e}")))
+}
+
+/// The readable data of a Secret (binary values are left out: no key the
+/// operator reads is binary).
+fn secret_data(s: K8sSecret) -> BTreeMap<String, Secret> {
+    let mut out = BTreeMap::new();
+    for (k, v) in s.data.unwrap_or_default() {
+        if let Ok(text) = String::from_utf8(v.0) {
+            out.insert(k, Secret::new(text));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> SecretData {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Secret::new(v.to_string())))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn every_unusable_credentials_secret_reads_the_same() {
+        let cases = [
+            ("absent or forbidden", None),
+            ("no SecretKey", data(&[("SecretId", "AKIDx")])),
+            ("no SecretId", data(&[("SecretKey", "k")])),
+            (
+                "empty values",
+                data(&[("SecretId", " "), ("SecretKey", "")]),
+            ),
+            ("other keys only", data(&[("password", "p")])),
+        ];
+        for (case, d) in cases {
+            let e = credentials_from("team-b", "creds", d).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "credentials Secret team-b/creds is missing, unreadable or incomplete (needs SecretId and SecretKey)",
+                "{case}"
+            );
+            assert_eq!(e.reason(), reason::CREDENTIALS_NOT_FOUND, "{case}");
+        }
+        let ok = credentials_from(
+            "team-b",
+            "creds",
+            data(&[("SecretId", "AKIDx"), ("SecretKey", "k"), ("Token", "t")]),
+        )
+        .unwrap();
+        assert_eq!(ok.secret_id(), "AKIDx");
+    }
+
+    #[test]
+    fn a_missing_secret_and_a_missing_key_read_the_same() {
+        let r = SecretKeyRef {
+            name: "login".into(),
+            key: "password".into(),
+        };
+        let texts: Vec<(String, &str)> = [None, data(&[("other", "x")])]
+            .into_iter()
+            .map(|d| {
+                let e = value_from("team-b", &r, d).unwrap_err();
+                (e.to_string(), e.reason())
+            })
+            .collect();
+        assert_eq!(texts[0], texts[1]);
+        assert_eq!(
+            texts[0].0,
+            "Secret team-b/login is missing, unreadable or incomplete (needs key password)"
+        );
+        let v = value_from("team-b", &r, data(&[("password", "p")])).unwrap();
+        assert_eq!(v.expose(), "p");
+    }
+
+    #[test]
+    fn secret_cache_drops_expired_entries_and_stays_bounded() {
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        let mut cache = SecretCache::new(ttl, 3);
+        let key = |n: &str| ("ns".to_string(), n.to_string());
+        cache.insert(key("a"), data(&[("k", "1")]), t0);
+        cache.insert(key("b"), None, t0 + Duration::from_secs(1));
+        assert!(cache.get(&key("a"), t0 + Duration::from_secs(9)).is_some());
+        assert_eq!(
+            cache.get(&key("b"), t0 + Duration::from_secs(2)),
+            Some(None)
+        );
+        // Past its TTL an entry is not served, and the next insert removes it.
+        assert_eq!(cache.get(&key("a"), t0 + ttl), None);
+        cache.insert(key("c"), None, t0 + ttl);
+        assert_eq!(cache.len(), 2, "a expired and was removed");
+        // Full of live entries: the oldest goes first, never more than the capacity.
+        let mut cache = SecretCache::new(ttl, 3);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for (i, n) in ["p", "q", "r", "s", "t"].into_iter().enumerate() {
+            cache.insert(key(n), None, at(i as u64));
+            assert!(cache.len() <= 3);
+        }
+        assert_eq!(cache.len(), 3);
+        for (n, kept) in [
+            ("p", false),
+            ("q", false),
+            ("r", true),
+            ("s", true),
+            ("t", true),
+        ] {
+            assert_eq!(cache.get(&key(n), at(10)).is_some(), kept, "{n}");
+        }
+        // Everything expires: one insert later only the new entry is left.
+        cache.insert(key("f"), None, at(10) + ttl);
+        assert_eq!(cache.len(), 1);
     }
 }

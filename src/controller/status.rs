@@ -43,8 +43,10 @@ pub mod reason {
     pub const DRIFT_DETECTED: &str = "DriftDetected";
     pub const RESIZE_REQUIRES_STOP: &str = "ResizeRequiresStop";
     pub const TERMINATION_PROTECTED: &str = "TerminationProtected";
+    /// No credentials, or a Secret missing, forbidden or without a key the
+    /// spec needs: one reason and one text for all (no oracle for tenants).
     pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsNotFound";
-    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// The apiserver did not answer a Secret read (transient).
     pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
     pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
     pub const NOT_STALLED: &str = "NotStalled";

@@ -12,6 +12,7 @@ mod deploy;
 mod gitops;
 mod lifecycle;
 mod safety;
+mod secret_hygiene;
 
 use cvm_operator::cloud::model;
 use cvm_operator::sim;

@@ -206,11 +206,16 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         .wait_for(
             "bad-ref",
             Duration::from_secs(20),
-            "CredentialsInvalid",
-            |o| condition(o, "Synced").is_some_and(|c| c.1 == "CredentialsInvalid"),
+            "CredentialsNotFound",
+            |o| condition(o, "Synced").is_some_and(|c| c.1 == "CredentialsNotFound"),
         )
         .await;
-    assert!(condition(&bad, "Synced").unwrap().2.contains("nope"));
+    assert!(
+        condition(&bad, "Synced")
+            .unwrap()
+            .2
+            .contains("(needs key nope)")
+    );
 
     let everything = format!(
         "{}\n{}\n{:?}\n{}",
