@@ -8,17 +8,7 @@ use kube::core::CustomResourceExt;
 use serde_json::{Value, json};
 
 fn with_spec(field: &str, value: Value) -> CvmInstance {
-    let mut v = json!({
-        "apiVersion": "cvm.tencentcloud.io/v1alpha1",
-        "kind": "CvmInstance",
-        "metadata": {"name": "web-1", "namespace": "default"},
-        "spec": {
-            "region": "ap-guangzhou",
-            "zone": "ap-guangzhou-3",
-            "imageId": "img-pi0ii46r",
-            "instanceType": "S5.MEDIUM4",
-        }
-    });
+    let mut v = crate::api::tests::base();
     v["spec"][field] = value;
     serde_json::from_value(v).expect("a CvmInstance")
 }

@@ -1,7 +1,8 @@
 use super::*;
 use serde_json::json;
 
-fn base() -> serde_json::Value {
+/// A minimal valid CvmInstance.
+pub(super) fn base() -> serde_json::Value {
     json!({
         "apiVersion": "cvm.tencentcloud.io/v1alpha1",
         "kind": "CvmInstance",

@@ -12,6 +12,18 @@ fn chart() -> String {
     format!("{}/deploy/helm/cvm-operator", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `helm install release` into `ns` (CRDs are installed once per run) with
+/// `--set` values; the name of its ServiceAccount as a user.
+pub fn install(cp: &ControlPlane, release: &str, ns: &str, values: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec!["install", release, &chart, "-n", ns, "--skip-crds"];
+    for v in values {
+        args.extend(["--set", v]);
+    }
+    cp.run_tool("helm", &args, None);
+    format!("system:serviceaccount:{ns}:{release}-cvm-operator")
+}
+
 /// `kubectl auth can-i` as `sa`, in `ns` or (None) across all namespaces.
 fn can_i(cp: &ControlPlane, sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
     let mut cmd = cp.tool("kubectl");
@@ -157,19 +169,11 @@ fn secrets_are_readable_only_in_listed_namespaces() {
     );
     create_namespaces(cp, &[&ns, &listed, &unlisted]);
     let release = format!("sec-{id}");
-    cp.run_tool(
-        "helm",
-        &[
-            "install",
-            &release,
-            &chart(),
-            "-n",
-            &ns,
-            "--skip-crds",
-            "--set",
-            &format!("rbac.secretNamespaces={{{listed}}}"),
-        ],
-        None,
+    let sa = install(
+        cp,
+        &release,
+        &ns,
+        &[&format!("rbac.secretNamespaces={{{listed}}}")],
     );
     let name = format!("{release}-cvm-operator");
     let mut want = vec![
@@ -186,7 +190,6 @@ fn secrets_are_readable_only_in_listed_namespaces() {
         rules(cp, "role", &format!("{name}-secrets"), Some(&listed)),
         json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
     );
-    let sa = format!("system:serviceaccount:{ns}:{name}");
     assert_grants(
         cp,
         &sa,
@@ -246,23 +249,15 @@ fn network_policy_allows_only_dns_apiserver_cloud_and_metrics() {
     let ns = format!("netpol-{id}");
     create_namespaces(cp, &[&ns]);
     let release = format!("np-{id}");
-    cp.run_tool(
-        "helm",
+    install(
+        cp,
+        &release,
+        &ns,
         &[
-            "install",
-            &release,
-            &chart(),
-            "-n",
-            &ns,
-            "--skip-crds",
-            "--set",
             "networkPolicy.enabled=true",
-            "--set",
             "networkPolicy.apiServerCIDRs={10.0.0.1/32}",
-            "--set",
             "networkPolicy.metadataService=true",
         ],
-        None,
     );
     let np: Value = serde_json::from_str(&cp.run_tool(
         "kubectl",

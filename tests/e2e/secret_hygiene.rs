@@ -19,17 +19,16 @@ fn kubeconfig_as(env: &TestEnv, user: &str, dir: &std::path::Path) -> String {
     path.display().to_string()
 }
 
-/// Installs the chart (RBAC only matters here) as `release` in the test's
-/// namespace; its ServiceAccount's user name.
+/// Installs the chart (for its RBAC) in the test's namespace, listing
+/// `secret_namespaces`; its ServiceAccount's user name.
 fn install_chart(env: &TestEnv, release: &str, secret_namespaces: &[&str]) -> String {
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/helm/cvm-operator");
-    let mut args = vec!["install", release, chart, "-n", &env.ns, "--skip-crds"];
     let list = format!("rbac.secretNamespaces={{{}}}", secret_namespaces.join(","));
-    if !secret_namespaces.is_empty() {
-        args.extend(["--set", &list]);
-    }
-    env.cp.run_tool("helm", &args, None);
-    format!("system:serviceaccount:{}:{release}-cvm-operator", env.ns)
+    let values: &[&str] = if secret_namespaces.is_empty() {
+        &[]
+    } else {
+        &[&list]
+    };
+    crate::chart_rbac::install(env.cp, release, &env.ns, values)
 }
 
 /// The Synced condition and the CredentialsNotFound events of `name`, with
