@@ -946,6 +946,289 @@ impl Action for DescribeImages {
     }
 }
 
+// ---------------------------------------------------------------------------
+// In-place changes: reinstall, login, project, billing, disks, network,
+// placement groups (issue 10's table). Each needs a state the API names:
+// `ForceStop` lets a RUNNING instance be stopped by the call itself, which
+// then starts it again where the documentation says so.
+
+/// Reinstalls the operating system (formats the system disk).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResetInstanceRequest {
+    pub instance_id: String,
+    /// The image to install; the current one when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// Only `DiskSize` (a grow) may be given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<SystemDisk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_settings: Option<LoginSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enhanced_service: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<Secret>,
+}
+
+pub struct ResetInstance;
+impl Action for ResetInstance {
+    const NAME: &'static str = "ResetInstance";
+    type Request = ResetInstanceRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesProjectRequest {
+    pub instance_ids: Vec<String>,
+    pub project_id: i64,
+}
+
+pub struct ModifyInstancesProject;
+impl Action for ModifyInstancesProject {
+    const NAME: &'static str = "ModifyInstancesProject";
+    type Request = ModifyInstancesProjectRequest;
+    type Response = EmptyResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+/// At most 20 instances per call. `InstanceChargePrepaid` is required for
+/// `PREPAID`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesChargeTypeRequest {
+    pub instance_ids: Vec<String>,
+    pub instance_charge_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_charge_prepaid: Option<InstanceChargePrepaid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modify_portable_data_disk: Option<bool>,
+}
+
+/// Not idempotent: it bills (a second call finds the instance prepaid).
+pub struct ModifyInstancesChargeType;
+impl Action for ModifyInstancesChargeType {
+    const NAME: &'static str = "ModifyInstancesChargeType";
+    type Request = ModifyInstancesChargeTypeRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesRenewFlagRequest {
+    pub instance_ids: Vec<String>,
+    /// `NOTIFY_AND_AUTO_RENEW`, `NOTIFY_AND_MANUAL_RENEW` or
+    /// `DISABLE_NOTIFY_AND_MANUAL_RENEW`.
+    pub renew_flag: String,
+}
+
+pub struct ModifyInstancesRenewFlag;
+impl Action for ModifyInstancesRenewFlag {
+    const NAME: &'static str = "ModifyInstancesRenewFlag";
+    type Request = ModifyInstancesRenewFlagRequest;
+    type Response = EmptyResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+/// The request of AssociateInstancesKeyPairs and
+/// DisassociateInstancesKeyPairs: STOPPED instances, or RUNNING ones with
+/// `ForceStop` (stopped, changed, started again).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InstancesKeyPairsRequest {
+    pub instance_ids: Vec<String>,
+    pub key_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+}
+
+pub struct AssociateInstancesKeyPairs;
+impl Action for AssociateInstancesKeyPairs {
+    const NAME: &'static str = "AssociateInstancesKeyPairs";
+    type Request = InstancesKeyPairsRequest;
+    type Response = EmptyResponse;
+}
+
+pub struct DisassociateInstancesKeyPairs;
+impl Action for DisassociateInstancesKeyPairs {
+    const NAME: &'static str = "DisassociateInstancesKeyPairs";
+    type Request = InstancesKeyPairsRequest;
+    type Response = EmptyResponse;
+}
+
+/// STOPPED instances, or RUNNING ones with `ForceStop`. The password is a
+/// [`Secret`]; the API never shows it back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResetInstancesPasswordRequest {
+    pub instance_ids: Vec<String>,
+    pub password: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+}
+
+pub struct ResetInstancesPassword;
+impl Action for ResetInstancesPassword {
+    const NAME: &'static str = "ResetInstancesPassword";
+    type Request = ResetInstancesPasswordRequest;
+    type Response = EmptyResponse;
+}
+
+/// Grows one disk of one instance: `SystemDisk` or one entry of
+/// `DataDisks` (by `DiskId`), each with only the new `DiskSize`. A RUNNING
+/// instance needs `ForceStop` or `ResizeOnline`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ResizeInstanceDisksRequest {
+    pub instance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_disks: Option<Vec<DataDisk>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_disk: Option<SystemDisk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize_online: Option<bool>,
+}
+
+/// Not idempotent: growing to the size a disk already has is refused.
+pub struct ResizeInstanceDisks;
+impl Action for ResizeInstanceDisks {
+    const NAME: &'static str = "ResizeInstanceDisks";
+    type Request = ResizeInstanceDisksRequest;
+    type Response = EmptyResponse;
+}
+
+/// Which instance types the given instances (at most 20, one zone) can be
+/// changed to. Filter `status` (`SELL`, `UNAVAILABLE`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DescribeInstancesModificationRequest {
+    pub instance_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<Filter>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceTypeConfigStatus {
+    /// `SELL` or `UNAVAILABLE` (sold out, or not a type it may change to).
+    pub status: Option<String>,
+    pub message: Option<String>,
+    pub instance_type_config: Option<InstanceTypeConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeInstancesModificationResponse {
+    pub total_count: Option<i64>,
+    pub instance_type_config_status_set: Option<Vec<InstanceTypeConfigStatus>>,
+}
+
+pub struct DescribeInstancesModification;
+impl Action for DescribeInstancesModification {
+    const NAME: &'static str = "DescribeInstancesModification";
+    type Request = DescribeInstancesModificationRequest;
+    type Response = DescribeInstancesModificationResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+/// Moves instances to another subnet (of the same zone; another VPC
+/// migrates them) or changes their private IP: `PrivateIpAddresses`, when
+/// given, one per instance in order. `ForceStop` defaults to true: the call
+/// stops a RUNNING instance and starts it when done.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesVpcAttributeRequest {
+    pub instance_ids: Vec<String>,
+    pub virtual_private_cloud: VirtualPrivateCloud,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_stop: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserve_host_name: Option<bool>,
+}
+
+/// Not idempotent: without `PrivateIpAddresses` each call draws new ones.
+pub struct ModifyInstancesVpcAttribute;
+impl Action for ModifyInstancesVpcAttribute {
+    const NAME: &'static str = "ModifyInstancesVpcAttribute";
+    type Request = ModifyInstancesVpcAttributeRequest;
+    type Response = EmptyResponse;
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ModifyInstancesDisasterRecoverGroupRequest {
+    pub instance_ids: Vec<String>,
+    /// Deprecated by the API (`disabled`): use `disaster_recover_group_ids`.
+    #[schemars(extend("deprecated" = true))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disaster_recover_group_id: Option<String>,
+    /// May move the instance to another host, restarting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// One group (the API supports one for now); empty leaves the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disaster_recover_group_ids: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<i64>,
+}
+
+/// Not idempotent: moving into the group it is in is refused.
+pub struct ModifyInstancesDisasterRecoverGroup;
+impl Action for ModifyInstancesDisasterRecoverGroup {
+    const NAME: &'static str = "ModifyInstancesDisasterRecoverGroup";
+    type Request = ModifyInstancesDisasterRecoverGroupRequest;
+    type Response = EmptyResponse;
+}
+
+/// The price after a type change (one instance per call).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct InquiryPriceResetInstancesTypeRequest {
+    pub instance_ids: Vec<String>,
+    pub instance_type: String,
+}
+
+/// The answer of the InquiryPriceReset* actions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InquiryPriceResponse {
+    pub price: Option<Price>,
+}
+
+pub struct InquiryPriceResetInstancesType;
+impl Action for InquiryPriceResetInstancesType {
+    const NAME: &'static str = "InquiryPriceResetInstancesType";
+    type Request = InquiryPriceResetInstancesTypeRequest;
+    type Response = InquiryPriceResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
+pub struct InquiryPriceResetInstancesInternetMaxBandwidth;
+impl Action for InquiryPriceResetInstancesInternetMaxBandwidth {
+    const NAME: &'static str = "InquiryPriceResetInstancesInternetMaxBandwidth";
+    /// The same members as the change itself.
+    type Request = ResetInstancesInternetMaxBandwidthRequest;
+    type Response = InquiryPriceResponse;
+    fn idempotent(_: &Self::Request) -> bool {
+        true
+    }
+}
+
 /// Every action the client and the simulator know.
 pub const ACTIONS: &[&str] = &[
     RunInstances::NAME,
@@ -962,6 +1245,19 @@ pub const ACTIONS: &[&str] = &[
     DescribeZones::NAME,
     DescribeInstanceTypeConfigs::NAME,
     DescribeImages::NAME,
+    ResetInstance::NAME,
+    ModifyInstancesProject::NAME,
+    ModifyInstancesChargeType::NAME,
+    ModifyInstancesRenewFlag::NAME,
+    AssociateInstancesKeyPairs::NAME,
+    DisassociateInstancesKeyPairs::NAME,
+    ResetInstancesPassword::NAME,
+    ResizeInstanceDisks::NAME,
+    DescribeInstancesModification::NAME,
+    ModifyInstancesVpcAttribute::NAME,
+    ModifyInstancesDisasterRecoverGroup::NAME,
+    InquiryPriceResetInstancesType::NAME,
+    InquiryPriceResetInstancesInternetMaxBandwidth::NAME,
 ];
 
 #[cfg(test)]
@@ -1033,5 +1329,55 @@ mod tests {
         assert!(err.to_string().contains("unknown field `Bogus`"));
         let err = serde_json::from_str::<StartInstancesRequest>("{}").unwrap_err();
         assert!(err.to_string().contains("missing field `InstanceIds`"));
+    }
+
+    #[test]
+    fn in_place_requests_keep_secrets_out_of_debug_and_match_the_examples() {
+        // The members of api.json's examples, in the model's order.
+        let req = ResetInstancesPasswordRequest {
+            instance_ids: vec!["ins-r8hr2upy".into()],
+            password: Secret::new("abc123ABC!@#"),
+            user_name: Some("root".into()),
+            force_stop: Some(true),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"InstanceIds":["ins-r8hr2upy"],"Password":"abc123ABC!@#","UserName":"root","ForceStop":true}"#
+        );
+        assert!(!format!("{req:?}").contains("abc123ABC"));
+        let reset = ResetInstanceRequest {
+            instance_id: "ins-r8hr2upy".into(),
+            image_id: Some("img-pmqg1cw7".into()),
+            login_settings: Some(LoginSettings {
+                password: Some(Secret::new("Passw0rd!x")),
+                ..Default::default()
+            }),
+            user_data: Some(Secret::new("IyEvYmluL2Jhc2gK")),
+            ..Default::default()
+        };
+        let shown = format!("{reset:?}");
+        assert!(
+            !shown.contains("Passw0rd") && !shown.contains("IyEvYmlu"),
+            "{shown}"
+        );
+        let keys: InstancesKeyPairsRequest = serde_json::from_str(
+            r#"{"InstanceIds": ["ins-1xh8ex4w"], "KeyIds": ["skey-cg8q3z7i"], "ForceStop": true}"#,
+        )
+        .unwrap();
+        assert_eq!(keys.key_ids, ["skey-cg8q3z7i"]);
+        let disks = ResizeInstanceDisksRequest {
+            instance_id: "ins-1xh8ex4w".into(),
+            data_disks: Some(vec![DataDisk {
+                disk_id: Some("disk-12345678".into()),
+                disk_size: Some(200),
+                ..Default::default()
+            }]),
+            resize_online: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&disks).unwrap(),
+            r#"{"InstanceId":"ins-1xh8ex4w","DataDisks":[{"DiskSize":200,"DiskId":"disk-12345678"}],"ResizeOnline":true}"#
+        );
     }
 }

@@ -287,6 +287,19 @@ pub(super) fn cvm_contracts() -> Vec<Contract> {
         contract::<DescribeZones>(),
         contract::<DescribeInstanceTypeConfigs>(),
         contract::<DescribeImages>(),
+        contract::<ResetInstance>(),
+        contract::<ModifyInstancesProject>(),
+        contract::<ModifyInstancesChargeType>(),
+        contract::<ModifyInstancesRenewFlag>(),
+        contract::<AssociateInstancesKeyPairs>(),
+        contract::<DisassociateInstancesKeyPairs>(),
+        contract::<ResetInstancesPassword>(),
+        contract::<ResizeInstanceDisks>(),
+        contract::<DescribeInstancesModification>(),
+        contract::<ModifyInstancesVpcAttribute>(),
+        contract::<ModifyInstancesDisasterRecoverGroup>(),
+        contract::<InquiryPriceResetInstancesType>(),
+        contract::<InquiryPriceResetInstancesInternetMaxBandwidth>(),
     ]
 }
 

@@ -52,6 +52,10 @@ const BOOL_PARAMS: &[&str] = &[
     "ReleasePrepaidDataDisks",
     "EnableJumboFrame",
     "BurstPerformance",
+    "ModifyPortableDataDisk",
+    "ResizeOnline",
+    "ReserveHostName",
+    "Force",
 ];
 
 fn json_response(body: Value) -> Response {
