@@ -573,6 +573,8 @@ impl<'a> Reconciling<'a> {
             None => self.ctx.reset_backoff(&self.uid),
         }
         let delay = self.ctx.delay(&self.uid, report.requeue);
+        // Events before status: whoever sees the new status (a person, a
+        // test, a dashboard) finds the events that explain it already there.
         let regarding = self.obj.object_ref(&());
         for event in &report.events {
             self.ctx.events.publish(regarding.clone(), event).await;
