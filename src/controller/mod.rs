@@ -102,18 +102,10 @@ pub async fn run(
     handles: Handles,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
-    let api: Api<CvmInstance> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let api: Api<CvmInstance> = scoped(&client, &config);
     api.list(&ListParams::default().limit(1))
         .await
         .map_err(RunError::CrdMissing)?;
-    // The watch decodes straight into the compact cached form.
-    let cached_api: Api<cache::CachedInstance> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
 
     let events = events::Publisher::new(client.clone(), "cvm-operator", &config.instance_name);
     let ctx = Arc::new(Context::new(
@@ -127,24 +119,18 @@ pub async fn run(
 
     let sweeps = tokio::spawn(handles.observer.clone().run_sweeps());
     let (reader, writer) = reflector::store::<cache::CachedInstance>();
-    let gauge = {
-        let (observer, metrics) = (handles.observer.clone(), handles.metrics.clone());
-        let cached = reader.clone();
-        tokio::spawn(async move {
-            loop {
-                metrics.set_instance_states(&observer.state_counts());
-                let readiness = cached.state().into_iter().map(|o| o.readiness());
-                metrics.set_readiness(readiness, jiff::Timestamp::now());
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        })
-    };
+    let gauge = tokio::spawn(gauges(
+        handles.observer.clone(),
+        handles.metrics.clone(),
+        reader.clone(),
+    ));
 
     let mut wc = watcher::Config::default().any_semantic();
     if let Some(sel) = &config.label_selector {
         wc = wc.labels(sel);
     }
-    let stream = watcher(cached_api, wc)
+    // The watch decodes straight into the compact cached form.
+    let stream = watcher(scoped::<cache::CachedInstance>(&client, &config), wc)
         .default_backoff()
         .modify(cache::CachedInstance::slim)
         .reflect(writer)
@@ -175,4 +161,30 @@ pub async fn run(
     gauge.abort();
     tracing::info!("controller stopped");
     Ok(())
+}
+
+/// The watched namespace, or all.
+fn scoped<K>(client: &kube::Client, config: &Config) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Keeps the `instances` and readiness gauges up to date.
+async fn gauges(
+    observer: observe::Observer,
+    metrics: Arc<metrics::Metrics>,
+    cached: reflector::Store<cache::CachedInstance>,
+) {
+    loop {
+        metrics.set_instance_states(&observer.state_counts());
+        let readiness = cached.state().into_iter().map(|o| o.readiness());
+        metrics.set_readiness(readiness, jiff::Timestamp::now());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
