@@ -21,6 +21,9 @@ pub const GROUP: &str = "cvm.tencentcloud.io";
 pub const FINALIZER: &str = "cvm.tencentcloud.io/finalizer";
 /// `"true"` stops every cloud mutation (deletion still proceeds).
 pub const PAUSED_ANNOTATION: &str = "cvm.tencentcloud.io/paused";
+/// Each new value reboots a running instance once (`kubectl rollout
+/// restart`'s convention: the value is a timestamp).
+pub const RESTARTED_AT_ANNOTATION: &str = "cvm.tencentcloud.io/restartedAt";
 /// Tag carrying the resource UID on the instance: the create guard.
 pub const UID_TAG: &str = "cvm.tencentcloud.io/uid";
 /// Informational tags, for people looking at the console.
@@ -72,11 +75,12 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
     validation = Rule::new("has(self.userData) == has(oldSelf.userData) && (!has(self.userData) || self.userData == oldSelf.userData)").message("spec.userData is immutable"),
     validation = Rule::new("has(self.userDataSecretRef) == has(oldSelf.userDataSecretRef) && (!has(self.userDataSecretRef) || self.userDataSecretRef == oldSelf.userDataSecretRef)").message("spec.userDataSecretRef is immutable"),
     validation = Rule::new("has(self.prepaid) == has(oldSelf.prepaid) && (!has(self.prepaid) || self.prepaid == oldSelf.prepaid)").message("spec.prepaid is immutable"),
-    validation = Rule::new("has(self.spot) == has(oldSelf.spot) && (!has(self.spot) || self.spot == oldSelf.spot)").message("spec.spot is immutable"),
+    validation = Rule::new("has(self.spot) == has(oldSelf.spot) && (!has(self.spot) || self.spot == oldSelf.spot)").message("spec.spot is immutable: a spot instance's bid is fixed at purchase; create a new CvmInstance to change it"),
     validation = Rule::new("has(self.tags) == has(oldSelf.tags) && (!has(self.tags) || self.tags == oldSelf.tags)").message("spec.tags is immutable (tags are set when the instance is created)"),
     validation = Rule::new("!has(self.tags) || self.tags.all(k, !k.startsWith('cvm.tencentcloud.io/'))").message("spec.tags must not use the reserved prefix cvm.tencentcloud.io/"),
-    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.internetChargeType)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.internetChargeType)) && (!has(self.internetAccessible) || !has(self.internetAccessible.internetChargeType) || self.internetAccessible.internetChargeType == oldSelf.internetAccessible.internetChargeType)").message("spec.internetAccessible.internetChargeType is immutable"),
-    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.publicIpAssigned)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.publicIpAssigned)) && (!has(self.internetAccessible) || !has(self.internetAccessible.publicIpAssigned) || self.internetAccessible.publicIpAssigned == oldSelf.internetAccessible.publicIpAssigned)").message("spec.internetAccessible.publicIpAssigned is immutable"),
+    validation = Rule::new("!(has(self.resizePolicy) && self.resizePolicy == 'Never' && has(self.disruptionPolicy) && has(self.disruptionPolicy.stopStart) && self.disruptionPolicy.stopStart == 'Allowed')").message("spec.resizePolicy: Never contradicts spec.disruptionPolicy.stopStart: Allowed; resizePolicy is deprecated: remove it and keep disruptionPolicy.stopStart"),
+    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.internetChargeType)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.internetChargeType)) && (!has(self.internetAccessible) || !has(self.internetAccessible.internetChargeType) || self.internetAccessible.internetChargeType == oldSelf.internetAccessible.internetChargeType)").message("spec.internetAccessible.internetChargeType is immutable: the operator does not switch the network billing mode; create a new CvmInstance to change it"),
+    validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.publicIpAssigned)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.publicIpAssigned)) && (!has(self.internetAccessible) || !has(self.internetAccessible.publicIpAssigned) || self.internetAccessible.publicIpAssigned == oldSelf.internetAccessible.publicIpAssigned)").message("spec.internetAccessible.publicIpAssigned is immutable: a public IP is assigned at creation only (bind an elastic IP to add one later); create a new CvmInstance to change it"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CvmInstanceSpec {
@@ -209,11 +213,18 @@ pub struct CvmInstanceSpec {
     #[serde(default)]
     pub stopped_mode: StoppedMode,
 
-    /// StopAndStart (default): the operator may stop a running instance to
-    /// change its type, and restores `runState` afterwards. Never: it reports
-    /// `ResizeRequiresStop` instead.
-    #[serde(default)]
-    pub resize_policy: ResizePolicy,
+    /// Which disruptions the operator may cause by itself to apply a change
+    /// (stop and start, reboot, reinstall). A change whose disruption is not
+    /// allowed is not made: `Synced=False` names what it needs
+    /// (`StopRequired`, `RebootRequired`, `ReinstallRequired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_policy: Option<DisruptionPolicy>,
+
+    /// Deprecated: use `disruptionPolicy.stopStart`. `Never` still means
+    /// `disruptionPolicy.stopStart: Never`; `StopAndStart` is the default
+    /// and means nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_policy: Option<ResizePolicy>,
 
     /// Delete (default): terminate the instance with the resource. Retain: keep it.
     #[serde(default)]
@@ -294,6 +305,7 @@ unit_enum!(ResizePolicy {
     StopAndStart,
     Never
 });
+unit_enum!(Permission { Allowed, Never });
 unit_enum!(DeletionPolicy { Delete, Retain });
 unit_enum!(ManagementPolicy { Full, ObserveOnly });
 unit_enum!(
@@ -326,6 +338,34 @@ unit_enum!(
         BANDWIDTH_PACKAGE
     }
 );
+
+/// The disruptions the operator may cause by itself. Unset members take
+/// their defaults: stop/start and reboot `Allowed`, reinstall `Never`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionPolicy {
+    /// Stopping a running instance to apply changes that need it stopped
+    /// (type, key pairs, password, VPC, offline disk growth: all of them in
+    /// one stop), then restoring `runState`. Default `Allowed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_start: Option<Permission>,
+    /// Rebooting a running instance (a new host name, a new placement
+    /// group). Default `Allowed`: less than the stop/start allowed by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<Permission>,
+    /// Reinstalling the operating system for a new `imageId` (formats the
+    /// system disk). Default `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinstall: Option<Permission>,
+}
+
+/// The effective disruption policy: what the operator may do by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disruptions {
+    pub stop_start: bool,
+    pub reboot: bool,
+    pub reinstall: bool,
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -486,6 +526,9 @@ pub struct CvmInstanceStatus {
     /// The last cloud operation the operator started (or saw fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_operation: Option<LastOperation>,
+    /// The last restart asked for with `cvm.tencentcloud.io/restartedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartStatus>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -523,6 +566,31 @@ pub struct LastOperation {
     #[schemars(length(max = 64))]
     pub time: Option<String>,
 }
+
+/// A restart request (`cvm.tencentcloud.io/restartedAt`) and what became of it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartStatus {
+    /// The annotation's value this is about.
+    pub requested_at: String,
+    /// Pending (recorded before RebootInstances is sent: a crash never
+    /// reboots twice), Rebooted, Skipped (the instance was stopped), Failed.
+    pub state: RestartState,
+    /// While Pending: the instance's `LatestOperationRequestId` before the
+    /// call. Another one later means the call reached the cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_operation: Option<String>,
+    /// RebootInstances' RequestId.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+unit_enum!(RestartState {
+    Pending,
+    Rebooted,
+    Skipped,
+    Failed
+});
 
 /// Where the last operation stands. The schema keeps a plain string (as it
 /// always was); the operator writes only these three values.
@@ -608,13 +676,43 @@ impl LastOperation {
     }
 }
 
+impl CvmInstanceSpec {
+    /// The effective disruption policy: `disruptionPolicy`'s members, the
+    /// deprecated `resizePolicy: Never` for an unset `stopStart`, else the
+    /// defaults (stop/start and reboot allowed, reinstall never).
+    pub fn disruptions(&self) -> Disruptions {
+        let p = self.disruption_policy.clone().unwrap_or_default();
+        let legacy = match self.resize_policy {
+            Some(ResizePolicy::Never) => Permission::Never,
+            _ => Permission::Allowed,
+        };
+        let allowed = |p: Option<Permission>, default| p.unwrap_or(default) == Permission::Allowed;
+        Disruptions {
+            stop_start: allowed(p.stop_start, legacy),
+            reboot: allowed(p.reboot, Permission::Allowed),
+            reinstall: allowed(p.reinstall, Permission::Never),
+        }
+    }
+}
+
 impl CvmInstance {
-    pub fn is_paused(&self) -> bool {
+    fn annotation(&self, key: &str) -> Option<&str> {
         self.metadata
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.annotation(PAUSED_ANNOTATION)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The restart asked for (`cvm.tencentcloud.io/restartedAt`), if any.
+    pub fn restart_requested(&self) -> Option<&str> {
+        self.annotation(RESTARTED_AT_ANNOTATION)
+            .filter(|v| !v.is_empty())
     }
 
     /// The instance this resource is bound to, as far as it knows: the

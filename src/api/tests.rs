@@ -42,7 +42,15 @@ fn defaults_fill_in_policies() {
     assert_eq!(c.spec.run_state, RunState::Running);
     assert_eq!(c.spec.stop_type, StopType::SOFT_FIRST);
     assert_eq!(c.spec.stopped_mode, StoppedMode::KEEP_CHARGING);
-    assert_eq!(c.spec.resize_policy, ResizePolicy::StopAndStart);
+    assert_eq!(c.spec.resize_policy, None);
+    assert_eq!(
+        c.spec.disruptions(),
+        Disruptions {
+            stop_start: true,
+            reboot: true,
+            reinstall: false
+        }
+    );
     assert_eq!(c.spec.deletion_policy, DeletionPolicy::Delete);
     assert_eq!(c.spec.management_policy, ManagementPolicy::Full);
     assert_eq!(
@@ -353,4 +361,65 @@ fn known_instance_id_prefers_the_adopted_one() {
     assert_eq!(obj.known_instance_id(), Some("ins-fromstat"));
     obj.spec.instance_id = Some("ins-adopted1".into());
     assert_eq!(obj.known_instance_id(), Some("ins-adopted1"));
+}
+
+#[test]
+fn disruption_policy_defaults_and_the_deprecated_resize_policy() {
+    let d = |v: serde_json::Value| cr(v).spec.disruptions();
+    let all = |stop_start, reboot, reinstall| Disruptions {
+        stop_start,
+        reboot,
+        reinstall,
+    };
+    assert_eq!(d(base()), all(true, true, false));
+    // Old manifests keep working: Never maps to stopStart: Never, and the
+    // StopAndStart every stored object carries (it was the schema default)
+    // means nothing more.
+    let old = |p: &str| with(base(), &["spec", "resizePolicy"], json!(p));
+    assert_eq!(d(old("Never")), all(false, true, false));
+    assert_eq!(d(old("StopAndStart")), all(true, true, false));
+    let policy = |p: serde_json::Value| with(base(), &["spec", "disruptionPolicy"], p);
+    assert_eq!(
+        d(policy(json!({"reboot": "Never", "reinstall": "Allowed"}))),
+        all(true, false, true)
+    );
+    // The new field wins over the stored default.
+    let both = with(
+        old("StopAndStart"),
+        &["spec", "disruptionPolicy"],
+        json!({"stopStart": "Never"}),
+    );
+    assert_eq!(d(both.clone()), all(false, true, false));
+    assert!(cr(both).validate_cel().is_ok());
+    // A contradiction is refused with what to write instead.
+    let contradiction = with(
+        old("Never"),
+        &["spec", "disruptionPolicy"],
+        json!({"stopStart": "Allowed"}),
+    );
+    let err = format!("{:?}", cr(contradiction).validate_cel());
+    assert!(
+        err.contains("resizePolicy is deprecated: remove it and keep disruptionPolicy.stopStart"),
+        "{err}"
+    );
+}
+
+#[test]
+fn restart_requests_are_read_from_the_annotation() {
+    let mut c = cr(base());
+    assert_eq!(c.restart_requested(), None);
+    c.metadata.annotations = Some(
+        [(
+            RESTARTED_AT_ANNOTATION.to_string(),
+            "2026-12-01T10:00:00Z".to_string(),
+        )]
+        .into(),
+    );
+    assert_eq!(c.restart_requested(), Some("2026-12-01T10:00:00Z"));
+    c.metadata.annotations = Some([(RESTARTED_AT_ANNOTATION.to_string(), String::new())].into());
+    assert_eq!(
+        c.restart_requested(),
+        None,
+        "an empty value asks for nothing"
+    );
 }

@@ -266,6 +266,14 @@ impl Actor {
                 self.call::<ModifyInstancesAttribute>(creds, region, &req)
                     .await
             }
+            CloudAction::Restart { stop_type, .. } => {
+                let req = RebootInstancesRequest {
+                    instance_ids: ids,
+                    force_reboot: None,
+                    stop_type: Some(stop_type.as_str().into()),
+                };
+                self.call::<RebootInstances>(creds, region, &req).await
+            }
             CloudAction::Terminate => {
                 let req = TerminateInstancesRequest {
                     instance_ids: ids,

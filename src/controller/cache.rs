@@ -53,7 +53,8 @@ impl Fingerprint {
 }
 
 /// What the cache keeps of a status: what the reconciler reads (the instance
-/// id, the last operation, the generation, and each condition's type, status,
+/// id, the last operation, the restart record, the generation, and each
+/// condition's type, status,
 /// reason and transition time), with the fingerprint of the full status.
 /// Everything else is rebuilt from the observation on every reconcile.
 fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
@@ -61,6 +62,7 @@ fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
     let status = CvmInstanceStatus {
         instance_id: full.instance_id.take(),
         last_operation: full.last_operation.take(),
+        restart: full.restart.take(),
         observed_generation: full.observed_generation,
         conditions: std::mem::take(&mut full.conditions)
             .into_iter()
@@ -76,17 +78,22 @@ fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
 
 impl CachedInstance {
     /// Drops what the operator never reads: managed fields, labels,
-    /// annotations (but the pause switch), and the bulky part of the status.
+    /// annotations (but the pause switch and the restart request), and the
+    /// bulky part of the status.
     pub fn slim(&mut self) {
         let meta = &mut self.metadata;
         meta.managed_fields = None;
         meta.labels = None;
         meta.owner_references = None;
-        let paused = meta
+        // Only the annotations reconciles read.
+        let kept: std::collections::BTreeMap<String, String> = meta
             .annotations
-            .as_ref()
-            .and_then(|a| a.get(api::PAUSED_ANNOTATION).cloned());
-        meta.annotations = paused.map(|v| [(api::PAUSED_ANNOTATION.to_string(), v)].into());
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k == api::PAUSED_ANNOTATION || k == api::RESTARTED_AT_ANNOTATION)
+            .collect();
+        meta.annotations = (!kept.is_empty()).then_some(kept);
         let Some(raw) = self.status.take() else {
             return;
         };
@@ -193,13 +200,15 @@ mod tests {
             "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
             "metadata": {"name": "web", "namespace": "ns", "uid": "u-1", "generation": 2,
                          "labels": {"team": "a"},
-                         "annotations": {"cvm.tencentcloud.io/paused": "true", "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                         "annotations": {"cvm.tencentcloud.io/paused": "true", "cvm.tencentcloud.io/restartedAt": "2026-12-01T10:00:00Z",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
                          "managedFields": [{"manager": "kubectl"}]},
             "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3", "imageId": "img-pi0ii46r",
                      "instanceType": "S5.SMALL1", "runState": "Stopped", "tags": {"a": "b"}},
             "status": {"instanceId": "ins-abcdefgh", "instanceState": "RUNNING", "observedGeneration": 2,
                        "publicIpAddresses": ["1.2.3.4"],
                        "lastOperation": {"action": "RunInstances", "state": "Succeeded", "requestId": "r"},
+                       "restart": {"requestedAt": "2026-12-01T10:00:00Z", "state": "Pending", "previousOperation": "r"},
                        "conditions": [{"type": "Synced", "status": "True", "reason": "ReconcileSuccess",
                                        "message": "long text", "lastTransitionTime": "2026-11-26T10:00:00Z"}]}
         });
@@ -223,12 +232,17 @@ mod tests {
         assert!(st.conditions[0].message.is_empty());
         assert!(st.public_ip_addresses.is_empty());
         assert_eq!(fingerprint, Some(Fingerprint::of(&full_status)));
+        assert_eq!(obj.restart_requested(), Some("2026-12-01T10:00:00Z"));
+        assert_eq!(
+            st.restart.as_ref().map(|r| r.state),
+            Some(api::RestartState::Pending)
+        );
         assert!(
             obj.metadata
                 .annotations
                 .as_ref()
-                .is_none_or(|a| a.len() == 1),
-            "nothing but the pause switch travels in the annotations"
+                .is_none_or(|a| a.len() == 2),
+            "nothing but the pause switch and the restart request travel in the annotations"
         );
     }
     #[test]

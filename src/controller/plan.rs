@@ -2,10 +2,18 @@
 //! one next cloud action, or why to wait. Pure and total: no I/O, no clock;
 //! every (state, operation state, difference) has a tested answer below.
 
+mod drift;
+mod fix;
+pub mod restart;
+
+pub use drift::{Disruption, Drift, Needs, PendingChange, drift};
+use fix::Fix;
+pub use restart::RestartInput;
+
 use super::observation::{Observation, Observed};
 use crate::api::{
-    CvmInstanceSpec, DeletionPolicy, LastOperation, ManagementPolicy, ResizePolicy, RunState,
-    StopType, StoppedMode,
+    CvmInstanceSpec, DeletionPolicy, LastOperation, ManagementPolicy, RESTARTED_AT_ANNOTATION,
+    RestartStatus, RunState, StopType, StoppedMode,
 };
 use crate::cloud::model::{self, Action as _, InstanceState};
 
@@ -29,8 +37,10 @@ pub struct PlanInput<'a> {
     pub mode: Mode,
     pub paused: bool,
     /// A permanent failure recorded for the current generation: no more
-    /// mutations until the spec changes.
+    /// mutations until the spec changes (but restoring the power state).
     pub blocked: Option<&'a Blocked>,
+    /// The restart asked for by annotation, and what status says of it.
+    pub restart: RestartInput<'a>,
 }
 
 /// A mutation refused permanently for the current generation: nothing more
@@ -66,7 +76,7 @@ impl Blocked {
 
 /// A change to an existing instance (creating one is [`Step::Create`]).
 /// Adding one: a variant here with its API action, description and event
-/// reason below, the planner rows that choose it ([`drift`], `first_fix`),
+/// reason below, the planner rows that choose it (`drift.rs`, [`fix`]),
 /// and its request in `act.rs` (DEVELOPERS.md has the recipe).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloudAction {
@@ -74,8 +84,9 @@ pub enum CloudAction {
     Stop {
         stop_type: StopType,
         stopped_mode: StoppedMode,
-        /// Stopping only to change the type (the run state is restored after).
-        for_resize: bool,
+        /// The fields this stop is for (the stop window): empty when the
+        /// spec asks for a stopped instance.
+        to_apply: Vec<&'static str>,
     },
     ResetType {
         instance_type: String,
@@ -92,6 +103,12 @@ pub enum CloudAction {
     SetTerminationProtection {
         enabled: bool,
     },
+    /// RebootInstances for a `cvm.tencentcloud.io/restartedAt` value; the
+    /// intent is recorded in status before the call.
+    Restart {
+        requested_at: String,
+        stop_type: StopType,
+    },
     Terminate,
 }
 
@@ -106,6 +123,7 @@ impl CloudAction {
             CloudAction::Rename { .. }
             | CloudAction::SetSecurityGroups { .. }
             | CloudAction::SetTerminationProtection { .. } => model::ModifyInstancesAttribute::NAME,
+            CloudAction::Restart { .. } => model::RebootInstances::NAME,
             CloudAction::Terminate => model::TerminateInstances::NAME,
         }
     }
@@ -115,15 +133,14 @@ impl CloudAction {
     pub fn event_reason(&self) -> &'static str {
         match self {
             CloudAction::Start => "Starting",
-            CloudAction::Stop {
-                for_resize: true, ..
-            } => "StoppingForResize",
+            CloudAction::Stop { to_apply, .. } if !to_apply.is_empty() => "StoppingForChanges",
             CloudAction::Stop { .. } => "Stopping",
             CloudAction::ResetType { .. } => "Resizing",
             CloudAction::SetBandwidth { .. } => "UpdatingBandwidth",
             CloudAction::Rename { .. } => "Renaming",
             CloudAction::SetSecurityGroups { .. } => "UpdatingSecurityGroups",
             CloudAction::SetTerminationProtection { .. } => "UpdatingTerminationProtection",
+            CloudAction::Restart { .. } => "Restarting",
             CloudAction::Terminate => "Terminating",
         }
     }
@@ -132,9 +149,10 @@ impl CloudAction {
     pub fn describe(&self) -> String {
         match self {
             CloudAction::Start => "starting the instance".into(),
-            CloudAction::Stop {
-                for_resize: true, ..
-            } => "stopping the instance to change its type".into(),
+            CloudAction::Stop { to_apply, .. } if !to_apply.is_empty() => format!(
+                "stopping the instance once to apply {} (spec.runState is restored afterwards)",
+                to_apply.join(", ")
+            ),
             CloudAction::Stop { .. } => "stopping the instance".into(),
             CloudAction::ResetType { instance_type } => {
                 format!("changing the instance type to {instance_type}")
@@ -152,61 +170,17 @@ impl CloudAction {
                     if *enabled { "enabling" } else { "disabling" }
                 )
             }
+            CloudAction::Restart { requested_at, .. } => {
+                format!("rebooting the instance ({RESTARTED_AT_ANNOTATION}: {requested_at})")
+            }
             CloudAction::Terminate => "terminating the instance".into(),
         }
     }
-}
 
-/// A difference between the spec and the instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Drift {
-    PowerState {
-        want: String,
-        have: String,
-    },
-    InstanceType {
-        want: String,
-        have: String,
-    },
-    Bandwidth {
-        want: i64,
-        have: i64,
-    },
-    Name {
-        want: String,
-        have: String,
-    },
-    SecurityGroups {
-        want: Vec<String>,
-        have: Vec<String>,
-    },
-    TerminationProtection {
-        want: bool,
-        have: bool,
-    },
-}
-
-impl std::fmt::Display for Drift {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Drift::PowerState { want, have } => write!(f, "state is {have}, spec wants {want}"),
-            Drift::InstanceType { want, have } => write!(f, "type is {have}, spec wants {want}"),
-            Drift::Bandwidth { want, have } => {
-                write!(f, "bandwidth is {have} Mbps, spec wants {want}")
-            }
-            Drift::Name { want, have } => write!(f, "name is {have:?}, spec wants {want:?}"),
-            Drift::SecurityGroups { want, have } => {
-                write!(
-                    f,
-                    "security groups are [{}], spec wants [{}]",
-                    have.join(","),
-                    want.join(",")
-                )
-            }
-            Drift::TerminationProtection { want, have } => {
-                write!(f, "termination protection is {have}, spec wants {want}")
-            }
-        }
+    /// The API boots the instance when it does this, also from STOPPED
+    /// (ResetInstancesType, as documented).
+    pub fn boots(&self) -> bool {
+        matches!(self, CloudAction::ResetType { .. })
     }
 }
 
@@ -224,8 +198,9 @@ pub enum Wait {
     Paused { pending: Box<Step> },
     /// `managementPolicy: ObserveOnly` with differences to report.
     ObserveOnly,
-    /// The type differs but `resizePolicy: Never` forbids the power cycle.
-    ResizeRequiresStop,
+    /// Changes left that need a disruption `disruptionPolicy` does not
+    /// allow (the first one names the condition's reason).
+    NotAllowed(Vec<Refused>),
     /// LAUNCH_FAILED is final: report, never retry.
     LaunchFailed { message: String },
     /// The instance vanished (or the adopted id does not exist): report,
@@ -237,6 +212,13 @@ pub enum Wait {
     RecycleBin,
     /// Deleting, but the instance has termination protection.
     TerminationProtected,
+}
+
+/// A change not made because its disruption is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub field: &'static str,
+    pub disruption: Disruption,
 }
 
 impl Wait {
@@ -291,6 +273,11 @@ pub struct Plan {
     pub step: Step,
     /// Every difference seen (also the ones not acted on yet).
     pub drift: Vec<Drift>,
+    /// The same as pending changes (field, from, to, disruption).
+    pub pending: Vec<PendingChange>,
+    /// What to record of the restart request without a call: it already
+    /// happened (a crash hid the answer), or the instance is stopped.
+    pub restart: Option<RestartStatus>,
 }
 
 impl Plan {
@@ -298,75 +285,14 @@ impl Plan {
         Plan {
             step,
             drift: Vec::new(),
+            pending: Vec::new(),
+            restart: None,
         }
     }
 }
 
 fn wait(w: Wait) -> Plan {
     Plan::new(Step::Wait(w))
-}
-
-fn run_state_name(s: RunState) -> &'static str {
-    match s {
-        RunState::Running => "RUNNING",
-        RunState::Stopped => "STOPPED",
-    }
-}
-
-/// Every difference between the spec and an instance, in the order they
-/// are fixed: type first (so a restart happens after the resize), then
-/// power, then the in-place attributes.
-pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Vec<Drift> {
-    let mut out = Vec::new();
-    if o.instance_type != spec.instance_type {
-        out.push(Drift::InstanceType {
-            want: spec.instance_type.clone(),
-            have: o.instance_type.clone(),
-        });
-    }
-    let have_state = o.state.as_str().to_string();
-    let want_state = run_state_name(spec.run_state);
-    let powered_as_wanted = match spec.run_state {
-        RunState::Running => o.state == InstanceState::Running,
-        RunState::Stopped => o.state == InstanceState::Stopped,
-    };
-    if !powered_as_wanted {
-        out.push(Drift::PowerState {
-            want: want_state.into(),
-            have: have_state,
-        });
-    }
-    if let Some(ia) = &spec.internet_accessible
-        && ia.internet_max_bandwidth_out != o.bandwidth_out
-    {
-        out.push(Drift::Bandwidth {
-            want: ia.internet_max_bandwidth_out,
-            have: o.bandwidth_out,
-        });
-    }
-    if o.name != instance_name {
-        out.push(Drift::Name {
-            want: instance_name.into(),
-            have: o.name.clone(),
-        });
-    }
-    if let Some(sgs) = &spec.security_group_ids
-        && *sgs != o.security_group_ids
-    {
-        out.push(Drift::SecurityGroups {
-            want: sgs.clone(),
-            have: o.security_group_ids.clone(),
-        });
-    }
-    if let Some(p) = spec.disable_api_termination
-        && p != o.disable_api_termination
-    {
-        out.push(Drift::TerminationProtection {
-            want: p,
-            have: o.disable_api_termination,
-        });
-    }
-    out
 }
 
 /// A deletion that must not touch the cloud (and needs no credentials):
@@ -445,11 +371,18 @@ fn plan_absent(input: &PlanInput<'_>, observed: &Observed) -> Plan {
 
 fn plan_present(input: &PlanInput<'_>, o: &Observation) -> Plan {
     let drift = drift(input.spec, input.instance_name, o);
+    let pending = drift.iter().map(|d| pending_change(o, d)).collect();
+    let (restart, reboot) =
+        match restart::next(&input.restart, o, input.spec.run_state == RunState::Running) {
+            restart::Next::Nothing => (None, None),
+            restart::Next::Record(r) => (Some(r), None),
+            restart::Next::Reboot(at) => (None, Some(at)),
+        };
     // Waits carry the differences too: an instance caught moving (STOPPING,
     // an operation in progress) by someone else's hand is drift to report
     // now, since once it settles our own status no longer says "in sync".
     let step = match &o.state {
-        InstanceState::Running | InstanceState::Stopped => settled_step(input, o, &drift),
+        InstanceState::Running | InstanceState::Stopped => settled_step(input, o, &drift, reboot),
         InstanceState::LaunchFailed => {
             return wait(Wait::LaunchFailed {
                 message: o.latest_operation_error_msg.clone(),
@@ -460,104 +393,82 @@ fn plan_present(input: &PlanInput<'_>, o: &Observation) -> Plan {
             state: other.as_str().into(),
         }),
     };
-    Plan { step, drift }
+    Plan {
+        step,
+        drift,
+        pending,
+        restart,
+    }
 }
 
-/// The step for a settled (RUNNING or STOPPED) instance.
-fn settled_step(input: &PlanInput<'_>, o: &Observation, drift: &[Drift]) -> Step {
+/// The step for a settled (RUNNING or STOPPED) instance; `reboot`: a
+/// restart asked for and not done yet.
+fn settled_step(
+    input: &PlanInput<'_>,
+    o: &Observation,
+    drift: &[Drift],
+    reboot: Option<String>,
+) -> Step {
     if o.operating {
         return Step::Wait(Wait::OperationInProgress {
             operation: o.latest_operation.clone(),
         });
     }
-    if drift.is_empty() {
+    if drift.is_empty() && reboot.is_none() {
         return Step::Wait(Wait::InSync);
     }
     if input.spec.management_policy == ManagementPolicy::ObserveOnly {
-        return Step::Wait(Wait::ObserveOnly);
+        let w = if drift.is_empty() {
+            Wait::InSync
+        } else {
+            Wait::ObserveOnly
+        };
+        return Step::Wait(w);
     }
-    if let Some(blocked) = input.blocked {
-        return Step::Wait(Wait::Blocked(blocked.clone()));
-    }
-    match first_fix(input.spec, o, drift) {
-        Fix::Act(action) if input.paused => Step::Wait(Wait::Paused {
+    let restart = |requested_at: String| CloudAction::Restart {
+        requested_at,
+        stop_type: input.spec.stop_type,
+    };
+    let step = match (fix::next(input, o, drift), reboot) {
+        (Fix::Act(action), _) => Step::Act(action),
+        // Asked for explicitly: also when other changes wait for a person.
+        (_, Some(at)) => Step::Act(restart(at)),
+        (Fix::NotAllowed(refused), None) => Step::Wait(Wait::NotAllowed(refused)),
+        (Fix::Blocked, None) => Step::Wait(Wait::Blocked(
+            input
+                .blocked
+                .cloned()
+                .expect("Fix::Blocked comes from a block"),
+        )),
+        (Fix::Nothing, None) => Step::Wait(Wait::InSync),
+    };
+    match step {
+        Step::Act(action) if input.paused => Step::Wait(Wait::Paused {
             pending: Box::new(Step::Act(action)),
         }),
-        Fix::Act(action) => Step::Act(action),
-        Fix::ResizeBlocked => Step::Wait(Wait::ResizeRequiresStop),
-        Fix::Nothing => Step::Wait(Wait::InSync),
+        step => step,
     }
 }
 
-enum Fix {
-    Act(CloudAction),
-    /// Only the type differs (among what can be fixed), and the policy
-    /// forbids the power cycle it needs.
-    ResizeBlocked,
-    Nothing,
-}
-
-/// The action that fixes the first difference that can be fixed now, in the
-/// order of [`drift`].
-fn first_fix(spec: &CvmInstanceSpec, o: &Observation, drift: &[Drift]) -> Fix {
+/// A difference as a pending change: what applying it costs the instance
+/// from where it stands.
+fn pending_change(o: &Observation, d: &Drift) -> PendingChange {
     let running = o.state == InstanceState::Running;
-    let mut resize_blocked = false;
-    for d in drift {
-        let action = match d {
-            Drift::InstanceType { want, .. } => match resize_step(spec, o, want) {
-                Some(a) => Some(a),
-                None => {
-                    resize_blocked = true;
-                    None
-                }
-            },
-            Drift::PowerState { .. } if running => Some(CloudAction::Stop {
-                stop_type: spec.stop_type,
-                stopped_mode: spec.stopped_mode,
-                for_resize: false,
-            }),
-            Drift::PowerState { .. } => Some(CloudAction::Start),
-            Drift::Bandwidth { want, .. } => Some(CloudAction::SetBandwidth { mbps: *want }),
-            Drift::Name { want, .. } => Some(CloudAction::Rename { name: want.clone() }),
-            Drift::SecurityGroups { want, .. } => {
-                Some(CloudAction::SetSecurityGroups { ids: want.clone() })
-            }
-            Drift::TerminationProtection { want, .. } => {
-                Some(CloudAction::SetTerminationProtection { enabled: *want })
-            }
-        };
-        if let Some(a) = action {
-            return Fix::Act(a);
-        }
+    let disruption = match d.needs() {
+        Needs::Nothing => Disruption::None,
+        Needs::RebootWhenRunning if running => Disruption::Reboot,
+        Needs::Stopped if running || fix::must_restop(o, d) => Disruption::Stop,
+        Needs::Reinstall => Disruption::Reinstall,
+        Needs::Power if running => Disruption::Stop,
+        Needs::RebootWhenRunning | Needs::Stopped | Needs::Power => Disruption::None,
+    };
+    let (from, to) = d.values();
+    PendingChange {
+        field: d.field(),
+        from,
+        to,
+        disruption,
     }
-    if resize_blocked {
-        Fix::ResizeBlocked
-    } else {
-        Fix::Nothing
-    }
-}
-
-/// The next move of a resize to `want`; `None` when it needs a power cycle
-/// that `resizePolicy: Never` forbids.
-fn resize_step(spec: &CvmInstanceSpec, o: &Observation, want: &str) -> Option<CloudAction> {
-    let may_power_cycle = spec.resize_policy == ResizePolicy::StopAndStart;
-    if o.state == InstanceState::Running {
-        // Keep charging: the API refuses to resize an instance stopped in
-        // STOP_CHARGING mode.
-        return may_power_cycle.then_some(CloudAction::Stop {
-            stop_type: spec.stop_type,
-            stopped_mode: StoppedMode::KEEP_CHARGING,
-            for_resize: true,
-        });
-    }
-    if o.stopped_mode == Some(StoppedMode::STOP_CHARGING) {
-        // Stopped without charging: must start, then stop with
-        // KEEP_CHARGING, to be resizable.
-        return may_power_cycle.then_some(CloudAction::Start);
-    }
-    Some(CloudAction::ResetType {
-        instance_type: want.to_string(),
-    })
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ fn run(spec: &CvmInstanceSpec, o: &Observation) -> Plan {
         mode: Mode::Apply,
         paused: false,
         blocked: None,
+        restart: RestartInput::default(),
     })
 }
 
@@ -209,7 +210,7 @@ fn every_difference_on_a_running_instance() {
             Step::Act(CloudAction::Stop {
                 stop_type: StopType::SOFT_FIRST,
                 stopped_mode: StoppedMode::KEEP_CHARGING,
-                for_resize: true,
+                to_apply: vec!["spec.instanceType"],
             }),
         ),
         (
@@ -217,7 +218,7 @@ fn every_difference_on_a_running_instance() {
             Step::Act(CloudAction::Stop {
                 stop_type: StopType::SOFT_FIRST,
                 stopped_mode: StoppedMode::KEEP_CHARGING,
-                for_resize: false,
+                to_apply: vec![],
             }),
         ),
         (
@@ -320,77 +321,94 @@ fn every_difference_on_a_stopped_instance() {
 }
 
 #[test]
-fn resize_choreography_stop_resize_start() {
+fn resize_choreography_stop_resize_and_the_api_boots_it() {
     let mut s = spec();
     s.instance_type = "S5.LARGE8".into();
-    // 1. running → stop (keep charging), 2. stopped → resize, 3. resized → start.
+    // 1. running → stop (keep charging), 2. stopped → resize, 3. the API
+    // brings it back RUNNING (documented): nothing left to start.
     let running = obs();
-    assert!(matches!(
+    assert_eq!(
         step(&s, &running),
         Step::Act(CloudAction::Stop {
-            for_resize: true,
-            ..
+            stop_type: StopType::SOFT_FIRST,
+            stopped_mode: StoppedMode::KEEP_CHARGING,
+            to_apply: vec!["spec.instanceType"],
         })
-    ));
+    );
     let stopped = Observation {
         state: InstanceState::Stopped,
         stopped_mode: Some(StoppedMode::KEEP_CHARGING),
         ..obs()
     };
-    assert!(matches!(
-        step(&s, &stopped),
-        Step::Act(CloudAction::ResetType { .. })
-    ));
+    let resize = CloudAction::ResetType {
+        instance_type: "S5.LARGE8".into(),
+    };
+    assert!(resize.boots());
+    assert_eq!(step(&s, &stopped), Step::Act(resize));
     let resized = Observation {
         instance_type: "S5.LARGE8".into(),
         ..stopped
     };
+    let booted = Observation {
+        state: InstanceState::Running,
+        ..resized.clone()
+    };
+    assert_eq!(step(&s, &booted), Step::Wait(Wait::InSync));
+    // Were it still stopped (an API that did not boot it), it is started.
     assert_eq!(step(&s, &resized), Step::Act(CloudAction::Start));
-    assert_eq!(
-        step(
-            &s,
-            &Observation {
-                state: InstanceState::Running,
-                ..resized
-            }
-        ),
-        Step::Wait(Wait::InSync)
-    );
+    // A user's Stopped instance: the boot is undone by a plain stop.
+    s.run_state = RunState::Stopped;
+    assert!(matches!(
+        step(&s, &booted),
+        Step::Act(CloudAction::Stop { to_apply, .. }) if to_apply.is_empty()
+    ));
+}
+
+fn refused(field: &'static str, disruption: Disruption) -> Step {
+    Step::Wait(Wait::NotAllowed(vec![Refused { field, disruption }]))
 }
 
 #[test]
-fn resize_policy_never_reports_and_still_applies_other_changes() {
-    let mut s = spec();
-    s.instance_type = "S5.LARGE8".into();
-    s.resize_policy = ResizePolicy::Never;
-    assert_eq!(step(&s, &obs()), Step::Wait(Wait::ResizeRequiresStop));
-    // Other differences are still applied meanwhile.
-    s.instance_name = Some("renamed".into());
-    assert_eq!(
-        step(&s, &obs()),
-        Step::Act(CloudAction::Rename {
-            name: "renamed".into()
-        })
-    );
-    // Once the user stops it, the resize may proceed.
-    s.instance_name = None;
-    s.run_state = RunState::Stopped;
-    assert!(matches!(
-        step(&s, &obs()),
-        Step::Act(CloudAction::Stop {
-            for_resize: false,
-            ..
-        })
-    ));
-    let stopped = Observation {
-        state: InstanceState::Stopped,
-        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
-        ..obs()
-    };
-    assert!(matches!(
-        step(&s, &stopped),
-        Step::Act(CloudAction::ResetType { .. })
-    ));
+fn stop_start_never_reports_and_still_applies_other_changes() {
+    for never in [
+        |s: &mut CvmInstanceSpec| s.resize_policy = Some(ResizePolicy::Never),
+        |s: &mut CvmInstanceSpec| {
+            s.disruption_policy = Some(DisruptionPolicy {
+                stop_start: Some(Permission::Never),
+                ..Default::default()
+            })
+        },
+    ] {
+        let mut s = spec();
+        s.instance_type = "S5.LARGE8".into();
+        never(&mut s);
+        let stop = refused("spec.instanceType", Disruption::Stop);
+        assert_eq!(step(&s, &obs()), stop);
+        // Other differences are still applied meanwhile.
+        s.instance_name = Some("renamed".into());
+        assert_eq!(
+            step(&s, &obs()),
+            Step::Act(CloudAction::Rename {
+                name: "renamed".into()
+            })
+        );
+        // Once the user stops it, the resize may proceed.
+        s.instance_name = None;
+        s.run_state = RunState::Stopped;
+        assert!(matches!(
+            step(&s, &obs()),
+            Step::Act(CloudAction::Stop { to_apply, .. }) if to_apply.is_empty()
+        ));
+        let stopped = Observation {
+            state: InstanceState::Stopped,
+            stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+            ..obs()
+        };
+        assert!(matches!(
+            step(&s, &stopped),
+            Step::Act(CloudAction::ResetType { .. })
+        ));
+    }
 }
 
 #[test]
@@ -404,8 +422,13 @@ fn no_charge_stop_must_be_started_to_resize() {
         ..obs()
     };
     assert_eq!(step(&s, &o), Step::Act(CloudAction::Start));
-    s.resize_policy = ResizePolicy::Never;
-    assert_eq!(step(&s, &o), Step::Wait(Wait::ResizeRequiresStop));
+    assert_eq!(
+        run(&s, &o).pending[0].disruption,
+        Disruption::Stop,
+        "a start and a stop"
+    );
+    s.resize_policy = Some(ResizePolicy::Never);
+    assert_eq!(step(&s, &o), refused("spec.instanceType", Disruption::Stop));
 }
 
 #[test]
@@ -419,7 +442,7 @@ fn stop_uses_the_spec_modes() {
         Step::Act(CloudAction::Stop {
             stop_type: StopType::HARD,
             stopped_mode: StoppedMode::STOP_CHARGING,
-            for_resize: false
+            to_apply: vec![]
         })
     );
 }
@@ -447,6 +470,7 @@ fn observe_only_and_paused_never_act() {
             mode: Mode::Apply,
             paused: true,
             blocked: None,
+            restart: RestartInput::default(),
         });
         assert!(!matches!(p.step, Step::Act(_)), "{what}: {:?}", p.step);
         if what != "none" {
@@ -466,6 +490,7 @@ fn absent_instances() {
             mode: Mode::Apply,
             paused,
             blocked: blocked.as_ref(),
+            restart: RestartInput::default(),
         })
         .step
     };
@@ -500,6 +525,7 @@ fn absent_instances() {
         mode: Mode::Apply,
         paused: false,
         blocked: None,
+        restart: RestartInput::default(),
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
     // ObserveOnly never creates either.
@@ -512,6 +538,7 @@ fn absent_instances() {
         mode: Mode::Apply,
         paused: false,
         blocked: None,
+        restart: RestartInput::default(),
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
 }
@@ -527,6 +554,7 @@ fn permanent_failure_blocks_until_the_spec_changes() {
         mode: Mode::Apply,
         paused: false,
         blocked: Some(&Blocked::Action("ResetInstancesType".into())),
+        restart: RestartInput::default(),
     });
     assert_eq!(
         p.step,
@@ -543,6 +571,7 @@ fn delete(s: &CvmInstanceSpec, observed: Observed) -> Step {
         mode: Mode::Delete,
         paused: false,
         blocked: None,
+        restart: RestartInput::default(),
     })
     .step
 }
@@ -626,6 +655,7 @@ fn deletion_policies_and_protection() {
         mode: Mode::Delete,
         paused: true,
         blocked: Some(&Blocked::Create),
+        restart: RestartInput::default(),
     });
     assert_eq!(p.step, Step::Act(CloudAction::Terminate));
 }
@@ -639,14 +669,26 @@ fn several_differences_are_fixed_in_order_one_per_step() {
         .as_mut()
         .unwrap()
         .internet_max_bandwidth_out = 1;
+    // What needs nothing goes first, while the instance runs; the stop
+    // for the type comes after.
     let p = run(&s, &obs());
     assert_eq!(p.drift.len(), 3);
+    assert_eq!(p.step, Step::Act(CloudAction::SetBandwidth { mbps: 1 }));
+    let bandwidth_done = Observation {
+        bandwidth_out: 1,
+        ..obs()
+    };
     assert!(matches!(
-        p.step,
-        Step::Act(CloudAction::Stop {
-            for_resize: true,
-            ..
-        })
+        step(&s, &bandwidth_done),
+        Step::Act(CloudAction::Rename { .. })
+    ));
+    let renamed = Observation {
+        name: "other".into(),
+        ..bandwidth_done
+    };
+    assert!(matches!(
+        step(&s, &renamed),
+        Step::Act(CloudAction::Stop { to_apply, .. }) if to_apply == ["spec.instanceType"]
     ));
     // Unmanaged fields (spec says nothing) are not differences.
     let mut loose = spec();
@@ -684,4 +726,233 @@ fn only_a_permanent_failure_of_this_generation_blocks() {
     );
     let pending = LastOperation::pending("RunInstances", Some(2), "t".into());
     assert_eq!(Blocked::from_last(&pending, Some(2)), None);
+}
+
+fn with_restart(
+    s: &CvmInstanceSpec,
+    o: &Observation,
+    requested: Option<&str>,
+    recorded: Option<&RestartStatus>,
+    paused: bool,
+) -> Plan {
+    plan(&PlanInput {
+        spec: s,
+        instance_name: name(s),
+        observed: &present(o),
+        mode: Mode::Apply,
+        paused,
+        blocked: None,
+        restart: RestartInput {
+            requested,
+            recorded,
+        },
+    })
+}
+
+#[test]
+fn restart_reboots_once_per_value_and_recovers_a_hidden_answer() {
+    let s = spec();
+    let o = Observation {
+        latest_operation_request_id: "req-before".into(),
+        ..obs()
+    };
+    let at = "2026-12-01T10:00:00Z";
+    let reboot = Step::Act(CloudAction::Restart {
+        requested_at: at.into(),
+        stop_type: StopType::SOFT_FIRST,
+    });
+    // Nothing asked: nothing done.
+    assert_eq!(
+        with_restart(&s, &o, None, None, false).step,
+        Step::Wait(Wait::InSync)
+    );
+    // A new value: one reboot, with the spec's stop type.
+    let p = with_restart(&s, &o, Some(at), None, false);
+    assert_eq!((p.step, p.restart), (reboot.clone(), None));
+    // The intent the reconciler records before the call.
+    let intent = restart::intent(at, &o);
+    assert_eq!(intent.state, RestartState::Pending);
+    assert_eq!(intent.previous_operation.as_deref(), Some("req-before"));
+    // Intent recorded, the call never left (same latest operation): send it.
+    let p = with_restart(&s, &o, Some(at), Some(&intent), false);
+    assert_eq!((p.step, p.restart), (reboot.clone(), None));
+    // Intent recorded, the instance shows another latest operation: the call
+    // got through before a crash; record it, never reboot twice.
+    let after = Observation {
+        latest_operation: "RebootInstances".into(),
+        latest_operation_request_id: "req-reboot".into(),
+        ..o.clone()
+    };
+    let p = with_restart(&s, &after, Some(at), Some(&intent), false);
+    assert_eq!(p.step, Step::Wait(Wait::InSync));
+    let rec = p.restart.expect("recorded");
+    assert_eq!(
+        (rec.state, rec.request_id.as_deref()),
+        (RestartState::Rebooted, Some("req-reboot"))
+    );
+    // Still rebooting: recorded the same way, the wait goes on.
+    let rebooting = Observation {
+        state: InstanceState::Rebooting,
+        operating: true,
+        ..after.clone()
+    };
+    let p = with_restart(&s, &rebooting, Some(at), Some(&intent), false);
+    assert!(matches!(p.step, Step::Wait(Wait::Transitioning { .. })));
+    assert_eq!(p.restart.map(|r| r.state), Some(RestartState::Rebooted));
+    // Handled (or failed): the same value never reboots again; a new one does.
+    for state in [
+        RestartState::Rebooted,
+        RestartState::Failed,
+        RestartState::Skipped,
+    ] {
+        let done = RestartStatus {
+            state,
+            ..intent.clone()
+        };
+        let p = with_restart(&s, &after, Some(at), Some(&done), false);
+        assert_eq!((p.step, p.restart), (Step::Wait(Wait::InSync), None));
+        let p = with_restart(&s, &after, Some("later"), Some(&done), false);
+        assert!(matches!(p.step, Step::Act(CloudAction::Restart { .. })));
+    }
+    // Paused: what it would do, not done.
+    let p = with_restart(&s, &o, Some(at), None, true);
+    assert_eq!(
+        p.step,
+        Step::Wait(Wait::Paused {
+            pending: Box::new(reboot)
+        })
+    );
+    // ObserveOnly changes nothing.
+    let mut oo = spec();
+    oo.management_policy = ManagementPolicy::ObserveOnly;
+    assert_eq!(
+        with_restart(&oo, &o, Some(at), None, false).step,
+        Step::Wait(Wait::InSync)
+    );
+}
+
+#[test]
+fn restart_never_starts_a_stopped_instance_and_waits_behind_changes() {
+    let at = "2026-12-01T10:00:00Z";
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        ..obs()
+    };
+    // The spec wants it stopped: skipped, recorded, no call.
+    let mut s = spec();
+    s.run_state = RunState::Stopped;
+    let p = with_restart(&s, &stopped, Some(at), None, false);
+    assert_eq!(p.step, Step::Wait(Wait::InSync));
+    assert_eq!(p.restart.map(|r| r.state), Some(RestartState::Skipped));
+    // The spec wants it running: it is started; the restart waits for it.
+    let p = with_restart(&spec(), &stopped, Some(at), None, false);
+    assert_eq!((p.step, p.restart), (Step::Act(CloudAction::Start), None));
+    // Other changes go first; a change the policy refuses does not hold
+    // back a restart asked for explicitly.
+    let mut s = spec();
+    s.instance_name = Some("other".into());
+    let p = with_restart(&s, &obs(), Some(at), None, false);
+    assert!(matches!(p.step, Step::Act(CloudAction::Rename { .. })));
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.resize_policy = Some(ResizePolicy::Never);
+    let p = with_restart(&s, &obs(), Some(at), None, false);
+    assert!(matches!(p.step, Step::Act(CloudAction::Restart { .. })));
+}
+
+#[test]
+fn a_permanent_failure_still_lets_the_power_state_be_restored() {
+    // A stop window failed half-way: the change is blocked, the instance
+    // is not left stopped.
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+        ..obs()
+    };
+    let blocked_on = |action: &str, o: &Observation| {
+        plan(&PlanInput {
+            spec: &s,
+            instance_name: "web",
+            observed: &present(o),
+            mode: Mode::Apply,
+            paused: false,
+            blocked: Some(&Blocked::Action(action.into())),
+            restart: RestartInput::default(),
+        })
+        .step
+    };
+    assert_eq!(
+        blocked_on("ResetInstancesType", &stopped),
+        Step::Act(CloudAction::Start)
+    );
+    // Running again: the blocked change waits for a spec change.
+    assert_eq!(
+        blocked_on("ResetInstancesType", &obs()),
+        Step::Wait(Wait::Blocked(Blocked::Action("ResetInstancesType".into())))
+    );
+    // The power change itself failed: not retried either.
+    assert_eq!(
+        blocked_on("StartInstances", &stopped),
+        Step::Wait(Wait::Blocked(Blocked::Action("StartInstances".into())))
+    );
+}
+
+#[test]
+fn pending_changes_name_field_values_and_disruption() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.instance_name = Some("other".into());
+    let p = run(&s, &obs());
+    let got: Vec<(&str, &str, &str, Disruption)> = p
+        .pending
+        .iter()
+        .map(|c| (c.field, c.from.as_str(), c.to.as_str(), c.disruption))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spec.instanceName", "web", "other", Disruption::None),
+            (
+                "spec.instanceType",
+                "S5.MEDIUM4",
+                "S5.LARGE8",
+                Disruption::Stop
+            ),
+        ]
+    );
+    // Already stopped: applying the type costs nothing more.
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+        ..obs()
+    };
+    let mut s2 = spec();
+    s2.instance_type = "S5.LARGE8".into();
+    s2.run_state = RunState::Stopped;
+    assert_eq!(run(&s2, &stopped).pending[0].disruption, Disruption::None);
+    // The power state: stopping is the change itself.
+    s2.instance_type = "S5.MEDIUM4".into();
+    let p = run(&s2, &obs());
+    assert_eq!(
+        (p.pending[0].field, p.pending[0].disruption),
+        ("spec.runState", Disruption::Stop)
+    );
+}
+
+#[test]
+fn a_window_stop_keeps_charging_unless_the_instance_stays_stopped() {
+    let mut s = spec();
+    s.instance_type = "S5.LARGE8".into();
+    s.stopped_mode = StoppedMode::STOP_CHARGING;
+    s.run_state = RunState::Stopped;
+    // Resizing: the API needs it stopped while charging.
+    assert!(matches!(
+        step(&s, &obs()),
+        Step::Act(CloudAction::Stop {
+            stopped_mode: StoppedMode::KEEP_CHARGING,
+            ..
+        })
+    ));
 }

@@ -10,18 +10,18 @@
 //! recovered by the ClientToken and the UID tag, and a deletion knows that a
 //! create may be in flight.
 
-use super::act::{self, Actor};
+use super::act::Actor;
 use super::cache::{CachedInstance, Fingerprint, OwnWrites};
 use super::credentials::CredentialStore;
 use super::events::Publisher;
 use super::metrics::Metrics;
 use super::observation::{Observed, Timing};
 use super::observe::{FleetKey, Observer};
-use super::plan::{self, Blocked, CREATE, CloudAction, Mode, PlanInput, Step};
-use super::report::{self, Done, Report, Requeue, StatusWrite, event_action, retry_base};
+use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
+use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
 use crate::api::{self, CvmInstance, LastOperation, OperationState};
-use crate::cloud::{CloudError, Credentials, ErrorClass};
+use crate::cloud::Credentials;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -31,6 +31,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{Instrument, field};
+
+mod calls;
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -279,6 +281,7 @@ impl<'a> Reconciling<'a> {
         }
         let blocked = self.blocked().filter(|_| mode == Mode::Apply);
         let name = self.obj.desired_instance_name();
+        let recorded = self.obj.status.as_ref().and_then(|s| s.restart.as_ref());
         let plan = plan::plan(&PlanInput {
             spec: &self.obj.spec,
             instance_name: &name,
@@ -286,10 +289,14 @@ impl<'a> Reconciling<'a> {
             mode,
             paused: self.obj.is_paused(),
             blocked: blocked.as_ref(),
+            restart: RestartInput {
+                requested: self.obj.restart_requested(),
+                recorded,
+            },
         });
-        let report = match plan.step {
+        let mut report = match plan.step {
             Step::Create => self.create(creds, key).await?,
-            Step::Act(action) => self.act(creds, key, mode, observed, action, last).await,
+            Step::Act(action) => self.act(creds, key, mode, observed, action, last).await?,
             Step::Wait(w) => {
                 if let Some(o) = observed.instance().filter(|o| o.is_settling()) {
                     self.ctx.observer.mark_hot(key, &o.id);
@@ -301,6 +308,9 @@ impl<'a> Reconciling<'a> {
                 Report::released(why, observed.instance_id())
             }
         };
+        if let Some(restart) = plan.restart {
+            report = report.with_restart(restart);
+        }
         // Drift: the instance changed although the spec did not.
         let was_in_sync = mode == Mode::Apply && self.in_sync();
         Ok(if was_in_sync {
@@ -435,135 +445,6 @@ impl<'a> Reconciling<'a> {
         })
     }
 
-    /// RunInstances, with the intent recorded first.
-    async fn create(&mut self, creds: &Credentials, key: &FleetKey) -> Result<Report, Error> {
-        // Held until RunInstances answers, so lookups batch while creates queue.
-        let _creating = self.ctx.observer.creating(key);
-        let secrets = match act::launch_secrets(&self.obj, &self.ctx.credentials).await {
-            Ok(s) => s,
-            Err(e) => {
-                let (reason, message) = (e.reason(), e.to_string());
-                return Ok(Report::credentials_failed(
-                    Mode::Apply,
-                    reason,
-                    message,
-                    CREATE,
-                ));
-            }
-        };
-        let request = act::run_request(&self.obj, secrets);
-        let generation = self.obj.metadata.generation;
-        let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
-        self.write_intent(pending.clone()).await?;
-        let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
-        let report = match self.ctx.actor.create(creds, region, &request).await {
-            Ok(created) => {
-                let id = &created.instance_id;
-                tracing::Span::current().record("instance_id", id.as_str());
-                let (ns, name) = (
-                    self.obj.namespace().unwrap_or_default(),
-                    self.obj.name_any(),
-                );
-                self.ctx.observer.register(key, creds, id, &ns, &name);
-                self.changed(key, id);
-                let done = Done::create(id, &created.request_id);
-                let last = self.succeeded(&done);
-                Report::acted(Mode::Apply, Observed::NotCreated, done, last, timing)
-            }
-            Err(error) => {
-                // Outcome unknown or retryable: keep the pending marker.
-                let last = self.failed(CREATE, &error).or(Some(pending));
-                Report::cloud_failed(
-                    Mode::Apply,
-                    Observed::NotCreated,
-                    CREATE,
-                    error,
-                    last,
-                    timing,
-                )
-            }
-        };
-        Ok(report)
-    }
-
-    /// One action on the observed instance.
-    async fn act(
-        &self,
-        creds: &Credentials,
-        key: &FleetKey,
-        mode: Mode,
-        observed: Observed,
-        action: CloudAction,
-        last: Option<LastOperation>,
-    ) -> Report {
-        let id = observed.instance_id().unwrap_or_default().to_string();
-        let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
-        let sent = self
-            .ctx
-            .actor
-            .execute(creds, region, vec![id.clone()], &action)
-            .await;
-        let error = match sent {
-            Ok(request_id) => {
-                self.changed(key, &id);
-                let done = Done::action(&action, &id, &request_id);
-                let last = self.succeeded(&done);
-                return Report::acted(mode, observed, done, last, timing);
-            }
-            Err(error) => error,
-        };
-        let api_action = action.api_action();
-        let failed = self.failed(api_action, &error);
-        if error.class() == ErrorClass::NotFound {
-            self.ctx.observer.invalidate(key, &id);
-            if mode == Mode::Delete {
-                // Already gone: observe again right away.
-                return Report::already_gone(&error);
-            }
-        }
-        // A deletion records no failure: it is retried regardless.
-        let last = match mode {
-            Mode::Apply => failed.or(last),
-            Mode::Delete => last,
-        };
-        Report::cloud_failed(mode, observed, api_action, error, last, timing)
-    }
-
-    /// We just changed instance `id`: its cached view is out of date, and it
-    /// is polled fast for a while.
-    fn changed(&self, key: &FleetKey, id: &str) {
-        self.ctx.observer.invalidate(key, id);
-        self.ctx.observer.mark_hot(key, id);
-    }
-
-    /// Logs an accepted call and returns the `lastOperation` recording it.
-    fn succeeded(&self, done: &Done) -> LastOperation {
-        let rid = done.request_id.as_str();
-        tracing::Span::current().record("request_id", rid);
-        tracing::info!(action = done.api_action, request_id = %rid, instance_id = %done.instance_id, "{}", done.what);
-        let generation = self.obj.metadata.generation;
-        LastOperation::succeeded(done.api_action, rid, generation, rfc3339_now())
-    }
-
-    /// Logs a failed call; for a permanent failure, the `lastOperation` that
-    /// blocks mutations until the spec changes.
-    fn failed(&self, api_action: &str, error: &CloudError) -> Option<LastOperation> {
-        if let Some(rid) = error.request_id() {
-            tracing::Span::current().record("request_id", rid);
-        }
-        let class = error.class();
-        tracing::warn!(action = api_action, %error, class = class.as_str(), "cloud call failed");
-        retry_base(class).is_none().then(|| {
-            let generation = self.obj.metadata.generation;
-            LastOperation::failed(
-                api_action,
-                report::failure(error),
-                generation,
-                rfc3339_now(),
-            )
-        })
-    }
-
     /// Carries out a report: counts the error (or clears the backoff),
     /// publishes the events, writes the status, releases the finalizer when
     /// the deletion is complete, and says when to look again.
@@ -591,6 +472,23 @@ impl<'a> Reconciling<'a> {
     fn requeue(&self, requeue: Requeue) -> Action {
         let delay = self.ctx.delay(&self.uid, requeue);
         delay.map_or_else(Action::await_change, Action::requeue)
+    }
+
+    /// Writes the status a report carries, before a call (an intent), and
+    /// keeps it as this pass's view of the status.
+    async fn write_report_status(&mut self, report: &Report) -> Result<(), Error> {
+        let Some(write) = report.status_write(&self.obj, None, &now()) else {
+            return Ok(());
+        };
+        let written = match &write {
+            StatusWrite::Apply(status) => Some((**status).clone()),
+            StatusWrite::Conditions(_) => None,
+        };
+        self.write(write).await?;
+        if let Some(status) = written {
+            self.obj.status = Some(status);
+        }
+        Ok(())
     }
 
     /// Records a create's intent before RunInstances is sent.

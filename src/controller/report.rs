@@ -9,7 +9,10 @@
 use super::observation::{Observed, Timing};
 use super::plan::{CREATE, CloudAction, Drift, Mode, Release, Wait};
 use super::status::{self, Facts, Outcome};
-use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy};
+use crate::api::{
+    CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy,
+    RESTARTED_AT_ANNOTATION, RestartState, RestartStatus,
+};
 use crate::cloud::model::{self, Action as _};
 use crate::cloud::{CloudError, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -35,6 +38,13 @@ pub struct Event {
 /// accepted in-place action's reason is [`CloudAction::event_reason`].
 pub mod event_reason {
     pub const CREATING: &str = "Creating";
+    /// The API booted an instance the spec wants stopped (ResetInstancesType
+    /// does, as documented); the operator stops it again.
+    pub const UNPLANNED_BOOT: &str = "UnplannedBoot";
+    /// A restart asked for while the instance is (to stay) stopped.
+    pub const RESTART_SKIPPED: &str = "RestartSkipped";
+    /// A restart found to have happened before a crash hid the answer.
+    pub const RESTARTED: &str = "Restarted";
     pub const CLOUD_API_ERROR: &str = "CloudAPIError";
     pub const DRIFT_DETECTED: &str = "DriftDetected";
     pub const RETAINED: &str = "Retained";
@@ -46,6 +56,8 @@ pub mod event_reason {
 /// Event actions that are not CVM API actions.
 pub mod event_action {
     pub const RESOLVE_CREDENTIALS: &str = "ResolveCredentials";
+    /// Deciding what to do (a change held back by the disruption policy).
+    pub const PLAN: &str = "Plan";
     pub const DELETE: &str = "Delete";
     pub const OBSERVE: &str = "Observe";
 }
@@ -146,6 +158,8 @@ pub struct Report {
     pub error: Option<ErrorClass>,
     /// The deletion is complete: drop the finalizer.
     pub release: bool,
+    /// A new `status.restart` (otherwise the last one is kept).
+    pub restart: Option<RestartStatus>,
 }
 
 /// An accepted call.
@@ -198,6 +212,7 @@ impl Report {
             requeue,
             error: None,
             release: false,
+            restart: None,
         }
     }
 
@@ -217,13 +232,93 @@ impl Report {
             (Mode::Delete, true) => Requeue::Around(timing.fast_interval),
             (Mode::Delete, false) => Requeue::After(timing.poll_interval / 10),
         };
+        let refusal = match &wait {
+            Wait::NotAllowed(refused) => Some(status::refusal(refused)),
+            _ => None,
+        };
         let status = StatusReport::Full {
             observed,
             outcome: Outcome::Waiting(wait),
             last_operation: last,
             launched: None,
         };
-        Report::new(mode, status, requeue)
+        let mut report = Report::new(mode, status, requeue);
+        if let Some((reason, note)) = refusal {
+            let e = event(EventType::Warning, reason, event_action::PLAN, note);
+            report.events.push(e);
+        }
+        report
+    }
+
+    /// A status to write before `api_action` is sent (a restart's intent).
+    pub fn intent(
+        mode: Mode,
+        observed: Observed,
+        action: &CloudAction,
+        last: Option<LastOperation>,
+        restart: RestartStatus,
+    ) -> Self {
+        let status = StatusReport::Full {
+            observed,
+            outcome: Outcome::Sending {
+                api_action: action.api_action(),
+                what: action.describe(),
+            },
+            last_operation: last,
+            launched: None,
+        };
+        let mut report = Report::new(mode, status, Requeue::AwaitChange);
+        report.restart = Some(restart);
+        report
+    }
+
+    /// Records `restart` in status, with the event a record made without a
+    /// call deserves (skipped, or found done after a crash).
+    pub fn with_restart(mut self, restart: RestartStatus) -> Self {
+        let at = &restart.requested_at;
+        let note = match restart.state {
+            RestartState::Skipped => Some((
+                event_reason::RESTART_SKIPPED,
+                format!(
+                    "{RESTARTED_AT_ANNOTATION}: {at}: the instance is stopped (spec.runState: Stopped); a restart never starts it"
+                ),
+            )),
+            RestartState::Rebooted if self.events.is_empty() => Some((
+                event_reason::RESTARTED,
+                format!(
+                    "{RESTARTED_AT_ANNOTATION}: {at}: RebootInstances had reached the cloud (RequestId: {}); not sent again",
+                    restart.request_id.as_deref().unwrap_or("-")
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((reason, note)) = note {
+            let e = event(
+                EventType::Normal,
+                reason,
+                model::RebootInstances::NAME,
+                note,
+            );
+            self.events.push(e);
+        }
+        self.restart = Some(restart);
+        self
+    }
+
+    /// The API boots the instance for this action although the spec wants
+    /// it stopped: say so (it is stopped again next).
+    pub fn with_unplanned_boot(mut self, api_action: &'static str) -> Self {
+        let note = format!(
+            "{api_action} boots the instance (documented API behaviour); it is stopped again because spec.runState is Stopped"
+        );
+        let e = event(
+            EventType::Warning,
+            event_reason::UNPLANNED_BOOT,
+            api_action,
+            note,
+        );
+        self.events.push(e);
+        self
     }
 
     /// A call was accepted; `last` records it.
@@ -458,6 +553,7 @@ impl Report {
                     last_operation: last_operation.clone(),
                     launched: launched.as_deref(),
                     next_attempt,
+                    restart: self.restart.clone(),
                 };
                 Some(StatusWrite::Apply(Box::new(status::build(obj, facts, now))))
             }
@@ -488,6 +584,7 @@ pub fn intent_status(obj: &CvmInstance, pending: LastOperation, now: &Time) -> C
         last_operation: Some(pending),
         launched: None,
         next_attempt: None,
+        restart: None,
     };
     status::build(obj, facts, now)
 }

@@ -103,7 +103,7 @@ fn waits_poll_by_how_soon_they_end() {
     let t = timing();
     let cases = [
         (Mode::Apply, moving.clone(), Requeue::Around(FAST * 3)),
-        (Mode::Apply, Wait::ResizeRequiresStop, Requeue::AwaitChange),
+        (Mode::Apply, Wait::NotAllowed(vec![]), Requeue::AwaitChange),
         (Mode::Delete, moving, Requeue::Around(FAST)),
         (
             Mode::Delete,

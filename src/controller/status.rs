@@ -3,9 +3,9 @@
 //! reconciler writes the result (only when it changed) by server-side apply.
 
 use super::observation::{Observation, Observed};
-use super::plan::{Mode, Wait};
+use super::plan::{Disruption, Mode, Refused, Wait};
 use crate::api::limits::{STATUS_LIST_MAX, STATUS_MESSAGE_MAX, clipped};
-use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, RunState};
+use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, RestartStatus, RunState};
 use crate::cloud::ErrorClass;
 use crate::cloud::model::InstanceState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -41,7 +41,9 @@ pub mod reason {
     pub const RECONCILE_ERROR: &str = "ReconcileError";
     pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
     pub const DRIFT_DETECTED: &str = "DriftDetected";
-    pub const RESIZE_REQUIRES_STOP: &str = "ResizeRequiresStop";
+    pub const STOP_REQUIRED: &str = "StopRequired";
+    pub const REBOOT_REQUIRED: &str = "RebootRequired";
+    pub const REINSTALL_REQUIRED: &str = "ReinstallRequired";
     pub const TERMINATION_PROTECTED: &str = "TerminationProtected";
     /// No credentials, or a Secret missing, forbidden or without a key the
     /// spec needs: one reason and one text for all (no oracle for tenants).
@@ -79,6 +81,11 @@ pub enum Outcome {
     Creating,
     /// Deleting, and a create sent moments ago may not be visible yet.
     AwaitingCreate,
+    /// An action whose intent is recorded first is about to be sent.
+    Sending {
+        api_action: &'static str,
+        what: String,
+    },
 }
 
 struct Cond {
@@ -214,6 +221,11 @@ fn synced(
             reason::DELETING,
             "waiting for a create that was in flight to become visible",
         ),
+        Outcome::Sending { api_action, what } => cond(
+            false,
+            reason::RECONCILING,
+            format!("sending {api_action}: {what}"),
+        ),
         Outcome::Credentials { reason, message } => cond(false, reason, message.clone()),
         Outcome::CloudFailed {
             api_action,
@@ -275,11 +287,7 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
             reason::DRIFT_DETECTED,
             "managementPolicy is ObserveOnly: differences are reported, not corrected",
         ),
-        Wait::ResizeRequiresStop => cond(
-            false,
-            reason::RESIZE_REQUIRES_STOP,
-            "spec.instanceType differs, but resizePolicy is Never and a resize needs a power cycle: stop the instance (spec.runState: Stopped) or allow StopAndStart",
-        ),
+        Wait::NotAllowed(refused) => not_allowed(refused),
         Wait::LaunchFailed { message } => cond(
             false,
             reason::LAUNCH_FAILED,
@@ -326,6 +334,36 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
     }
 }
 
+/// The reason and message of changes the disruption policy holds back
+/// (for the condition and its event).
+pub fn refusal(refused: &[Refused]) -> (&'static str, String) {
+    let c = not_allowed(refused);
+    (c.reason, c.message)
+}
+
+/// Changes the disruption policy holds back: the first one's disruption
+/// names the reason; the message lists each with what a person can do.
+fn not_allowed(refused: &[Refused]) -> Cond {
+    let first = refused.first().map_or(Disruption::Stop, |r| r.disruption);
+    let reason = match first {
+        Disruption::Reboot => reason::REBOOT_REQUIRED,
+        Disruption::Reinstall => reason::REINSTALL_REQUIRED,
+        Disruption::Stop | Disruption::None => reason::STOP_REQUIRED,
+    };
+    let each: Vec<String> = refused
+        .iter()
+        .map(|r| {
+            let what = match r.disruption {
+                Disruption::Reboot => "a reboot, and disruptionPolicy.reboot is Never: stop the instance yourself (spec.runState: Stopped) or allow disruptionPolicy.reboot",
+                Disruption::Reinstall => "a reinstall that formats the system disk, and disruptionPolicy.reinstall is Never: set it to Allowed to reinstall, or restore the previous value",
+                Disruption::Stop | Disruption::None => "the instance stopped, and disruptionPolicy.stopStart is Never: stop it yourself (spec.runState: Stopped) or allow disruptionPolicy.stopStart",
+            };
+            format!("{} needs {what}", r.field)
+        })
+        .collect();
+    cond(false, reason, format!("not applied: {}", each.join("; ")))
+}
+
 /// Whether `outcome` waits for a person rather than for time: see [`STALLED`].
 fn is_stalled(outcome: &Outcome) -> bool {
     match outcome {
@@ -333,14 +371,17 @@ fn is_stalled(outcome: &Outcome) -> bool {
         Outcome::Credentials { reason, .. } => *reason != reason::CREDENTIALS_UNREADABLE,
         Outcome::Waiting(w) => matches!(
             w,
-            Wait::ResizeRequiresStop
+            Wait::NotAllowed(_)
                 | Wait::LaunchFailed { .. }
                 | Wait::NotFound { .. }
                 | Wait::Blocked(_)
                 | Wait::RecycleBin
                 | Wait::TerminationProtected
         ),
-        Outcome::Acted { .. } | Outcome::Creating | Outcome::AwaitingCreate => false,
+        Outcome::Acted { .. }
+        | Outcome::Creating
+        | Outcome::AwaitingCreate
+        | Outcome::Sending { .. } => false,
     }
 }
 
@@ -388,6 +429,8 @@ pub struct Facts<'a> {
     pub launched: Option<&'a str>,
     /// When the operator looks again (quoted by failures).
     pub next_attempt: Option<Duration>,
+    /// A new `status.restart` (`None`: the last one stays).
+    pub restart: Option<RestartStatus>,
 }
 
 /// The full status for this reconcile.
@@ -401,6 +444,7 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
             .or_else(|| obj.known_instance_id().map(str::to_string)),
         observed_generation: generation,
         last_operation: facts.last_operation,
+        restart: facts.restart.or(prev.restart),
         ..Default::default()
     };
     match facts.observed {
@@ -510,6 +554,7 @@ mod tests {
             last_operation: None,
             launched: None,
             next_attempt: None,
+            restart: None,
         };
         build(obj, facts, now)
     }
@@ -565,6 +610,7 @@ mod tests {
             last_operation: last,
             launched: None,
             next_attempt: None,
+            restart: None,
         };
         let done = LastOperation::succeeded("RunInstances", "req-1", Some(3), "t".into());
         let full = build(&obj, facts(Some(done)), &now);
@@ -622,8 +668,11 @@ mod tests {
             (Mode::Apply, waiting(launch), Some(reason::LAUNCH_FAILED)),
             (
                 Mode::Apply,
-                waiting(Wait::ResizeRequiresStop),
-                Some(reason::RESIZE_REQUIRES_STOP),
+                waiting(Wait::NotAllowed(vec![Refused {
+                    field: "spec.instanceType",
+                    disruption: Disruption::Stop,
+                }])),
+                Some(reason::STOP_REQUIRED),
             ),
             (
                 Mode::Apply,
@@ -654,6 +703,7 @@ mod tests {
                 last_operation: None,
                 launched: None,
                 next_attempt: None,
+                restart: None,
             };
             let s = build(&obj, facts, &now);
             let get = |t| s.conditions.iter().find(|c| c.type_ == t).unwrap();

@@ -118,7 +118,7 @@ async fn resize_while_running_with_both_policies() {
     let i = instance(&env, &instance_id(&o)).await.unwrap();
     assert_eq!((i.cpu, i.memory), (Some(2), Some(4)));
     let reasons: Vec<String> = env.events("grow").await.into_iter().map(|e| e.0).collect();
-    for r in ["StoppingForResize", "Resizing"] {
+    for r in ["StoppingForChanges", "Resizing"] {
         assert!(reasons.contains(&r.to_string()), "{reasons:?}");
     }
     let after = env.stats();
@@ -137,12 +137,9 @@ async fn resize_while_running_with_both_policies() {
     env.patch_spec("fixed", json!({"instanceType": "S5.MEDIUM4"}))
         .await;
     let o = env
-        .wait_for(
-            "fixed",
-            Duration::from_secs(20),
-            "ResizeRequiresStop",
-            |o| condition(o, "Synced").is_some_and(|c| c.1 == "ResizeRequiresStop"),
-        )
+        .wait_for("fixed", Duration::from_secs(20), "StopRequired", |o| {
+            condition(o, "Synced").is_some_and(|c| c.1 == "StopRequired")
+        })
         .await;
     assert_eq!(
         o.status.as_ref().unwrap().instance_state.as_deref(),

@@ -10,6 +10,7 @@ mod admission;
 mod chart_rbac;
 mod deploy;
 mod gitops;
+mod inplace;
 mod lifecycle;
 mod safety;
 mod secret_hygiene;

@@ -1,0 +1,209 @@
+//! The cloud calls of a pass — a create with its intent, one action on the
+//! instance (a restart's intent first) — and how their answers become a
+//! [`Report`] and `lastOperation`.
+
+use super::{Error, Reconciling, rfc3339_now};
+use crate::api::{LastOperation, RunState};
+use crate::cloud::{CloudError, Credentials, ErrorClass};
+use crate::controller::act;
+use crate::controller::observation::Observed;
+use crate::controller::observe::FleetKey;
+use crate::controller::plan::restart::{self, outcome};
+use crate::controller::plan::{CREATE, CloudAction, Mode};
+use crate::controller::report::{self, Done, Report, retry_base};
+use kube::ResourceExt;
+
+impl Reconciling<'_> {
+    /// RunInstances, with the intent recorded first.
+    pub(super) async fn create(
+        &mut self,
+        creds: &Credentials,
+        key: &FleetKey,
+    ) -> Result<Report, Error> {
+        // Held until RunInstances answers, so lookups batch while creates queue.
+        let _creating = self.ctx.observer.creating(key);
+        let secrets = match act::launch_secrets(&self.obj, &self.ctx.credentials).await {
+            Ok(s) => s,
+            Err(e) => {
+                let (reason, message) = (e.reason(), e.to_string());
+                return Ok(Report::credentials_failed(
+                    Mode::Apply,
+                    reason,
+                    message,
+                    CREATE,
+                ));
+            }
+        };
+        let request = act::run_request(&self.obj, secrets);
+        let generation = self.obj.metadata.generation;
+        let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
+        self.write_intent(pending.clone()).await?;
+        let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
+        let report = match self.ctx.actor.create(creds, region, &request).await {
+            Ok(created) => {
+                let id = &created.instance_id;
+                tracing::Span::current().record("instance_id", id.as_str());
+                let (ns, name) = (
+                    self.obj.namespace().unwrap_or_default(),
+                    self.obj.name_any(),
+                );
+                self.ctx.observer.register(key, creds, id, &ns, &name);
+                self.changed(key, id);
+                let done = Done::create(id, &created.request_id);
+                let last = self.succeeded(&done);
+                Report::acted(Mode::Apply, Observed::NotCreated, done, last, timing)
+            }
+            Err(error) => {
+                // Outcome unknown or retryable: keep the pending marker.
+                let last = self.failed(CREATE, &error).or(Some(pending));
+                Report::cloud_failed(
+                    Mode::Apply,
+                    Observed::NotCreated,
+                    CREATE,
+                    error,
+                    last,
+                    timing,
+                )
+            }
+        };
+        Ok(report)
+    }
+
+    /// One action on the observed instance (a restart's intent recorded
+    /// first).
+    pub(super) async fn act(
+        &mut self,
+        creds: &Credentials,
+        key: &FleetKey,
+        mode: Mode,
+        observed: Observed,
+        action: CloudAction,
+        last: Option<LastOperation>,
+    ) -> Result<Report, Error> {
+        let restarting = match (&action, observed.instance()) {
+            (CloudAction::Restart { requested_at, .. }, Some(o)) => {
+                let intent = restart::intent(requested_at, o);
+                let report = Report::intent(mode, observed.clone(), &action, last.clone(), intent);
+                self.write_report_status(&report).await?;
+                Some(requested_at.clone())
+            }
+            _ => None,
+        };
+        let id = observed.instance_id().unwrap_or_default().to_string();
+        let region = &self.obj.spec.region;
+        let sent = self
+            .ctx
+            .actor
+            .execute(creds, region, vec![id.clone()], &action)
+            .await;
+        Ok(match sent {
+            Ok(rid) => {
+                let report = self.accepted(key, mode, observed, &action, &rid, last);
+                match &restarting {
+                    Some(at) => report.with_restart(outcome(at, Some(&rid))),
+                    None => report,
+                }
+            }
+            Err(error) => {
+                // A retried failure keeps the intent: the next pass looks
+                // whether the call got through before sending it again.
+                let permanent = retry_base(error.class()).is_none();
+                let report = self.refused(key, mode, observed, &action, error, last);
+                match &restarting {
+                    Some(at) if permanent => report.with_restart(outcome(at, None)),
+                    _ => report,
+                }
+            }
+        })
+    }
+
+    /// An action was accepted. While a permanent failure blocks the
+    /// generation (only the power state is restored then), `lastOperation`
+    /// keeps the failure, so the block holds.
+    fn accepted(
+        &self,
+        key: &FleetKey,
+        mode: Mode,
+        observed: Observed,
+        action: &CloudAction,
+        request_id: &str,
+        last: Option<LastOperation>,
+    ) -> Report {
+        let id = observed.instance_id().unwrap_or_default().to_string();
+        self.changed(key, &id);
+        let done = Done::action(action, &id, request_id);
+        let succeeded = self.succeeded(&done);
+        let last = match (mode, self.blocked(), last) {
+            (Mode::Apply, Some(_), Some(failed)) => failed,
+            _ => succeeded,
+        };
+        let report = Report::acted(mode, observed, done, last, self.ctx.timing);
+        if action.boots() && self.obj.spec.run_state == RunState::Stopped {
+            return report.with_unplanned_boot(action.api_action());
+        }
+        report
+    }
+
+    /// An action failed.
+    fn refused(
+        &self,
+        key: &FleetKey,
+        mode: Mode,
+        observed: Observed,
+        action: &CloudAction,
+        error: CloudError,
+        last: Option<LastOperation>,
+    ) -> Report {
+        let id = observed.instance_id().unwrap_or_default().to_string();
+        let api_action = action.api_action();
+        let failed = self.failed(api_action, &error);
+        if error.class() == ErrorClass::NotFound {
+            self.ctx.observer.invalidate(key, &id);
+            if mode == Mode::Delete {
+                // Already gone: observe again right away.
+                return Report::already_gone(&error);
+            }
+        }
+        // A deletion records no failure: it is retried regardless.
+        let last = match mode {
+            Mode::Apply => failed.or(last),
+            Mode::Delete => last,
+        };
+        Report::cloud_failed(mode, observed, api_action, error, last, self.ctx.timing)
+    }
+
+    /// We just changed instance `id`: its cached view is out of date, and it
+    /// is polled fast for a while.
+    fn changed(&self, key: &FleetKey, id: &str) {
+        self.ctx.observer.invalidate(key, id);
+        self.ctx.observer.mark_hot(key, id);
+    }
+
+    /// Logs an accepted call and returns the `lastOperation` recording it.
+    fn succeeded(&self, done: &Done) -> LastOperation {
+        let rid = done.request_id.as_str();
+        tracing::Span::current().record("request_id", rid);
+        tracing::info!(action = done.api_action, request_id = %rid, instance_id = %done.instance_id, "{}", done.what);
+        let generation = self.obj.metadata.generation;
+        LastOperation::succeeded(done.api_action, rid, generation, rfc3339_now())
+    }
+
+    /// Logs a failed call; for a permanent failure, the `lastOperation` that
+    /// blocks mutations until the spec changes.
+    fn failed(&self, api_action: &str, error: &CloudError) -> Option<LastOperation> {
+        if let Some(rid) = error.request_id() {
+            tracing::Span::current().record("request_id", rid);
+        }
+        let class = error.class();
+        tracing::warn!(action = api_action, %error, class = class.as_str(), "cloud call failed");
+        retry_base(class).is_none().then(|| {
+            let generation = self.obj.metadata.generation;
+            LastOperation::failed(
+                api_action,
+                report::failure(error),
+                generation,
+                rfc3339_now(),
+            )
+        })
+    }
+}
