@@ -24,6 +24,8 @@ pub const PAUSED_ANNOTATION: &str = "cvm.tencentcloud.io/paused";
 /// Each new value reboots a running instance once (`kubectl rollout
 /// restart`'s convention: the value is a timestamp).
 pub const RESTARTED_AT_ANNOTATION: &str = "cvm.tencentcloud.io/restartedAt";
+/// Longer `restartedAt` values are ignored (status records the value).
+pub const RESTART_VALUE_MAX: usize = 64;
 /// Tag carrying the resource UID on the instance: the create guard.
 pub const UID_TAG: &str = "cvm.tencentcloud.io/uid";
 /// Informational tags, for people looking at the console.
@@ -572,6 +574,7 @@ pub struct LastOperation {
 #[serde(rename_all = "camelCase")]
 pub struct RestartStatus {
     /// The annotation's value this is about.
+    #[schemars(length(max = RESTART_VALUE_MAX))]
     pub requested_at: String,
     /// Pending (recorded before RebootInstances is sent: a crash never
     /// reboots twice), Rebooted, Skipped (the instance was stopped), Failed.
@@ -579,9 +582,11 @@ pub struct RestartStatus {
     /// While Pending: the instance's `LatestOperationRequestId` before the
     /// call. Another one later means the call reached the cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub previous_operation: Option<String>,
     /// RebootInstances' RequestId.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub request_id: Option<String>,
 }
 
@@ -709,10 +714,11 @@ impl CvmInstance {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    /// The restart asked for (`cvm.tencentcloud.io/restartedAt`), if any.
+    /// The restart asked for (`cvm.tencentcloud.io/restartedAt`, at most
+    /// 64 characters: a timestamp), if any.
     pub fn restart_requested(&self) -> Option<&str> {
         self.annotation(RESTARTED_AT_ANNOTATION)
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && v.len() <= RESTART_VALUE_MAX)
     }
 
     /// The instance this resource is bound to, as far as it knows: the
