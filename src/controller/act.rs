@@ -2,16 +2,25 @@
 //! *dereference* the Secrets a create needs (async) → *build* the request
 //! (pure, tested below) → *execute* it through [`Actor`].
 //!
-//! [`Actor`] is the one door to mutating calls. In-place actions take the
-//! instance ids as a list, so a later batcher can hand it several resources'
-//! ids in one request without changing the callers.
+//! [`Actor`] is the one door to mutating calls. A resource's action goes
+//! through [`Actor::act_on`], which sends it together with the same action
+//! of other resources when the API takes many ids ([`coalesce`]).
 
 use super::credentials::{CredentialStore, CredentialsError};
+use super::observe::batch::Batcher;
 use super::plan::CloudAction;
 use crate::api::{self, CvmInstance, CvmInstanceSpec, InstanceChargeType};
 use crate::cloud::model::{self, Action as _, Secret};
-use crate::cloud::{CloudError, Credentials, CvmClient};
+use crate::cloud::{CloudError, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS};
 use kube::ResourceExt;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[cfg(test)]
+mod batching_tests;
+pub mod coalesce;
 
 /// The ClientToken of a resource's create: derived from its UID, so every
 /// retry, restart or replica sends the same one.
@@ -175,15 +184,121 @@ pub struct Created {
     pub instance_id: String,
 }
 
+/// Mutations that may share a call: same region, same credentials (by
+/// their identity, never the bare SecretId: a borrowed SecretId with a wrong
+/// key must never ride on its owner's call, nor fail it), same action, same
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MutationKey {
+    region: String,
+    identity: Identity,
+    action: &'static str,
+    params: String,
+}
+
+/// The wire parameters of an action that can be sent for many instances in
+/// one call, as a key; `None` for one that goes alone: ResetInstancesType
+/// takes one instance per call, and bandwidth one per call for
+/// bandwidth-billed instances (the actor does not know the billing).
+fn batch_params(action: &CloudAction) -> Option<String> {
+    Some(match action {
+        CloudAction::Start | CloudAction::Terminate => String::new(),
+        CloudAction::Stop {
+            stop_type,
+            stopped_mode,
+            ..
+        } => format!("{}/{}", stop_type.as_str(), stopped_mode.as_str()),
+        // The restart's value is recorded per resource, not sent.
+        CloudAction::Restart { stop_type, .. } => stop_type.as_str().to_string(),
+        CloudAction::Rename { name } => name.clone(),
+        CloudAction::SetSecurityGroups { ids } => ids.join(","),
+        CloudAction::SetTerminationProtection { enabled } => enabled.to_string(),
+        // Anything else goes alone until it is listed here.
+        _ => return None,
+    })
+}
+
+/// How long a mutation waits for the same one of other resources. The
+/// RunInstances-like quota of mutating actions (10 calls/s) makes any wait
+/// that saves calls cheap; a lone action pays this once.
+pub const MUTATION_WINDOW: Duration = Duration::from_millis(50);
+
 /// Sends mutating calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Actor {
     client: CvmClient,
+    batches: Arc<Batcher<MutationKey, String, coalesce::Answer, Infallible>>,
+    window: Duration,
 }
 
 impl Actor {
     pub fn new(client: CvmClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            // The per-call limit of every batched action is 100 ids, the
+            // same as DescribeInstances'.
+            batches: Arc::new(Batcher::new(MAX_DESCRIBE_IDS)),
+            window: MUTATION_WINDOW,
+        }
+    }
+
+    /// One resource's action on its instance `id`; returns the RequestId of
+    /// the call that carried it. Sent together with the same action of
+    /// other resources that arrive within the window, and answered with
+    /// this instance's own outcome ([`coalesce::send_each`]).
+    pub async fn act_on(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        id: &str,
+        action: &CloudAction,
+    ) -> Result<String, CloudError> {
+        let Some(params) = batch_params(action) else {
+            return self
+                .execute(creds, region, vec![id.to_string()], action)
+                .await;
+        };
+        let key = MutationKey {
+            region: region.to_string(),
+            identity: Identity::of_static(creds),
+            action: action.api_action(),
+            params,
+        };
+        let (actor, creds, region, action) = (
+            self.clone(),
+            creds.clone(),
+            region.to_string(),
+            action.clone(),
+        );
+        let flush = move |ids: Vec<String>| async move {
+            // Two resources may name one instance (an adoption race): the
+            // API refuses duplicates, so each id goes once.
+            let mut unique = ids.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            let send = move |part: Vec<String>| {
+                let (actor, creds, region, action) =
+                    (actor.clone(), creds.clone(), region.clone(), action.clone());
+                async move { actor.execute(&creds, &region, part, &action).await }
+            };
+            let answers = coalesce::send_each(unique.clone(), send).await;
+            let by_id: HashMap<String, coalesce::Answer> =
+                unique.into_iter().zip(answers).collect();
+            Ok(ids.iter().map(|id| by_id[id].clone()).collect())
+        };
+        let answer = self
+            .batches
+            .submit(&key, id.to_string(), self.window, flush)
+            .await;
+        match answer {
+            Some(Ok(a)) => a,
+            Some(Err(never)) => match never {},
+            None => Err(CloudError::Network {
+                action: key.action.into(),
+                connect: false,
+                message: "the batched call was dropped unanswered".into(),
+            }),
+        }
     }
 
     /// RunInstances with a resolved request.

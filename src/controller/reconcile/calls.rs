@@ -91,11 +91,7 @@ impl Reconciling<'_> {
         };
         let id = observed.instance_id().unwrap_or_default().to_string();
         let region = &self.obj.spec.region;
-        let sent = self
-            .ctx
-            .actor
-            .execute(creds, region, vec![id.clone()], &action)
-            .await;
+        let sent = self.ctx.actor.act_on(creds, region, &id, &action).await;
         Ok(match sent {
             Ok(rid) => {
                 let report = self.accepted(key, mode, observed, &action, &rid, last);

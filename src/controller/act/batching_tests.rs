@@ -1,0 +1,158 @@
+//! [`Actor::act_on`] against the simulator over loopback: resources' actions
+//! share calls, each resource gets its own outcome, and credentials that
+//! merely share a SecretId never share a call.
+
+use super::*;
+use crate::cloud::model::InstanceState;
+use crate::cloud::{ClientConfig, Endpoint, RetryPolicy};
+use crate::sim::{self, RunningSimulator, SimConfig, Simulator};
+use futures::future::join_all;
+use std::time::Instant;
+
+const REGION: &str = "ap-guangzhou";
+
+fn creds() -> Credentials {
+    Credentials::new(sim::DEFAULT_SECRET_ID, sim::DEFAULT_SECRET_KEY, None).unwrap()
+}
+
+async fn setup() -> (RunningSimulator, CvmClient) {
+    let config = SimConfig {
+        time_scale: 20.0,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::new(config)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = CvmClient::new(ClientConfig {
+        endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    (sim, client)
+}
+
+/// `n` RUNNING instances, launched in one call.
+async fn launch(client: &CvmClient, n: i64) -> Vec<String> {
+    let req = model::RunInstancesRequest {
+        placement: Some(model::Placement {
+            zone: Some("ap-guangzhou-3".into()),
+            ..Default::default()
+        }),
+        image_id: Some("img-pi0ii46r".into()),
+        instance_type: Some("S5.MEDIUM4".into()),
+        instance_count: Some(n),
+        ..Default::default()
+    };
+    let reply = client
+        .call::<model::RunInstances>(&creds(), REGION, &req)
+        .await
+        .unwrap();
+    let ids = reply.body.instance_id_set.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = client
+            .describe_instances_by_ids(&creds(), REGION, &ids)
+            .await
+            .unwrap();
+        let settled = found
+            .iter()
+            .all(|i| i.instance_state == Some(InstanceState::Running) && !i.operating());
+        if settled {
+            return ids;
+        }
+        assert!(Instant::now() < deadline, "instances never settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn stop() -> CloudAction {
+    CloudAction::Stop {
+        stop_type: api::StopType::SOFT,
+        stopped_mode: api::StoppedMode::KEEP_CHARGING,
+        to_apply: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_of_many_resources_share_a_call_and_each_gets_its_own_outcome() {
+    let (sim, client) = setup().await;
+    let ids = launch(&client, 150).await;
+    // One instance is already stopping by someone else's hand.
+    let busy = ids[42].clone();
+    let req = model::StopInstancesRequest {
+        instance_ids: vec![busy.clone()],
+        ..Default::default()
+    };
+    client
+        .call::<model::StopInstances>(&creds(), REGION, &req)
+        .await
+        .unwrap();
+    sim.sim.reset_stats();
+    let actor = Actor::new(client.clone());
+    let (c, action) = (creds(), stop());
+    let answers = join_all(ids.iter().map(|id| actor.act_on(&c, REGION, id, &action))).await;
+    for (id, answer) in ids.iter().zip(&answers) {
+        match answer {
+            Err(e) => {
+                assert_eq!(id, &busy, "only the busy instance fails: {e}");
+                assert!(e.message().contains(busy.as_str()), "its own error: {e}");
+            }
+            Ok(_) => assert_ne!(id, &busy),
+        }
+    }
+    assert!(answers[42].is_err());
+    let calls = sim.sim.stats().calls("StopInstances");
+    // 100 + 50, and for the batch holding the busy one: it alone and the
+    // other 99 — far from 150 calls.
+    assert!(calls <= 5, "{calls} StopInstances for 150 resources");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrowed_secret_id_never_shares_its_owners_call() {
+    let (sim, client) = setup().await;
+    let ids = launch(&client, 2).await;
+    sim.sim.reset_stats();
+    let actor = Actor::new(client.clone());
+    let wrong = Credentials::new(sim::DEFAULT_SECRET_ID, "not-the-key", None).unwrap();
+    let (action, right) = (CloudAction::Terminate, creds());
+    let (owner, thief) = tokio::join!(
+        actor.act_on(&right, REGION, &ids[0], &action),
+        actor.act_on(&wrong, REGION, &ids[1], &action),
+    );
+    assert!(owner.is_ok(), "{owner:?}");
+    let thief = thief.expect_err("the wrong key is refused");
+    assert_eq!(thief.class(), crate::cloud::ErrorClass::Auth, "{thief}");
+    assert_eq!(sim.sim.stats().calls("TerminateInstances"), 2);
+    let left = client
+        .describe_instances_by_ids(&creds(), REGION, &ids[1..])
+        .await
+        .unwrap();
+    assert_eq!(left[0].instance_state, Some(InstanceState::Running));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_with_a_per_instance_value_goes_alone() {
+    let (sim, client) = setup().await;
+    let ids = launch(&client, 3).await;
+    sim.sim.reset_stats();
+    let actor = Actor::new(client.clone());
+    let c = creds();
+    let renames: Vec<CloudAction> = (0..3)
+        .map(|i| CloudAction::Rename {
+            name: format!("web-{i}"),
+        })
+        .collect();
+    let sent = ids
+        .iter()
+        .zip(&renames)
+        .map(|(id, a)| actor.act_on(&c, REGION, id, a));
+    assert!(join_all(sent).await.iter().all(Result::is_ok));
+    // Three names: three calls. The same name for all: one.
+    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 3);
+    let same = CloudAction::Rename { name: "web".into() };
+    let sent = ids.iter().map(|id| actor.act_on(&c, REGION, id, &same));
+    assert!(join_all(sent).await.iter().all(Result::is_ok));
+    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 4);
+}
