@@ -262,6 +262,7 @@ impl SimOptions {
                     terminate: ms(self.transition_ms),
                     shutdown: ms(self.transition_ms),
                     reset_type: ms(self.transition_ms),
+                    reinstall: ms(self.launch_ms),
                     modify: ms(self.modify_ms),
                     operation_tail: ms(self.operation_tail_ms),
                 },

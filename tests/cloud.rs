@@ -13,6 +13,8 @@ use cvm_operator::sim::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "cloud/in_place.rs"]
+mod in_place;
 #[path = "cloud/tags.rs"]
 mod tags;
 

@@ -747,7 +747,11 @@ pub struct ItemPrice {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Price {
+    /// Left out (never null) where the price is of the bandwidth only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_price: Option<ItemPrice>,
+    /// Left out (never null) where the price is of the instance only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bandwidth_price: Option<ItemPrice>,
 }
 

@@ -53,6 +53,15 @@ pub struct Subnet {
     pub prefix: &'static str,
 }
 
+/// A placement group (`ps-…`): at most `capacity` instances of one account.
+#[derive(Debug, Clone)]
+pub struct PlacementGroup {
+    pub id: &'static str,
+    /// `HOST`, `SW` or `RACK`.
+    pub kind: &'static str,
+    pub capacity: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Region {
     pub region: &'static str,
@@ -61,11 +70,14 @@ pub struct Region {
     pub subnets: Vec<Subnet>,
     pub security_groups: Vec<&'static str>,
     pub key_ids: Vec<&'static str>,
+    pub placement_groups: Vec<PlacementGroup>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     pub regions: HashMap<&'static str, Region>,
+    /// Project ids of every account (0 is the default project).
+    pub projects: Vec<i64>,
     pub types: Vec<InstanceType>,
     pub images: Vec<Image>,
 }
@@ -92,6 +104,7 @@ impl Default for Catalogue {
             name_zh,
             available: true,
         };
+        let group = |id, kind, capacity| PlacementGroup { id, kind, capacity };
         let regions = [
             Region {
                 region: "ap-guangzhou",
@@ -134,7 +147,12 @@ impl Default for Catalogue {
                     },
                 ],
                 security_groups: vec!["sg-gz000001", "sg-gz000002", "sg-gz000003"],
-                key_ids: vec!["skey-gz000001"],
+                key_ids: vec!["skey-gz000001", "skey-gz000002", "skey-gz000003"],
+                // A small group, so its quota can be reached in a test.
+                placement_groups: vec![
+                    group("ps-gz000001", "HOST", 50),
+                    group("ps-gz000002", "RACK", 2),
+                ],
             },
             Region {
                 region: "ap-shanghai",
@@ -151,7 +169,8 @@ impl Default for Catalogue {
                     prefix: "10.0.2",
                 }],
                 security_groups: vec!["sg-sh000001", "sg-sh000002"],
-                key_ids: vec!["skey-sh000001"],
+                key_ids: vec!["skey-sh000001", "skey-sh000002"],
+                placement_groups: vec![group("ps-sh000001", "HOST", 50)],
             },
             Region {
                 region: "ap-beijing",
@@ -168,7 +187,8 @@ impl Default for Catalogue {
                     prefix: "10.1.5",
                 }],
                 security_groups: vec!["sg-bj000001"],
-                key_ids: vec!["skey-bj000001"],
+                key_ids: vec!["skey-bj000001", "skey-bj000002"],
+                placement_groups: vec![group("ps-bj000001", "HOST", 50)],
             },
         ]
         .into_iter()
@@ -298,6 +318,7 @@ impl Default for Catalogue {
         ];
         Self {
             regions,
+            projects: vec![0, 1000001, 1000002, 1000003],
             types,
             images,
         }
@@ -320,6 +341,9 @@ impl Region {
     pub fn zone(&self, zone: &str) -> Option<&Zone> {
         self.zones.iter().find(|z| z.zone == zone)
     }
+    pub fn placement_group(&self, id: &str) -> Option<&PlacementGroup> {
+        self.placement_groups.iter().find(|g| g.id == id)
+    }
     pub fn subnet(&self, id: &str) -> Option<&Subnet> {
         self.subnets.iter().find(|s| s.id == id)
     }
@@ -333,6 +357,18 @@ impl Region {
 }
 
 impl InstanceType {
+    /// A GPU family (`GN…`).
+    pub fn is_gpu(&self) -> bool {
+        self.family.starts_with("GN")
+    }
+
+    /// Whether an instance of this type may be changed to `other`: not
+    /// across GPU and non-GPU families (UnsupportedChangeInstanceFamily),
+    /// and not to itself.
+    pub fn can_change_to(&self, other: &InstanceType) -> bool {
+        self.name != other.name && self.is_gpu() == other.is_gpu()
+    }
+
     pub fn stock_in(&self, zone: &str) -> Option<Stock> {
         self.zones.iter().find(|(z, _)| *z == zone).map(|(_, s)| *s)
     }

@@ -1,13 +1,15 @@
 //! The simulator's HTTP front: the CVM API 3.0 protocol (POST JSON and GET
 //! query), strict TC3 verification as the real service does it, rate limits,
 //! fault injection, the response envelope, and the `/_sim/*` introspection.
+//! Which engine call answers which action is in [`dispatch`].
+
+mod dispatch;
 
 use super::auth::{authenticate, header_str, now_unix};
 use super::engine::{ApiError, Ctx, api_err};
 use super::faults::LostMode;
-use super::sts::{Principal, StsConfig};
+use super::sts::StsConfig;
 use super::{Shared, Stats};
-use crate::cloud::fields::shape_of;
 use crate::cloud::form;
 use crate::cloud::model::{self, Action};
 use crate::cloud::sts;
@@ -16,6 +18,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use dispatch::{dispatch, dispatch_sts, dispatch_tag};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,57 +80,6 @@ fn error_response(err: &ApiError, request_id: &str) -> Response {
     json_response(
         json!({"Response": {"Error": {"Code": err.code, "Message": err.message}, "RequestId": request_id}}),
     )
-}
-
-/// Maps a typed-parse failure to the API's parameter errors, naming the field.
-fn param_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = e.path().to_string();
-    let msg = e.inner().to_string();
-    let field = |marker: &str| {
-        msg.split(marker)
-            .nth(1)
-            .and_then(|r| r.split('`').next())
-            .map(|f| {
-                if path == "." || path.is_empty() {
-                    f.to_string()
-                } else {
-                    format!("{path}.{f}")
-                }
-            })
-    };
-    if let Some(f) = field("unknown field `") {
-        api_err(
-            "UnknownParameter",
-            format!("The parameter `{f}` is not recognized."),
-        )
-    } else if let Some(f) = field("missing field `") {
-        api_err(
-            "MissingParameter",
-            format!("The request is missing a required parameter `{f}`."),
-        )
-    } else {
-        let shown = msg.split(" at line").next().unwrap_or(&msg);
-        api_err(
-            "InvalidParameter",
-            format!("The parameter `{path}` is invalid: {shown}."),
-        )
-    }
-}
-
-/// The typed request. Names the model does not have, at any depth, are
-/// `UnknownParameter`: the model has every member of the official schema
-/// (`sim::conformance` checks it), so these are exactly the names the real
-/// service refuses.
-fn parse<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
-    params: Value,
-) -> Result<T, ApiError> {
-    if let Some(path) = shape_of::<T>().unknown_member(&params) {
-        return Err(api_err(
-            "UnknownParameter",
-            format!("The parameter `{path}` is not recognized."),
-        ));
-    }
-    serde_path_to_error::deserialize(params).map_err(param_error)
 }
 
 /// Gives GET leaves their JSON types.
@@ -199,137 +151,6 @@ fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Resul
             format!("The Content-Type `{content_type}` is not supported; use application/json."),
         ))
     }
-}
-
-/// Runs one action against the engine; returns the response fields as a
-/// serialised JSON object (serialised under the engine lock, straight from
-/// the stored instances, without copies).
-fn ser<T: serde::Serialize>(t: T) -> Vec<u8> {
-    serde_json::to_vec(&t).expect("wire types serialise")
-}
-
-fn dispatch(
-    shared: &Shared,
-    action: &str,
-    ctx: &Ctx<'_>,
-    params: Value,
-) -> Result<Vec<u8>, ApiError> {
-    let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
-    engine.advance(ctx.now);
-    let empty = || b"{}".to_vec();
-    Ok(match action {
-        model::RunInstances::NAME => ser(engine.run_instances(ctx, parse(params)?)?),
-        model::DescribeInstances::NAME => ser(engine.describe_instances(ctx, parse(params)?)?),
-        model::DescribeInstancesStatus::NAME => {
-            ser(engine.describe_instances_status(ctx, parse(params)?)?)
-        }
-        model::StartInstances::NAME => {
-            engine.start_instances(ctx, parse(params)?)?;
-            empty()
-        }
-        model::StopInstances::NAME => {
-            engine.stop_instances(ctx, parse(params)?)?;
-            empty()
-        }
-        model::RebootInstances::NAME => {
-            engine.reboot_instances(ctx, parse(params)?)?;
-            empty()
-        }
-        model::TerminateInstances::NAME => {
-            engine.terminate_instances(ctx, parse(params)?)?;
-            empty()
-        }
-        model::ResetInstancesType::NAME => {
-            engine.reset_instances_type(ctx, parse(params)?)?;
-            empty()
-        }
-        model::ResetInstancesInternetMaxBandwidth::NAME => {
-            engine.reset_instances_internet_max_bandwidth(ctx, parse(params)?)?;
-            empty()
-        }
-        model::ModifyInstancesAttribute::NAME => {
-            engine.modify_instances_attribute(ctx, parse(params)?)?;
-            empty()
-        }
-        model::InquiryPriceRunInstances::NAME => {
-            ser(engine.inquiry_price_run_instances(ctx, parse(params)?)?)
-        }
-        model::DescribeZones::NAME => {
-            let _: model::DescribeZonesRequest = parse(params)?;
-            ser(engine.describe_zones(ctx)?)
-        }
-        model::DescribeInstanceTypeConfigs::NAME => {
-            ser(engine.describe_instance_type_configs(ctx, parse(params)?)?)
-        }
-        model::DescribeImages::NAME => ser(engine.describe_images(ctx, parse(params)?)?),
-        other => {
-            return Err(api_err(
-                "InvalidAction",
-                format!("The requested action `{other}` does not exist."),
-            ));
-        }
-    })
-}
-
-/// Runs one STS action; `who` is `None` for the unsigned one.
-fn dispatch_sts(
-    shared: &Shared,
-    action: &str,
-    who: Option<&Principal>,
-    params: Value,
-) -> Result<Vec<u8>, ApiError> {
-    let signed = || {
-        who.ok_or_else(|| {
-            api_err(
-                "AuthFailure.InvalidAuthorization",
-                "This action must be signed.",
-            )
-        })
-    };
-    let now = now_unix();
-    let mut state = shared.sts.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(match action {
-        sts::AssumeRole::NAME => ser(state.assume_role(signed()?, parse(params)?, now)?),
-        sts::AssumeRoleWithWebIdentity::NAME => {
-            ser(state.assume_role_with_web_identity(parse(params)?, now)?)
-        }
-        sts::GetCallerIdentity::NAME => {
-            let _: sts::GetCallerIdentityRequest = parse(params)?;
-            ser(super::sts::caller_identity(signed()?))
-        }
-        other => {
-            return Err(api_err(
-                "InvalidAction",
-                format!("The requested action `{other}` does not exist."),
-            ));
-        }
-    })
-}
-
-/// Runs one Tag service action against the engine's instances.
-fn dispatch_tag(
-    shared: &Shared,
-    action: &str,
-    ctx: &Ctx<'_>,
-    params: Value,
-) -> Result<Vec<u8>, ApiError> {
-    let mut engine = shared.engine.lock().unwrap_or_else(|e| e.into_inner());
-    engine.advance(ctx.now);
-    Ok(match action {
-        tag::ModifyResourceTags::NAME => {
-            engine.modify_resource_tags(ctx, parse(params)?)?;
-            b"{}".to_vec()
-        }
-        tag::DescribeResourceTagsByResourceIds::NAME => {
-            ser(engine.describe_resource_tags_by_resource_ids(ctx, parse(params)?)?)
-        }
-        other => {
-            return Err(api_err(
-                "InvalidAction",
-                format!("The requested action `{other}` does not exist."),
-            ));
-        }
-    })
 }
 
 /// The service an action belongs to: the simulator serves CVM, STS and Tag

@@ -92,6 +92,44 @@ pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
     }
 }
 
+/// ResetInstancesPassword's stricter rule (api.json, Linux): 8 to 30
+/// characters, not starting with `/`, at least three of the four classes.
+pub(super) fn check_reset_password(p: &str) -> Result<(), ApiError> {
+    const SPECIAL: &str = "()`~!@#$%^&*-+=_|{}[]:;'<>,.?/";
+    let classes = [
+        p.chars().any(|c| c.is_ascii_lowercase()),
+        p.chars().any(|c| c.is_ascii_uppercase()),
+        p.chars().any(|c| c.is_ascii_digit()),
+        p.chars().any(|c| SPECIAL.contains(c)),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let allowed = p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || SPECIAL.contains(c));
+    if (8..=30).contains(&p.chars().count()) && classes >= 3 && allowed && !p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(api_err(
+            "InvalidParameterValue.InvalidPassword",
+            "Password must be 8 to 30 characters, not start with `/`, and contain at least three of: lower-case letters, upper-case letters, digits and ()`~!@#$%^&*-+=_|{}[]:;'<>,.?/.",
+        ))
+    }
+}
+
+/// A key pair id, `skey-` and 8 characters.
+pub(super) fn check_key_id(k: &str) -> Result<(), ApiError> {
+    if is_short_id(k, "skey-") {
+        Ok(())
+    } else {
+        Err(api_err(
+            "InvalidKeyPairId.Malformed",
+            format!("The key pair id `{k}` is malformed, it should be like `skey-xxxxxxxx`."),
+        ))
+    }
+}
+
 pub(super) fn check_host_name(h: &str) -> Result<(), ApiError> {
     let err = || {
         api_err(
@@ -206,6 +244,11 @@ pub(super) const INTERNET_CHARGE_TYPES: &[&str] = &[
     "TRAFFIC_POSTPAID_BY_HOUR",
     "BANDWIDTH_POSTPAID_BY_HOUR",
     "BANDWIDTH_PACKAGE",
+];
+pub(super) const RENEW_FLAGS: &[&str] = &[
+    "NOTIFY_AND_AUTO_RENEW",
+    "NOTIFY_AND_MANUAL_RENEW",
+    "DISABLE_NOTIFY_AND_MANUAL_RENEW",
 ];
 pub(super) const PREPAID_PERIODS: &[i64] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 24, 36, 48, 60];
 pub(super) const MAX_BANDWIDTH: i64 = 200;

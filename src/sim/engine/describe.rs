@@ -4,6 +4,7 @@
 use super::checks::{check_instance_id, check_instance_type_format, is_short_id};
 use super::{ApiError, Ctx, Engine, SimInstance, api_err};
 use crate::cloud::model::{self, Instance};
+use crate::sim::catalogue::InstanceType;
 use std::collections::HashSet;
 
 /// DescribeInstances' answer, borrowing the engine's instances (and their
@@ -56,7 +57,7 @@ impl Engine {
         Ok((offset as usize, limit as usize))
     }
 
-    fn check_filters(
+    pub(super) fn check_filters(
         filters: &[model::Filter],
         known: impl Fn(&str) -> bool,
         max_values: usize,
@@ -295,16 +296,7 @@ impl Engine {
                 {
                     continue;
                 }
-                out.push(model::InstanceTypeConfig {
-                    zone: Some(z.zone.into()),
-                    instance_type: Some(t.name.into()),
-                    instance_family: Some(t.family.into()),
-                    gpu: Some(if t.family.starts_with("GN") { 1 } else { 0 }),
-                    cpu: Some(t.cpu),
-                    memory: Some(t.memory),
-                    fpga: Some(0),
-                    gpu_count: Some(if t.family.starts_with("GN") { 1.0 } else { 0.0 }),
-                });
+                out.push(type_config(t, z.zone));
             }
         }
         Ok(model::DescribeInstanceTypeConfigsResponse {
@@ -405,5 +397,21 @@ impl Engine {
             total_count: Some(matched.len() as i64),
             image_set: Some(matched.into_iter().skip(offset).take(limit).collect()),
         })
+    }
+}
+
+/// An instance type in a zone, as DescribeInstanceTypeConfigs and
+/// DescribeInstancesModification answer it.
+pub(super) fn type_config(t: &InstanceType, zone: &str) -> model::InstanceTypeConfig {
+    let gpu = t.is_gpu();
+    model::InstanceTypeConfig {
+        zone: Some(zone.into()),
+        instance_type: Some(t.name.into()),
+        instance_family: Some(t.family.into()),
+        gpu: Some(i64::from(gpu)),
+        cpu: Some(t.cpu),
+        memory: Some(t.memory),
+        fpga: Some(0),
+        gpu_count: Some(if gpu { 1.0 } else { 0.0 }),
     }
 }

@@ -15,11 +15,15 @@
 //! changes), [`describe`] (read-only queries) and [`tags`] (the Tag
 //! service's actions on instances).
 
+mod billing;
 mod checks;
 mod describe;
+mod disks;
 mod lifecycle;
+mod login;
 mod modify;
 mod naming;
+mod network;
 mod price;
 mod run;
 mod tags;
@@ -79,7 +83,10 @@ pub struct Timings {
     /// Prepaid first terminate → SHUTDOWN.
     pub shutdown: Duration,
     pub reset_type: Duration,
-    /// Bandwidth and attribute changes.
+    /// ResetInstance's reinstall (the instance is stopped meanwhile).
+    pub reinstall: Duration,
+    /// Bandwidth and attribute changes, and the work of a change made while
+    /// the instance is stopped (keys, password, network, disks).
     pub modify: Duration,
     /// After the state is final, LatestOperationState stays OPERATING this
     /// long; mutations meanwhile get OperationDenied.InstanceOperationInProgress.
@@ -97,6 +104,7 @@ impl Default for Timings {
             terminate: ms(1000),
             shutdown: ms(1000),
             reset_type: ms(1000),
+            reinstall: ms(2000),
             modify: ms(500),
             operation_tail: ms(500),
         }
@@ -133,17 +141,34 @@ pub struct Ctx<'a> {
     pub chinese: bool,
 }
 
+/// A change of an instance's view made when its step is due (what an
+/// operation changes besides the state: keys, addresses, disks, image…).
+#[derive(Clone)]
+struct Patch(std::sync::Arc<dyn Fn(&mut Instance) + Send + Sync>);
+
+impl Patch {
+    fn new(f: impl Fn(&mut Instance) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Patch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Patch")
+    }
+}
+
 /// A future change of one instance.
 #[derive(Debug, Clone, Default)]
 struct Step {
     at: Duration,
     state: Option<InstanceState>,
-    instance_type: Option<(String, i64, i64)>,
     bandwidth: Option<i64>,
     op_state: Option<OperationState>,
     error_msg: Option<String>,
     stop_charging_mode: Option<&'static str>,
     isolated_source: Option<&'static str>,
+    patch: Option<Patch>,
     remove: bool,
 }
 
@@ -239,11 +264,6 @@ impl Engine {
                     if let Some(s) = step.state {
                         v.instance_state = Some(s);
                     }
-                    if let Some((t, cpu, mem)) = step.instance_type {
-                        v.instance_type = Some(t);
-                        v.cpu = Some(cpu);
-                        v.memory = Some(mem);
-                    }
                     if let Some(bw) = step.bandwidth {
                         v.internet_accessible
                             .get_or_insert_with(Default::default)
@@ -260,6 +280,9 @@ impl Engine {
                     }
                     if let Some(s) = step.isolated_source {
                         v.isolated_source = Some(s.into());
+                    }
+                    if let Some(p) = step.patch {
+                        (p.0)(v);
                     }
                     remove |= step.remove;
                 }
@@ -305,6 +328,78 @@ impl Engine {
 
     fn settle(&self, took: Duration, final_state: Option<InstanceState>) -> Vec<Step> {
         settle(self.config.timings.operation_tail, took, final_state)
+    }
+
+    /// Begins `action`, a change that needs the instance stopped and takes
+    /// `work`: a RUNNING instance (the caller checked `ForceStop`) is
+    /// stopped first (STOPPING → STOPPED, still OPERATING), `patch`
+    /// applies, and it is started again (STARTING → RUNNING), as the
+    /// documentation of each such action says; a STOPPED one stays stopped
+    /// unless the change `boots` it (a reinstall).
+    fn begin_stopped_change(
+        &mut self,
+        id: &str,
+        action: &str,
+        ctx: &Ctx<'_>,
+        work: Duration,
+        patch: Patch,
+        boots: bool,
+    ) {
+        let t = self.config.timings.clone();
+        let running = self.instances[id].view.instance_state == Some(InstanceState::Running);
+        let start_after = running || boots;
+        let mut steps = Vec::new();
+        let mut at = Duration::ZERO;
+        if running {
+            at += t.stop;
+            steps.push(Step {
+                at,
+                state: Some(InstanceState::Stopped),
+                stop_charging_mode: Some("KEEP_CHARGING"),
+                ..Default::default()
+            });
+        }
+        at += work;
+        steps.push(Step {
+            at,
+            state: start_after.then_some(InstanceState::Starting),
+            patch: Some(patch),
+            ..Default::default()
+        });
+        if start_after {
+            at += t.start;
+            steps.push(Step {
+                at,
+                state: Some(InstanceState::Running),
+                stop_charging_mode: Some("NOT_APPLICABLE"),
+                ..Default::default()
+            });
+        }
+        steps.push(Step {
+            at: at + t.operation_tail,
+            op_state: Some(OperationState::Success),
+            ..Default::default()
+        });
+        if running {
+            self.begin_in(id, InstanceState::Stopping, action, ctx, steps);
+        } else {
+            self.begin(id, action, ctx, steps);
+        }
+    }
+
+    /// Begins `action`, a change without a state change: `patch` applies
+    /// after `took`, then the OPERATING tail ends.
+    fn begin_change(
+        &mut self,
+        id: &str,
+        action: &str,
+        ctx: &Ctx<'_>,
+        took: Duration,
+        patch: Patch,
+    ) {
+        let mut steps = self.settle(took, None);
+        steps[0].patch = Some(patch);
+        self.begin(id, action, ctx, steps);
     }
 
     // -- lookups ---------------------------------------------------------------
@@ -368,6 +463,38 @@ impl Engine {
                     "OperationDenied.InstanceOperationInProgress",
                     format!(
                         "The instance `['{id}']` already has operation in progress. Please try again later."
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The states of a change that needs the instance stopped: STOPPED, or
+    /// RUNNING when the caller asked for `ForceStop`; never an instance
+    /// stopped without charging (its resources may be gone).
+    fn check_stoppable(&self, ids: &[String], force_stop: bool) -> Result<(), ApiError> {
+        let allowed: &[InstanceState] = if force_stop {
+            &[InstanceState::Stopped, InstanceState::Running]
+        } else {
+            &[InstanceState::Stopped]
+        };
+        self.check_mutable(ids, allowed)?;
+        self.check_not_stop_charging(ids)
+    }
+
+    /// `UnsupportedOperation.StoppedModeStopCharging` for an instance
+    /// stopped with `StoppedMode=STOP_CHARGING`.
+    fn check_not_stop_charging(&self, ids: &[String]) -> Result<(), ApiError> {
+        for id in ids {
+            let v = &self.instances[id].view;
+            if v.instance_state == Some(InstanceState::Stopped)
+                && v.stop_charging_mode.as_deref() == Some("STOP_CHARGING")
+            {
+                return Err(api_err(
+                    "UnsupportedOperation.StoppedModeStopCharging",
+                    format!(
+                        "The instance `{id}` is stopped without charging, which does not allow this operation; start it first."
                     ),
                 ));
             }

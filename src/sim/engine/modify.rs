@@ -2,10 +2,9 @@
 //! ResetInstancesInternetMaxBandwidth, ModifyInstancesAttribute.
 
 use super::checks::{MAX_BANDWIDTH, check_host_name, check_user_data};
-use super::{ApiError, Ctx, Engine, SimInstance, Step, api_err, bad_value, missing, settle};
-use crate::cloud::model::{self, InstanceState, OperationState};
+use super::{ApiError, Ctx, Engine, Patch, SimInstance, api_err, bad_value, missing, settle};
+use crate::cloud::model::{self, InstanceState};
 use std::collections::HashSet;
-use std::time::Duration;
 
 impl Engine {
     pub fn reset_instances_type(
@@ -15,19 +14,54 @@ impl Engine {
     ) -> Result<(), ApiError> {
         self.check_ids(ctx, &req.instance_ids, 1)?;
         let id = req.instance_ids[0].clone();
-        let zone = self.instances[&id]
+        let new_type = self.check_type_change(&id, &req.instance_type)?;
+        // A running instance needs ForceStop (the operator stops it first
+        // instead); see cvm-api.md §3.6 for why this is a modelling choice.
+        self.check_stoppable(std::slice::from_ref(&id), req.force_stop == Some(true))?;
+        let (name, cpu, memory) = (new_type.name.to_string(), new_type.cpu, new_type.memory);
+        let patch = Patch::new(move |v| {
+            v.instance_type = Some(name.clone());
+            v.cpu = Some(cpu);
+            v.memory = Some(memory);
+        });
+        // Either way the instance ends RUNNING: api.json says that after the
+        // change it "shows as running automatically, no manual start needed"
+        // (完成实例配置调整后，实例将自动显示为运行中), also when it was stopped.
+        let work = self.config.timings.reset_type;
+        self.begin_stopped_change(&id, "ResetInstancesType", ctx, work, patch, true);
+        Ok(())
+    }
+
+    /// The type an instance may change to (ResetInstancesType and its price
+    /// inquiry): sold in its zone, another type, not across GPU and other
+    /// families, not a spot instance.
+    pub(super) fn check_type_change(
+        &self,
+        id: &str,
+        type_name: &str,
+    ) -> Result<crate::sim::catalogue::InstanceType, ApiError> {
+        let zone = self.instances[id]
             .view
             .zone()
             .unwrap_or_default()
             .to_string();
-        let new_type = self.check_type_in_zone(&req.instance_type, &zone)?;
-        let view = &self.instances[&id].view;
-        if view.instance_type.as_deref() == Some(req.instance_type.as_str()) {
+        let new_type = self.check_type_in_zone(type_name, &zone)?;
+        let view = &self.instances[id].view;
+        if view.instance_type.as_deref() == Some(type_name) {
             return Err(api_err(
                 "InvalidParameterValue",
+                format!("The instance `{id}` already has type `{}`.", type_name),
+            ));
+        }
+        let from = view.instance_type.as_deref().unwrap_or_default();
+        if let Some(from) = self.catalogue.instance_type(from)
+            && !from.can_change_to(&new_type)
+        {
+            return Err(api_err(
+                "UnsupportedOperation.HeterogeneousChangeInstanceFamily",
                 format!(
-                    "The instance `{id}` already has type `{}`.",
-                    req.instance_type
+                    "An instance of family {} cannot change to family {}: GPU and other families do not mix (see DescribeInstancesModification).",
+                    from.family, new_type.family
                 ),
             ));
         }
@@ -37,66 +71,7 @@ impl Engine {
                 "Spot instances cannot change type.",
             ));
         }
-        let running = view.instance_state == Some(InstanceState::Running);
-        // A running instance needs ForceStop (the operator stops it first
-        // instead); see cvm-api.md §3.6 for why this is a modelling choice.
-        let allowed: &[InstanceState] = if req.force_stop == Some(true) {
-            &[InstanceState::Stopped, InstanceState::Running]
-        } else {
-            &[InstanceState::Stopped]
-        };
-        self.check_mutable(std::slice::from_ref(&id), allowed)?;
-        if self.instances[&id].view.stop_charging_mode.as_deref() == Some("STOP_CHARGING") {
-            return Err(api_err(
-                "UnsupportedOperation.StoppedModeStopCharging",
-                format!(
-                    "The instance `{id}` is stopped without charging and cannot change type; start it first."
-                ),
-            ));
-        }
-        let t = self.config.timings.clone();
-        let ty = Some((new_type.name.to_string(), new_type.cpu, new_type.memory));
-        // Either way the instance ends RUNNING: api.json says that after the
-        // change it "shows as running automatically, no manual start needed"
-        // (完成实例配置调整后，实例将自动显示为运行中), also when it was stopped.
-        let mut steps = Vec::new();
-        let resize_at = if running {
-            self.instances
-                .get_mut(&id)
-                .map(SimInstance::touch)
-                .expect("checked")
-                .view
-                .instance_state = Some(InstanceState::Stopping);
-            steps.push(Step {
-                at: t.stop,
-                state: Some(InstanceState::Stopped),
-                ..Default::default()
-            });
-            t.stop
-        } else {
-            Duration::ZERO
-        };
-        steps.extend([
-            Step {
-                at: resize_at + t.reset_type,
-                state: Some(InstanceState::Starting),
-                instance_type: ty,
-                ..Default::default()
-            },
-            Step {
-                at: resize_at + t.reset_type + t.start,
-                state: Some(InstanceState::Running),
-                stop_charging_mode: Some("NOT_APPLICABLE"),
-                ..Default::default()
-            },
-            Step {
-                at: resize_at + t.reset_type + t.start + t.operation_tail,
-                op_state: Some(OperationState::Success),
-                ..Default::default()
-            },
-        ]);
-        self.begin(&id, "ResetInstancesType", ctx, steps);
-        Ok(())
+        Ok(new_type)
     }
 
     pub fn reset_instances_internet_max_bandwidth(
@@ -104,6 +79,29 @@ impl Engine {
         ctx: &Ctx<'_>,
         req: model::ResetInstancesInternetMaxBandwidthRequest,
     ) -> Result<(), ApiError> {
+        let (bw, _) = self.check_bandwidth_change(ctx, &req)?;
+        self.check_mutable(
+            &req.instance_ids,
+            &[InstanceState::Running, InstanceState::Stopped],
+        )?;
+        let t = self.config.timings.modify;
+        for id in &req.instance_ids {
+            let mut steps = self.settle(t, None);
+            steps[0].bandwidth = Some(bw);
+            self.begin(id, "ResetInstancesInternetMaxBandwidth", ctx, steps);
+        }
+        Ok(())
+    }
+
+    /// A bandwidth change (and its price inquiry): the new value within
+    /// range, one instance at a time for prepaid and hourly bandwidth, never
+    /// lower for prepaid, one charge type per call, `StartTime`/`EndTime`
+    /// only for prepaid. Returns the new bandwidth and the charge type.
+    pub(super) fn check_bandwidth_change(
+        &self,
+        ctx: &Ctx<'_>,
+        req: &model::ResetInstancesInternetMaxBandwidthRequest,
+    ) -> Result<(i64, String), ApiError> {
         self.check_ids(ctx, &req.instance_ids, 100)?;
         let bw = req
             .internet_accessible
@@ -153,17 +151,7 @@ impl Engine {
                 "Instances with different bandwidth charge types cannot be changed together.",
             ));
         }
-        self.check_mutable(
-            &req.instance_ids,
-            &[InstanceState::Running, InstanceState::Stopped],
-        )?;
-        let t = self.config.timings.modify;
-        for id in &req.instance_ids {
-            let mut steps = self.settle(t, None);
-            steps[0].bandwidth = Some(bw);
-            self.begin(id, "ResetInstancesInternetMaxBandwidth", ctx, steps);
-        }
-        Ok(())
+        Ok((bw, charge_types.into_iter().next().unwrap_or_default()))
     }
 
     pub fn modify_instances_attribute(

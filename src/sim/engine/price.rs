@@ -1,8 +1,16 @@
-//! InquiryPriceRunInstances: the price of what RunInstances would create,
-//! from the same validation and the catalogue's hourly prices.
+//! Prices from the catalogue's hourly prices: InquiryPriceRunInstances (what
+//! RunInstances would create, from the same validation),
+//! InquiryPriceResetInstancesType and
+//! InquiryPriceResetInstancesInternetMaxBandwidth (a change, from the same
+//! checks as the change itself). Prepaid is charged for 720 h a month at a
+//! 30 % discount; public bandwidth by the table in [`bandwidth_price`].
 
 use super::{ApiError, Ctx, Engine};
 use crate::cloud::model;
+
+/// Hours billed for a prepaid month, and the share of it paid (percent).
+const HOURS_PER_MONTH: f64 = 720.0;
+const PREPAID_DISCOUNT: f64 = 70.0;
 
 /// InquiryPriceRunInstances' `InstanceCount` range is [1, 100] (api.json).
 const MAX_PRICED_COUNT: i64 = 100;
@@ -49,25 +57,17 @@ impl Engine {
         let bw = v.network.internet.internet_max_bandwidth_out.unwrap_or(0) as f64;
         let instance_price = match v.charge.prepaid_period {
             // Monthly price ≈ 720 h at a 30 % discount for committing.
-            Some(months) => {
-                let original = round(v.instance_type.hourly_price * 720.0 * months as f64 * n);
-                upfront(original, round(original * 0.7), 70.0)
-            }
+            Some(months) => prepaid(v.instance_type.hourly_price * n, months),
             None if v.charge.charge_type == "SPOTPAID" => {
                 hourly(round(round(v.instance_type.hourly_price * n) * 0.2), "HOUR")
             }
             None => hourly(round(v.instance_type.hourly_price * n), "HOUR"),
         };
-        let bandwidth_price = match v.network.internet.internet_charge_type.as_deref() {
-            Some("TRAFFIC_POSTPAID_BY_HOUR") => hourly(0.8, "GB"),
-            Some("BANDWIDTH_POSTPAID_BY_HOUR") => hourly(round(0.063 * bw * n), "HOUR"),
-            Some("BANDWIDTH_PREPAID") => {
-                let original = round(23.0 * bw * v.charge.prepaid_period.unwrap_or(1) as f64 * n);
-                upfront(original, original, 100.0)
-            }
-            // A bandwidth package is paid for by the package.
-            _ => upfront(0.0, 0.0, 100.0),
-        };
+        let bandwidth_price = bandwidth_price(
+            v.network.internet.internet_charge_type.as_deref(),
+            bw * n,
+            v.charge.prepaid_period.unwrap_or(1),
+        );
         Ok(model::InquiryPriceRunInstancesResponse {
             price: Some(model::Price {
                 instance_price: Some(instance_price),
@@ -75,6 +75,90 @@ impl Engine {
             }),
         })
     }
+}
+
+impl Engine {
+    pub fn inquiry_price_reset_instances_type(
+        &self,
+        ctx: &Ctx<'_>,
+        req: model::InquiryPriceResetInstancesTypeRequest,
+    ) -> Result<model::InquiryPriceResponse, ApiError> {
+        self.check_ids(ctx, &req.instance_ids, 1)?;
+        let id = &req.instance_ids[0];
+        let new_type = self.check_type_change(id, &req.instance_type)?;
+        let v = &self.instances[id].view;
+        let instance_price = if v.instance_charge_type.as_deref() == Some("PREPAID") {
+            // The difference for the rest of the prepaid period (a smaller
+            // type is not refunded here).
+            let old = v.instance_type.as_deref().unwrap_or_default();
+            let old = self
+                .catalogue
+                .instance_type(old)
+                .map_or(0.0, |t| t.hourly_price);
+            let months = months_left(v.expired_time.as_deref());
+            prepaid((new_type.hourly_price - old).max(0.0), months)
+        } else {
+            hourly(new_type.hourly_price, "HOUR")
+        };
+        Ok(model::InquiryPriceResponse {
+            price: Some(model::Price {
+                instance_price: Some(instance_price),
+                bandwidth_price: None,
+            }),
+        })
+    }
+
+    pub fn inquiry_price_reset_instances_internet_max_bandwidth(
+        &self,
+        ctx: &Ctx<'_>,
+        req: model::ResetInstancesInternetMaxBandwidthRequest,
+    ) -> Result<model::InquiryPriceResponse, ApiError> {
+        let (bw, charge_type) = self.check_bandwidth_change(ctx, &req)?;
+        let months = req.instance_ids.first().map_or(1, |id| {
+            months_left(self.instances[id].view.expired_time.as_deref())
+        });
+        let n = req.instance_ids.len() as f64;
+        Ok(model::InquiryPriceResponse {
+            price: Some(model::Price {
+                instance_price: None,
+                bandwidth_price: Some(bandwidth_price(Some(&charge_type), bw as f64 * n, months)),
+            }),
+        })
+    }
+}
+
+/// What `mbps` of public bandwidth costs under a charge type: traffic by
+/// the GB, hourly bandwidth by the Mbps-hour, prepaid by the Mbps-month
+/// (for `months`); a bandwidth package is paid for by the package.
+fn bandwidth_price(charge_type: Option<&str>, mbps: f64, months: i64) -> model::ItemPrice {
+    match charge_type {
+        Some("TRAFFIC_POSTPAID_BY_HOUR") => hourly(0.8, "GB"),
+        Some("BANDWIDTH_POSTPAID_BY_HOUR") => hourly(round(0.063 * mbps), "HOUR"),
+        Some("BANDWIDTH_PREPAID") => {
+            let original = round(23.0 * mbps * months as f64);
+            upfront(original, original, 100.0)
+        }
+        _ => upfront(0.0, 0.0, 100.0),
+    }
+}
+
+/// `hourly_price` paid up front for `months`.
+fn prepaid(hourly_price: f64, months: i64) -> model::ItemPrice {
+    let original = round(hourly_price * HOURS_PER_MONTH * months as f64);
+    upfront(
+        original,
+        round(original * PREPAID_DISCOUNT / 100.0),
+        PREPAID_DISCOUNT,
+    )
+}
+
+/// Whole months (at least one) until a prepaid instance expires.
+fn months_left(expired: Option<&str>) -> i64 {
+    let Some(at) = expired.and_then(|e| e.parse::<jiff::Timestamp>().ok()) else {
+        return 1;
+    };
+    let days = (at - jiff::Timestamp::now()).get_seconds() / 86_400;
+    ((days + 29) / 30).max(1)
 }
 
 fn round(x: f64) -> f64 {

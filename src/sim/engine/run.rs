@@ -142,7 +142,7 @@ impl Engine {
         }]
     }
 
-    fn alloc_private_ip(&mut self, subnet_id: &str, prefix: &str) -> String {
+    pub(super) fn alloc_private_ip(&mut self, subnet_id: &str, prefix: &str) -> String {
         let k = self.next_private.entry(subnet_id.to_string()).or_insert(0);
         let n = *k;
         *k += 1;
@@ -173,7 +173,7 @@ impl Engine {
 }
 
 /// `now + months` as the API writes times (prepaid expiry).
-fn expiry_after_months(months: i64) -> String {
+pub(super) fn expiry_after_months(months: i64) -> String {
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     now.checked_add(jiff::Span::new().months(months))
         .map(|z| z.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -182,10 +182,10 @@ fn expiry_after_months(months: i64) -> String {
 
 /// The host name the cloud gives when none is asked for: `VM-<the last two
 /// octets of the private IP>-<OS>`, e.g. `VM-3-12-ubuntu`.
-fn default_host_name(private_ip: &str, v: &ValidatedRun) -> String {
+pub(super) fn default_host_name(private_ip: &str, platform: &str) -> String {
     let mut octets = private_ip.rsplit('.');
     let (d, c) = (octets.next().unwrap_or("0"), octets.next().unwrap_or("0"));
-    format!("VM-{c}-{d}-{}", v.image.platform.to_ascii_lowercase())
+    format!("VM-{c}-{d}-{}", platform.to_ascii_lowercase())
 }
 
 /// The DescribeInstances view of the `n`-th new instance of a batch, in
@@ -195,7 +195,7 @@ fn instance_view(batch: &Batch<'_>, n: usize, private_ip: String) -> Instance {
     let name = expand(&v.name, n, v.count, None);
     let host_name = match &v.host_name {
         Some(template) => expand(template, n, v.count, Some(&private_ip)),
-        None => default_host_name(&private_ip, v),
+        None => default_host_name(&private_ip, v.image.platform),
     };
     let mut system_disk = v.disks.system.clone();
     system_disk.disk_id = Some(format!("disk-{}", random_suffix()));
@@ -258,10 +258,11 @@ fn instance_view(batch: &Batch<'_>, n: usize, private_ip: String) -> Instance {
         license_type: Some("TencentCloud".into()),
         cam_role_name: None,
         host_name: Some(host_name),
-        // Placement groups, IPv6, RDMA, HPC and CDC clusters are not
-        // modelled: answered empty, as for an instance that has none.
+        // The deprecated single id is answered empty, as the service does.
         disaster_recover_group_id: Some(String::new()),
-        disaster_recover_group_ids: Some(Vec::new()),
+        disaster_recover_group_ids: Some(v.placement_group.iter().cloned().collect()),
+        // IPv6, RDMA, HPC and CDC clusters are not modelled: answered
+        // empty, as for an instance that has none.
         ipv6_addresses: None,
         rdma_ip_addresses: Some(Vec::new()),
         hpc_cluster_id: Some(String::new()),

@@ -5,8 +5,8 @@
 
 use super::checks::{
     DATA_DISK_TYPES, INTERNET_CHARGE_TYPES, MAX_BANDWIDTH, MAX_TAGS_PER_RESOURCE, PREPAID_PERIODS,
-    SYSTEM_DISK_TYPES, TagProblem, check_host_name, check_password, check_user_data, is_short_id,
-    tag_problem,
+    RENEW_FLAGS, SYSTEM_DISK_TYPES, TagProblem, check_host_name, check_password, check_user_data,
+    is_short_id, tag_problem,
 };
 use super::naming::expand;
 use super::{ApiError, Ctx, Engine, api_err, bad_value, missing};
@@ -32,6 +32,8 @@ pub(super) struct ValidatedRun {
     pub host_name: Option<String>,
     pub tags: Vec<Tag>,
     pub disable_api_termination: bool,
+    /// `DisasterRecoverGroupIds`: at most one placement group.
+    pub placement_group: Option<String>,
 }
 
 /// How the instances are paid for.
@@ -66,7 +68,7 @@ impl Engine {
         max_count: i64,
     ) -> Result<ValidatedRun, ApiError> {
         let region = self.region(ctx)?;
-        let (zone, project_id) = placement(ctx, region, req)?;
+        let (zone, project_id) = placement(ctx, region, &self.catalogue.projects, req)?;
         let image = self.image(req)?;
         let type_name = req
             .instance_type
@@ -102,12 +104,54 @@ impl Engine {
             host_name,
             tags: tags(req)?,
             disable_api_termination: req.disable_api_termination.unwrap_or(false),
+            placement_group: self.run_placement_group(ctx, req, count)?,
         })
     }
 
     fn image(&self, req: &model::RunInstancesRequest) -> Result<Image, ApiError> {
-        let image_id = req.image_id.clone().ok_or_else(|| missing("ImageId"))?;
-        if !is_short_id(&image_id, "img-") {
+        let image_id = req.image_id.as_deref().ok_or_else(|| missing("ImageId"))?;
+        self.find_image(image_id)
+    }
+
+    /// `DisasterRecoverGroupIds`: one group of the region with room for
+    /// `count` more instances.
+    fn run_placement_group(
+        &self,
+        ctx: &Ctx<'_>,
+        req: &model::RunInstancesRequest,
+        count: usize,
+    ) -> Result<Option<String>, ApiError> {
+        let groups = req
+            .disaster_recover_group_ids
+            .as_deref()
+            .unwrap_or_default();
+        let [group] = groups else {
+            return match groups {
+                [] => Ok(None),
+                _ => Err(bad_value(
+                    "DisasterRecoverGroupIds",
+                    "one placement group is supported",
+                )),
+            };
+        };
+        let found =
+            self.placement_group(ctx, group, "FailedOperation.DisasterRecoverGroupNotFound")?;
+        let members = self.group_members(ctx, group).len();
+        if members + count > found.capacity {
+            return Err(api_err(
+                "ResourceInsufficient.DisasterRecoverGroupCvmQuota",
+                format!(
+                    "The placement group `{group}` holds at most {} instances; {members} are in it.",
+                    found.capacity
+                ),
+            ));
+        }
+        Ok(Some(group.clone()))
+    }
+
+    /// An image of the catalogue, or why not.
+    pub(super) fn find_image(&self, image_id: &str) -> Result<Image, ApiError> {
+        if !is_short_id(image_id, "img-") {
             return Err(api_err(
                 "InvalidImageId.Malformed",
                 format!(
@@ -115,7 +159,7 @@ impl Engine {
                 ),
             ));
         }
-        self.catalogue.image(&image_id).cloned().ok_or_else(|| {
+        self.catalogue.image(image_id).cloned().ok_or_else(|| {
             api_err(
                 "InvalidImageId.NotFound",
                 format!("The image `{image_id}` does not exist."),
@@ -145,34 +189,42 @@ impl Engine {
                 "The number of VirtualPrivateCloud.PrivateIpAddresses must equal InstanceCount.",
             ));
         }
-        let network = subnet.prefix.rsplit_once('.').map(|p| p.0).unwrap_or("");
         for ip in &private_ips {
-            if !ip.starts_with(&format!("{network}.")) {
-                return Err(api_err(
-                    "VpcAddrNotInSubNet",
-                    format!("The address `{ip}` is not in subnet `{}`.", subnet.id),
-                ));
-            }
-            if self.instances.values().any(|i| {
-                i.view
-                    .private_ip_addresses
-                    .as_ref()
-                    .is_some_and(|a| a.contains(ip))
-            }) {
-                return Err(api_err(
-                    "VpcIpIsUsed",
-                    format!("The address `{ip}` is already in use."),
-                ));
-            }
+            self.check_free_ip(ip, subnet)?;
         }
         Ok(private_ips)
     }
+
+    /// A private address one may ask for: inside `subnet`, not in use.
+    pub(super) fn check_free_ip(&self, ip: &str, subnet: &Subnet) -> Result<(), ApiError> {
+        let network = subnet.prefix.rsplit_once('.').map(|p| p.0).unwrap_or("");
+        if !ip.starts_with(&format!("{network}.")) {
+            return Err(api_err(
+                "VpcAddrNotInSubNet",
+                format!("The address `{ip}` is not in subnet `{}`.", subnet.id),
+            ));
+        }
+        if self.instances.values().any(|i| {
+            i.view
+                .private_ip_addresses
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|a| a == ip))
+        }) {
+            return Err(api_err(
+                "VpcIpIsUsed",
+                format!("The address `{ip}` is already in use."),
+            ));
+        }
+        Ok(())
+    }
 }
 
-/// `Placement`: the zone (required, in the region, on sale) and project.
+/// `Placement`: the zone (required, in the region, on sale) and project
+/// (one of the account's).
 fn placement(
     ctx: &Ctx<'_>,
     region: &Region,
+    projects: &[i64],
     req: &model::RunInstancesRequest,
 ) -> Result<(String, i64), ApiError> {
     let placement = req.placement.as_ref().ok_or_else(|| missing("Placement"))?;
@@ -195,7 +247,14 @@ fn placement(
             format!("The zone `{zone}` is not available for purchase."),
         ));
     }
-    Ok((zone, placement.project_id.unwrap_or(0)))
+    let project = placement.project_id.unwrap_or(0);
+    if !projects.contains(&project) {
+        return Err(api_err(
+            "InvalidProjectId.NotFound",
+            format!("The project `{project}` does not exist."),
+        ));
+    }
+    Ok((zone, project))
 }
 
 /// `InstanceChargeType`, `InstanceChargePrepaid`, `InstanceMarketOptions`.
@@ -237,10 +296,15 @@ fn charge(req: &model::RunInstancesRequest) -> Result<Charge, ApiError> {
 
 /// `InstanceChargePrepaid`: period (required) and renew flag.
 fn prepaid(req: &model::RunInstancesRequest) -> Result<(i64, String), ApiError> {
-    let p = req
-        .instance_charge_prepaid
-        .as_ref()
-        .ok_or_else(|| missing("InstanceChargePrepaid"))?;
+    prepaid_terms(req.instance_charge_prepaid.as_ref())
+}
+
+/// `InstanceChargePrepaid` (required for PREPAID): the period and the renew
+/// flag (`NOTIFY_AND_MANUAL_RENEW` when unset).
+pub(super) fn prepaid_terms(
+    p: Option<&model::InstanceChargePrepaid>,
+) -> Result<(i64, String), ApiError> {
+    let p = p.ok_or_else(|| missing("InstanceChargePrepaid"))?;
     let period = p
         .period
         .ok_or_else(|| missing("InstanceChargePrepaid.Period"))?;
@@ -254,13 +318,7 @@ fn prepaid(req: &model::RunInstancesRequest) -> Result<(i64, String), ApiError> 
         .renew_flag
         .clone()
         .unwrap_or_else(|| "NOTIFY_AND_MANUAL_RENEW".into());
-    if ![
-        "NOTIFY_AND_AUTO_RENEW",
-        "NOTIFY_AND_MANUAL_RENEW",
-        "DISABLE_NOTIFY_AND_MANUAL_RENEW",
-    ]
-    .contains(&flag.as_str())
-    {
+    if !RENEW_FLAGS.contains(&flag.as_str()) {
         return Err(bad_value(
             "InstanceChargePrepaid.RenewFlag",
             "unknown renew flag",

@@ -10,7 +10,9 @@ use crate::cloud::model::{self, Instance, InstanceState, OperationState};
 use crate::sim::catalogue::Catalogue;
 use std::time::Duration;
 
+mod changes;
 mod fidelity;
+mod in_place;
 mod tags;
 
 /// The caller's account: a uin, as the Tag service's resource names need.
@@ -100,7 +102,7 @@ pub(super) fn run_request() -> model::RunInstancesRequest {
     }
 }
 
-fn prepaid_request() -> model::RunInstancesRequest {
+pub(super) fn prepaid_request() -> model::RunInstancesRequest {
     model::RunInstancesRequest {
         instance_charge_type: Some("PREPAID".into()),
         instance_charge_prepaid: Some(model::InstanceChargePrepaid {
@@ -113,7 +115,7 @@ fn prepaid_request() -> model::RunInstancesRequest {
 
 /// The mutating actions whose source states the API restricts.
 #[derive(Debug, Clone, Copy)]
-enum Act {
+pub(super) enum Act {
     Start,
     Stop,
     Reboot,
@@ -124,7 +126,7 @@ enum Act {
 }
 
 impl Act {
-    fn call(self, sim: &mut Sim, id: &str) -> Result<(), ApiError> {
+    pub(super) fn call(self, sim: &mut Sim, id: &str) -> Result<(), ApiError> {
         let ctx = sim.ctx();
         let instance_ids = Sim::ids(id);
         let e = &mut sim.engine;
