@@ -3,7 +3,8 @@
 # (tencentcloud-sdk-python-common + -cvm + -sts, from PyPI) to prove the simulator
 # speaks the real wire contract: TC3 signing over POST and GET, response shapes the
 # SDK models deserialise without warnings, error envelopes, idempotent RunInstances,
-# STS and the SDK's own credential providers (AssumeRole, TKE OIDC, CVM role).
+# the in-place actions, the Tag service (through the SDK's generic client), STS and
+# the SDK's own credential providers (AssumeRole, TKE OIDC, CVM role).
 # Tests: tests/python/test_*.py. See ../shared/reference/cvm-api.md §8.
 #
 # Usage: hack/python-sdk-test.sh [pytest args...]     e.g.  -k lifecycle -x

@@ -36,6 +36,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.cvm.v20170312 import cvm_client, models
+from tencentcloud.sts.v20180813 import sts_client, models as sts_models
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "ap-guangzhou"
@@ -525,6 +526,86 @@ def test_operation_rules(sim, method):
                           lambda i: i is not None and i.LatestOperation == "ResetInstancesType"
                           and i.LatestOperationState == "SUCCESS" and i.InstanceState in ("RUNNING", "STOPPED"))
     assert inst.InstanceType == "S5.SMALL2" and (inst.CPU, inst.Memory) == (1, 2), seen
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_in_place_changes(sim, method):
+    """The in-place actions as the SDK sends them: key pairs need STOPPED or ForceStop
+    (a bool, `True` in a GET query), a reinstall boots, a disk grows online, the types
+    one may change to and the price of a change deserialise into the SDK's models."""
+    c = make_client(sim, method)
+    run = launch(c, method, "sdk-in-place")
+    iid = run.InstanceIdSet[0]
+    wait_settled(c, iid, "RUNNING", "RunInstances", run.RequestId)
+
+    keys = dict(InstanceIds=[iid], KeyIds=["skey-gz000002"])
+    expect_error(lambda: c.AssociateInstancesKeyPairs(req(models.AssociateInstancesKeyPairsRequest, **keys)),
+                 "UnsupportedOperation.InstanceStateRunning")
+    assoc = c.AssociateInstancesKeyPairs(req(models.AssociateInstancesKeyPairsRequest, ForceStop=True, **keys))
+    inst, seen = wait_settled(c, iid, "RUNNING", "AssociateInstancesKeyPairs", assoc.RequestId)
+    assert inst.LoginSettings.KeyIds == ["skey-gz000002"], seen
+    stopped = {"STOPPING", "STOPPED", "STARTING"} & {state for state, _, _ in seen}
+    assert stopped, "ForceStop stops, then starts: %s" % seen
+
+    grow = c.ResizeInstanceDisks(req(models.ResizeInstanceDisksRequest, InstanceId=iid,
+                                     SystemDisk={"DiskSize": 80}, ResizeOnline=True))
+    inst, _ = wait_settled(c, iid, "RUNNING", "ResizeInstanceDisks", grow.RequestId)
+    assert inst.SystemDisk.DiskSize == 80
+
+    types = c.DescribeInstancesModification(req(models.DescribeInstancesModificationRequest,
+                                                InstanceIds=[iid],
+                                                Filters=[{"Name": "status", "Values": ["SELL"]}]))
+    names = {t.InstanceTypeConfig.InstanceType for t in types.InstanceTypeConfigStatusSet}
+    assert "S5.MEDIUM4" in names and "S5.SMALL1" not in names, names
+    price = c.InquiryPriceResetInstancesType(req(models.InquiryPriceResetInstancesTypeRequest,
+                                                 InstanceIds=[iid], InstanceType="S5.MEDIUM4"))
+    assert price.Price.InstancePrice.UnitPrice == 0.25 and price.Price.BandwidthPrice is None
+
+    reset = c.ResetInstance(req(models.ResetInstanceRequest, InstanceId=iid, ImageId=OTHER_IMAGE,
+                                LoginSettings={"Password": "Sdk-Passw0rd"}))
+    inst, _ = wait_settled(c, iid, "RUNNING", "ResetInstance", reset.RequestId)
+    assert inst.ImageId == OTHER_IMAGE and inst.LoginSettings.KeyIds is None
+    assert "Sdk-Passw0rd" not in inst.to_json_string()
+
+    project = c.ModifyInstancesProject(req(models.ModifyInstancesProjectRequest, InstanceIds=[iid],
+                                           ProjectId=1000001))
+    inst, _ = wait_settled(c, iid, "RUNNING", "ModifyInstancesProject", project.RequestId)
+    assert inst.Placement.ProjectId == 1000001
+
+
+class TagClient(abstract_client.AbstractClient):
+    """The Tag service (no SDK package of its own is installed: the generic client
+    signs for service `tag`, version 2018-08-13, like the real one)."""
+    _apiVersion = "2018-08-13"
+    _endpoint = "tag.tencentcloudapi.com"
+    _service = "tag"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tag_service(sim, method):
+    """ModifyResourceTags on `qcs::cvm:<region>:uin/<uin>:instance/<id>`, signed for the
+    Tag service; the change shows in DescribeInstances."""
+    c = make_client(sim, method)
+    run = launch(c, method, "sdk-tags")
+    iid = run.InstanceIdSet[0]
+    hp = HttpProfile(protocol="http", endpoint=sim.host, reqMethod=method, reqTimeout=10)
+    cp = ClientProfile(httpProfile=hp, signMethod="TC3-HMAC-SHA256")
+    tags = TagClient(credential.Credential(SIM_ID, SIM_KEY), REGION, cp)
+    wrong = "qcs::cvm:%s:uin/100000000077:instance/%s" % (REGION, iid)
+    with pytest.raises(TencentCloudSDKException) as ei:
+        tags.call_json("ModifyResourceTags", {"Resource": wrong,
+                                              "ReplaceTags": [{"TagKey": "env", "TagValue": "prod"}]})
+    assert ei.value.get_code() == "InvalidParameterValue.ResourceDescriptionError", ei.value
+    # The caller's uin, as STS tells it (the operator does the same).
+    who = sts_client.StsClient(credential.Credential(SIM_ID, SIM_KEY), REGION, cp)
+    uin = who.GetCallerIdentity(sts_models.GetCallerIdentityRequest()).AccountId
+    resource = "qcs::cvm:%s:uin/%s:instance/%s" % (REGION, uin, iid)
+    out = tags.call_json("ModifyResourceTags", {"Resource": resource,
+                                                "ReplaceTags": [{"TagKey": "env", "TagValue": "prod"}],
+                                                "DeleteTags": [{"TagKey": "owner"}]})
+    assert REQUEST_ID_RE.match(out["Response"]["RequestId"]), out
+    got = {t.Key: t.Value for t in describe_one(c, iid).Tags}
+    assert got == {"sdk-interop": method.lower(), "env": "prod"}, got
 
 
 @pytest.mark.parametrize("method", METHODS)

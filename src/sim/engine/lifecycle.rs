@@ -88,6 +88,11 @@ impl Engine {
                 "`ForceReboot` and `StopType` cannot be specified at the same time.",
             ));
         }
+        if let Some(st) = &req.stop_type
+            && !["SOFT", "HARD", "SOFT_FIRST"].contains(&st.as_str())
+        {
+            return Err(bad_value("StopType", "must be SOFT, HARD or SOFT_FIRST"));
+        }
         self.check_mutable(&req.instance_ids, &[InstanceState::Running])?;
         let t = self.config.timings.reboot;
         for id in &req.instance_ids {

@@ -446,28 +446,52 @@ impl Engine {
     }
 
     /// Refuses a mutation when an instance is in the wrong state or busy.
+    /// One such instance fails the whole call (the API's documented batch
+    /// behaviour: "如果批量实例存在不允许操作的实例，操作会以特定错误码返回");
+    /// the message names every instance that fails the same way, in the
+    /// `['ins-…', …]` form the service's messages use, so a caller can split
+    /// them off.
     fn check_mutable(&self, ids: &[String], allowed: &[InstanceState]) -> Result<(), ApiError> {
-        for id in ids {
+        let problem = |id: &String| {
             let v = &self.instances[id].view;
             let state = v.instance_state.clone().unwrap_or(InstanceState::Pending);
             if !allowed.contains(&state) {
-                return Err(api_err(
-                    &format!("UnsupportedOperation.InstanceState{}", state.error_suffix()),
-                    format!(
-                        "The instance `{id}` is in state {state}, which does not allow this operation."
-                    ),
-                ));
+                Some((
+                    format!("UnsupportedOperation.InstanceState{}", state.error_suffix()),
+                    Some(state),
+                ))
+            } else if v.operating() {
+                Some((
+                    "OperationDenied.InstanceOperationInProgress".to_string(),
+                    None,
+                ))
+            } else {
+                None
             }
-            if v.operating() {
-                return Err(api_err(
-                    "OperationDenied.InstanceOperationInProgress",
-                    format!(
-                        "The instance `['{id}']` already has operation in progress. Please try again later."
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        };
+        let Some((code, state)) = ids.iter().find_map(problem) else {
+            return Ok(());
+        };
+        let named: Vec<String> = ids
+            .iter()
+            .filter(|id| problem(id).is_some_and(|(c, _)| c == code))
+            .map(|id| format!("'{id}'"))
+            .collect();
+        let list = format!("[{}]", named.join(", "));
+        Err(match state {
+            Some(state) => api_err(
+                &code,
+                format!(
+                    "The instance `{list}` is in state {state}, which does not allow this operation."
+                ),
+            ),
+            None => api_err(
+                &code,
+                format!(
+                    "The instance `{list}` already has operation in progress. Please try again later."
+                ),
+            ),
+        })
     }
 
     /// The states of a change that needs the instance stopped: STOPPED, or

@@ -593,24 +593,37 @@ fn multi_id_actions_take_100_ids_and_refuse_a_whole_batch_for_one_bad_instance()
     let err = sim.engine.stop_instances(&ctx, stop(&ids)).unwrap_err();
     assert_eq!(err.code, "InvalidParameterValue.LimitExceeded");
     Act::Stop.call(&mut sim, &ids[7]).unwrap();
+    Act::Stop.call(&mut sim, &ids[42]).unwrap();
     sim.settle();
     let err = sim
         .engine
         .stop_instances(&ctx, stop(&ids[..100]))
         .unwrap_err();
     assert_eq!(err.code, "UnsupportedOperation.InstanceStateStopped");
-    assert!(err.message.contains(&ids[7]), "{}", err.message);
+    assert!(
+        err.message
+            .contains(&format!("['{}', '{}']", ids[7], ids[42])),
+        "every instance failing alike is named: {}",
+        err.message
+    );
     assert_eq!(
         sim.engine.state_counts()["RUNNING"],
-        100,
+        99,
         "nothing was stopped"
     );
     let without: Vec<String> = ids[..100]
         .iter()
-        .filter(|i| **i != ids[7])
+        .filter(|i| **i != ids[7] && **i != ids[42])
         .cloned()
         .collect();
     sim.engine.stop_instances(&ctx, stop(&without)).unwrap();
     sim.settle();
     assert_eq!(sim.engine.state_counts()["STOPPED"], 100);
+    let reboot = model::RebootInstancesRequest {
+        instance_ids: ids[100..].to_vec(),
+        stop_type: Some("GENTLE".into()),
+        ..Default::default()
+    };
+    let err = sim.engine.reboot_instances(&ctx, reboot).unwrap_err();
+    assert_eq!(err.code, "InvalidParameterValue");
 }
