@@ -80,7 +80,10 @@ pub fn classify_code(code: &str) -> ErrorClass {
         "ResourceUnavailable" => ErrorClass::Transient,
         // Generic failures without a specific reason: worth a bounded retry.
         "FailedOperation" | "ResourceBusy" => ErrorClass::Transient,
+        // Bare ResourceNotFound: the Tag service's answer for a resource
+        // (instance) that no longer exists.
         "InvalidInstanceId.NotFound"
+        | "ResourceNotFound"
         | "ResourceNotFound.InvalidInstanceIdNotFound"
         | "ResourceNotFound.InvalidInstance" => ErrorClass::NotFound,
         c if c.starts_with("UnsupportedOperation.InstanceState") => ErrorClass::Busy,
@@ -281,6 +284,10 @@ mod tests {
             ("UnsupportedOperation.InstanceStateNotRunning", Busy),
             ("InvalidInstanceId.NotFound", NotFound),
             ("ResourceNotFound.InvalidInstanceIdNotFound", NotFound),
+            ("ResourceNotFound", NotFound),
+            ("InvalidParameterValue.ResourceDescriptionError", Permanent),
+            ("UnsupportedOperation.StoppedModeStopCharging", Permanent),
+            ("InvalidKeyPairId.NotFound", Permanent),
             ("AuthFailure.SignatureFailure", Auth),
             ("AuthFailure.SignatureExpire", Auth),
             ("AuthFailure.SecretIdNotFound", Auth),

@@ -627,3 +627,65 @@ fn multi_id_actions_take_100_ids_and_refuse_a_whole_batch_for_one_bad_instance()
     let err = sim.engine.reboot_instances(&ctx, reboot).unwrap_err();
     assert_eq!(err.code, "InvalidParameterValue");
 }
+
+fn attribute(
+    sim: &mut Sim,
+    id: &str,
+    f: impl FnOnce(&mut model::ModifyInstancesAttributeRequest),
+) -> Result<(), ApiError> {
+    let mut req = model::ModifyInstancesAttributeRequest {
+        instance_ids: Sim::ids(id),
+        ..Default::default()
+    };
+    f(&mut req);
+    let ctx = sim.ctx();
+    sim.engine.modify_instances_attribute(&ctx, req)
+}
+
+#[test]
+fn attribute_members_host_name_reboots_roles_unbind_security_groups_keep_their_order() {
+    let mut sim = Sim::new();
+    let id = instance_in(&mut sim, &S::Running);
+    // "修改主机名后实例会立即重启": a running instance reboots at once…
+    attribute(&mut sim, &id, |r| r.host_name = Some("web-1".into())).unwrap();
+    assert_eq!(settle_states(&mut sim, &id), [S::Rebooting, S::Running]);
+    assert_eq!(sim.view(&id).host_name.as_deref(), Some("web-1"));
+    // …unless AutoReboot=false (the name takes effect at the next reboot).
+    attribute(&mut sim, &id, |r| {
+        r.host_name = Some("web-2".into());
+        r.auto_reboot = Some(false);
+    })
+    .unwrap();
+    assert_eq!(settle_states(&mut sim, &id), [S::Running]);
+    assert_eq!(sim.view(&id).host_name.as_deref(), Some("web-2"));
+    attribute(&mut sim, &id, |r| r.cam_role_name = Some("reader".into())).unwrap();
+    sim.settle();
+    assert_eq!(sim.view(&id).cam_role_name.as_deref(), Some("reader"));
+    attribute(&mut sim, &id, |r| r.cam_role_name = Some(String::new())).unwrap();
+    sim.settle();
+    assert_eq!(sim.view(&id).cam_role_name, None, "empty unbinds");
+    let order = ["sg-gz000003", "sg-gz000001"];
+    attribute(&mut sim, &id, |r| {
+        r.security_groups = Some(order.map(String::from).to_vec())
+    })
+    .unwrap();
+    sim.settle();
+    assert_eq!(
+        sim.view(&id).security_group_ids.as_deref(),
+        Some(&order.map(String::from)[..]),
+        "the order given is the priority"
+    );
+    let err = attribute(&mut sim, &id, |r| {
+        r.instance_name = Some("x".into());
+        r.host_name = Some("y1".into());
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.code, "InvalidParameterCombination",
+        "one attribute per call"
+    );
+    // A stopped instance takes its new name without starting.
+    let stopped = instance_in(&mut sim, &S::Stopped);
+    attribute(&mut sim, &stopped, |r| r.host_name = Some("db-1".into())).unwrap();
+    assert_eq!(settle_states(&mut sim, &stopped), [S::Stopped]);
+}
