@@ -40,7 +40,8 @@ test: envtest tools lint ## Everything: unit, simulator, credential sources, rea
 	CVM_OPERATOR_BIN=target/debug/cvm-operator hack/python-sdk-test.sh
 
 crds: ## Regenerate crds/, the chart's copy and deploy/manifests
-	$(CARGO) run -q --bin cvm-operator -- crd > crds/cvminstances.yaml
+	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmInstance > crds/cvminstances.yaml
+	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmAccount > crds/cvmaccounts.yaml
 	hack/render-manifests.sh
 
 demo: ## Local control plane + operator on the in-process simulator + examples/

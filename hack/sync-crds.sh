@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copies the CRDs from the repository's top-level crds/ (the source of truth,
-# written by `cvm-operator crd > crds/cvminstances.yaml`) into the Helm chart's
+# written by `make crds`: `cvm-operator crd --kind <Kind> > crds/<plural>.yaml`) into the Helm chart's
 # crds/ directory, so Helm installs exactly the same definitions.
 #
 #   hack/sync-crds.sh          copy (and drop chart CRDs that no longer exist upstream)

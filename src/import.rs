@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(cr.metadata.name.as_deref(), Some("web-server-1-abcd1234"));
         assert_eq!(cr.spec.instance_id.as_deref(), Some("ins-abcd1234"));
         assert_eq!(cr.spec.run_state, RunState::Stopped);
-        assert_eq!(cr.spec.deletion_policy, DeletionPolicy::Retain);
+        assert_eq!(cr.spec.deletion_policy, Some(DeletionPolicy::Retain));
         assert_eq!(
             cr.spec.tags.as_ref().unwrap().len(),
             1,

@@ -3,7 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use cvm_operator::api::{DeletionPolicy, ManagementPolicy};
-use cvm_operator::cloud::{ClientConfig, Credentials, CvmClient, Endpoint, RateLimits, model};
+use cvm_operator::cloud::{
+    ClientConfig, CredentialProvider, Credentials, CvmClient, Endpoint, RateLimits, model,
+};
 use cvm_operator::controller::leader::{self, LeaseConfig};
 use cvm_operator::controller::observe::{ObserverConfig, Timing};
 use cvm_operator::controller::{self, server};
@@ -46,8 +48,8 @@ enum Command {
     Import(ImportArgs),
     /// Serve the offline CVM API simulator.
     Simulator(SimulatorArgs),
-    /// Print the CustomResourceDefinition (YAML), as committed under crds/.
-    Crd,
+    /// Print the CustomResourceDefinitions (YAML), as committed under crds/.
+    Crd(CrdArgs),
 }
 
 /// Where the CVM API is and how to call it (shared by `run` and `import`).
@@ -96,6 +98,14 @@ struct RunArgs {
     /// Reconcile only resources matching this label selector (for sharding).
     #[arg(long, env = "LABEL_SELECTOR")]
     label_selector: Option<String>,
+    /// Serve only the CvmAccounts matching this label selector. Give each
+    /// shard its own when operators run with different credentials of their
+    /// own, so a resource cannot pick another operator's credentials by its labels.
+    #[arg(long, env = "ACCOUNT_SELECTOR")]
+    account_selector: Option<String>,
+    /// The CVM instance metadata service (instance-role credentials).
+    #[arg(long, env = "CVM_METADATA_ENDPOINT", default_value = cvm_operator::cloud::metadata::DEFAULT_METADATA_ENDPOINT)]
+    metadata_endpoint: String,
     /// Reconciles running at once.
     /// (A cache miss shares one DescribeInstances with the other reconciles
     /// in flight, so around 100 lets start-up use full 100-id batches.)
@@ -159,6 +169,13 @@ struct ImportArgs {
     /// Full (manage) or ObserveOnly.
     #[arg(long, default_value = "Full", value_parser = ["Full", "ObserveOnly"])]
     management_policy: String,
+}
+
+#[derive(Args, Debug)]
+struct CrdArgs {
+    /// Only this kind's CRD (default: all of them, one YAML document each).
+    #[arg(long, value_parser = ["CvmInstance", "CvmAccount"])]
+    kind: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -310,7 +327,7 @@ fn credentials_from_env() -> Option<Credentials> {
     match Credentials::from_env() {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!(error = %e, "no operator credentials; only resources with spec.credentialsSecretRef can be reconciled");
+            tracing::warn!(error = %e, "no operator credentials: CvmAccounts with source Environment cannot be used");
             None
         }
     }
@@ -375,7 +392,9 @@ impl RunArgs {
             concurrency: self.concurrency,
             watch_namespace: self.watch_namespace.clone().filter(|s| !s.is_empty()),
             label_selector: self.label_selector.clone().filter(|s| !s.is_empty()),
-            default_credentials: credentials,
+            account_selector: self.account_selector.clone().filter(|s| !s.is_empty()),
+            operator_credentials: credentials.map(CredentialProvider::fixed),
+            metadata_endpoint: self.metadata_endpoint.clone(),
             client,
             instance_name: identity.to_string(),
         }
@@ -518,8 +537,16 @@ async fn async_main() -> Result<()> {
         Command::Run(args) => run_operator(*args).await,
         Command::Import(args) => run_import(args).await,
         Command::Simulator(args) => run_simulator(args).await,
-        Command::Crd => {
-            print!("{}", cvm_operator::api::crd_yaml());
+        Command::Crd(args) => {
+            let (instance, account) = (
+                cvm_operator::api::crd_yaml(),
+                cvm_operator::api::account::crd_yaml(),
+            );
+            match args.kind.as_deref() {
+                Some("CvmInstance") => print!("{instance}"),
+                Some(_) => print!("{account}"),
+                None => print!("{instance}{account}"),
+            }
             Ok(())
         }
     }

@@ -1412,7 +1412,7 @@ async fn uid_lookups_batch_while_creates_queue() {
             ..ObserverConfig::default()
         },
     );
-    let key = FleetKey::new(REGION, &creds());
+    let key = FleetKey::new(REGION, &cvm_operator::cloud::Identity::of_static(&creds()));
     let lookups = |tag: &'static str| {
         let observer = observer.clone();
         let key = key.clone();

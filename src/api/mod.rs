@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 pub mod limits;
 use limits::*;
+pub mod account;
+pub use account::{AccountKind, AccountRecord, CvmAccount, CvmAccountSpec, CvmAccountStatus};
 
 pub const GROUP: &str = "cvm.tencentcloud.io";
 /// The finalizer that guards the cloud instance (with a `/`, as the
@@ -66,6 +68,7 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
     validation = Rule::new("self.instanceChargeType != 'PREPAID' || has(self.prepaid)").message("spec.prepaid is required when spec.instanceChargeType is PREPAID"),
     validation = Rule::new("!has(self.prepaid) || self.instanceChargeType == 'PREPAID'").message("spec.prepaid is only allowed when spec.instanceChargeType is PREPAID"),
     validation = Rule::new("!has(self.spot) || self.instanceChargeType == 'SPOTPAID'").message("spec.spot is only allowed when spec.instanceChargeType is SPOTPAID"),
+    validation = Rule::new("!(has(self.accountRef) && has(self.credentialsSecretRef))").message("spec.accountRef and spec.credentialsSecretRef are mutually exclusive: use an admin's CvmAccount or your own keys"),
     validation = Rule::new("!(has(self.userData) && has(self.userDataSecretRef))").message("spec.userData and spec.userDataSecretRef are mutually exclusive"),
     validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)").message("spec.instanceId is immutable: it can only be set when the CvmInstance is created"),
     validation = Rule::new("has(self.projectId) == has(oldSelf.projectId) && (!has(self.projectId) || self.projectId == oldSelf.projectId)").message("spec.projectId is immutable"),
@@ -228,9 +231,11 @@ pub struct CvmInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resize_policy: Option<ResizePolicy>,
 
-    /// Delete (default): terminate the instance with the resource. Retain: keep it.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// Delete: terminate the instance with the resource. Retain: keep it.
+    /// Default: Delete for an instance the operator creates, Retain for an
+    /// adopted one (`spec.instanceId`) — see `effective_deletion_policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 
     /// Full (default), or ObserveOnly: report, never change anything.
     #[serde(default)]
@@ -241,8 +246,14 @@ pub struct CvmInstanceSpec {
     #[schemars(length(max = 12), regex(pattern = r"^ins-[0-9a-z]{8}$"))]
     pub instance_id: Option<String>,
 
-    /// A Secret in this namespace with `SecretId`, `SecretKey` (and optional
-    /// `Token`); the operator's own credentials when absent.
+    /// The `CvmAccount` (cluster-scoped, created by an admin) whose
+    /// credentials to use; it must select this namespace. When neither this
+    /// nor `credentialsSecretRef` is set: the account named `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<LocalObjectRef>,
+
+    /// Bring your own keys: a Secret in this namespace with `SecretId`,
+    /// `SecretKey` (and optional `Token`). Not with `accountRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<LocalObjectRef>,
 }
@@ -531,6 +542,10 @@ pub struct CvmInstanceStatus {
     /// The last restart asked for with `cvm.tencentcloud.io/restartedAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartStatus>,
+    /// The account the instance was created or adopted in. A later change
+    /// of account is refused (`CredentialsAccountChanged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRecord>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -697,6 +712,18 @@ impl CvmInstanceSpec {
             reboot: allowed(p.reboot, Permission::Allowed),
             reinstall: allowed(p.reinstall, Permission::Never),
         }
+    }
+
+    /// What happens to the instance when the resource is deleted:
+    /// `spec.deletionPolicy`, else Retain for an adopted instance (it existed
+    /// before this resource) and Delete for one the operator creates.
+    pub fn effective_deletion_policy(&self) -> DeletionPolicy {
+        self.deletion_policy
+            .unwrap_or(if self.instance_id.is_some() {
+                DeletionPolicy::Retain
+            } else {
+                DeletionPolicy::Delete
+            })
     }
 }
 

@@ -51,7 +51,8 @@ fn defaults_fill_in_policies() {
             reinstall: false
         }
     );
-    assert_eq!(c.spec.deletion_policy, DeletionPolicy::Delete);
+    assert_eq!(c.spec.deletion_policy, None);
+    assert_eq!(c.spec.effective_deletion_policy(), DeletionPolicy::Delete);
     assert_eq!(c.spec.management_policy, ManagementPolicy::Full);
     assert_eq!(
         c.spec.instance_charge_type,
@@ -263,7 +264,7 @@ fn committed_crd_is_up_to_date() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == crd_yaml(),
-        "crds/cvminstances.yaml is stale: run `cargo run -- crd > crds/cvminstances.yaml` (or `make crds`)"
+        "crds/cvminstances.yaml is stale: run `make crds`"
     );
 }
 

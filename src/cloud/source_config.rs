@@ -29,8 +29,11 @@ use serde::{Deserialize, Serialize};
 /// Where the base credentials come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum SourceKind {
-    /// The operator's own environment: `TENCENTCLOUD_SECRET_ID`,
-    /// `TENCENTCLOUD_SECRET_KEY`, optional `TENCENTCLOUD_SESSION_TOKEN`.
+    /// The operator's own credentials: the provider the caller hands in
+    /// ([`SourceContext::operator`], which `cvm-operator run` builds from
+    /// its environment keys, TKE workload identity or instance role), else
+    /// `TENCENTCLOUD_SECRET_ID`, `TENCENTCLOUD_SECRET_KEY`, optional
+    /// `TENCENTCLOUD_SESSION_TOKEN`.
     #[default]
     Environment,
     /// `SecretId`, `SecretKey` and optional `Token` of a Kubernetes Secret
@@ -132,6 +135,9 @@ pub struct SourceContext<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The keys of a Secret the caller has read (`None`: not available).
     pub secret: &'a dyn Fn(&SecretKeysRef) -> Option<Credentials>,
+    /// What source `Environment` means when set: the process's own provider
+    /// (shared as is, cache included).
+    pub operator: Option<CredentialProvider>,
     pub policy: RefreshPolicy,
 }
 
@@ -143,6 +149,7 @@ impl<'a> SourceContext<'a> {
             metadata_endpoint: DEFAULT_METADATA_ENDPOINT.into(),
             env,
             secret: &|_| None,
+            operator: None,
             policy: RefreshPolicy::default(),
         }
     }
@@ -183,14 +190,15 @@ impl CredentialSourceConfig {
     /// The provider this configuration describes.
     pub fn build(&self, ctx: &SourceContext<'_>) -> Result<CredentialProvider, CredentialError> {
         self.validate()?;
-        let base = match self.source {
-            SourceKind::Environment => CredentialProvider::fixed(
+        let base = match (self.source, &ctx.operator) {
+            (SourceKind::Environment, Some(own)) => own.clone(),
+            (SourceKind::Environment, None) => CredentialProvider::fixed(
                 Credentials::from_lookup(ctx.env).map_err(|e| match e {
                     CredentialsError::MissingEnv(name) => CredentialError::MissingEnv(name),
                     other => CredentialError::Config(other.to_string()),
                 })?,
             ),
-            SourceKind::Secret => {
+            (SourceKind::Secret, _) => {
                 let r = self.secret_ref.as_ref().expect("validated");
                 CredentialProvider::fixed((ctx.secret)(r).ok_or_else(|| {
                     CredentialError::Config(format!(
@@ -203,17 +211,18 @@ impl CredentialSourceConfig {
                     ))
                 })?)
             }
-            SourceKind::WebIdentity => {
+            (SourceKind::WebIdentity, _) => {
                 CredentialProvider::web_identity(ctx.client.clone(), self.web_identity(ctx.env)?)?
+                    .with_policy(ctx.policy)
             }
-            SourceKind::InstanceRole => CredentialProvider::instance_role(
+            (SourceKind::InstanceRole, _) => CredentialProvider::instance_role(
                 MetadataClient::new(&ctx.metadata_endpoint)?,
                 self.instance_role
                     .as_ref()
                     .and_then(|i| i.role_name.clone()),
-            )?,
-        }
-        .with_policy(ctx.policy);
+            )?
+            .with_policy(ctx.policy),
+        };
         let Some(a) = &self.assume_role else {
             return Ok(base);
         };

@@ -8,8 +8,9 @@
 //! rebuilds the full object from this in microseconds.
 
 use super::metrics::Readiness;
+use super::ownership::AccountChoice;
 use super::status::READY;
-use crate::api::{self, CvmInstance, CvmInstanceSpec, CvmInstanceStatus};
+use crate::api::{self, CvmInstance, CvmInstanceSpec, CvmInstanceStatus, LocalObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::Resource;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,7 @@ fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
         instance_id: full.instance_id.take(),
         last_operation: full.last_operation.take(),
         restart: full.restart.take(),
+        account: full.account.take(),
         observed_generation: full.observed_generation,
         conditions: std::mem::take(&mut full.conditions)
             .into_iter()
@@ -125,6 +127,24 @@ impl CachedInstance {
                 since: self.metadata.creation_timestamp.as_ref().map(|t| t.0),
             },
         }
+    }
+
+    /// The account the resource uses, read from the cached spec without
+    /// decoding the rest of it (an account's change wakes its users).
+    pub fn account_choice(&self) -> Option<AccountChoice> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Refs {
+            account_ref: Option<LocalObjectRef>,
+            credentials_secret_ref: Option<LocalObjectRef>,
+        }
+        let refs: Refs = serde_json::from_str(self.spec.get()).ok()?;
+        Some(AccountChoice::from_refs(
+            refs.account_ref.as_ref().map(|r| r.name.as_str()),
+            refs.credentials_secret_ref
+                .as_ref()
+                .map(|r| r.name.as_str()),
+        ))
     }
 
     /// The object for a reconcile (status slim), and the fingerprint of the

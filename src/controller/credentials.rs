@@ -1,11 +1,9 @@
-//! Which credentials a resource uses, and the Secret values it references.
-//!
-//! Per-resource credentials come from `spec.credentialsSecretRef`; otherwise
-//! the operator's own. Secrets are read on demand (no cluster-wide Secret
-//! watch; a read is reused for a few seconds, then dropped, and at most 1024
-//! are held) and the last credentials that worked for each resource are
-//! remembered, so a resource can still be cleaned up when its namespace
-//! deletion removed the Secret first.
+//! The Secret values the operator reads: keys (a resource's
+//! `spec.credentialsSecretRef`, a `CvmAccount`'s `secretRef`), login
+//! passwords and user data. Which credentials a resource uses is decided in
+//! `accounts.rs`. Secrets are read on demand, by name (no cluster-wide
+//! Secret watch; a read is reused for a few seconds, then dropped, and at
+//! most 1024 are held).
 //!
 //! A Secret that is missing, lacks a key, holds unusable values or may not
 //! be read (the chart grants `get` only in listed namespaces) is reported in
@@ -13,10 +11,9 @@
 //! operator's log has the cause.
 
 use super::status::reason;
-use crate::api::{CvmInstance, SecretKeyRef};
+use crate::api::SecretKeyRef;
 use crate::cloud::{Credentials, Secret};
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
-use kube::ResourceExt;
 use kube::api::Api;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -28,10 +25,6 @@ pub const KEY_TOKEN: &str = "Token";
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CredentialsError {
-    #[error(
-        "no credentials: the operator has none (TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY) and spec.credentialsSecretRef is not set"
-    )]
-    NoDefault,
     /// The Secret does not exist, lacks a key, holds unusable values, or the
     /// operator may not read it: one text and one reason for all, so that a
     /// resource's status and events tell a tenant nothing about a Secret
@@ -55,9 +48,7 @@ impl CredentialsError {
     /// The condition (and event) reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            CredentialsError::NoDefault | CredentialsError::Unavailable { .. } => {
-                reason::CREDENTIALS_NOT_FOUND
-            }
+            CredentialsError::Unavailable { .. } => reason::CREDENTIALS_NOT_FOUND,
             CredentialsError::ApiUnavailable { .. } => reason::CREDENTIALS_UNREADABLE,
         }
     }
@@ -118,9 +109,7 @@ impl SecretCache {
 
 pub struct CredentialStore {
     client: kube::Client,
-    default: Option<Credentials>,
     secrets: Mutex<SecretCache>,
-    last_used: Mutex<HashMap<String, Credentials>>,
 }
 
 /// How long a Secret read is reused, and how many are kept.
@@ -128,12 +117,10 @@ const SECRET_TTL: Duration = Duration::from_secs(10);
 const SECRET_CACHE_CAPACITY: usize = 1024;
 
 impl CredentialStore {
-    pub fn new(client: kube::Client, default: Option<Credentials>) -> Self {
+    pub fn new(client: kube::Client) -> Self {
         Self {
             client,
-            default,
             secrets: Mutex::new(SecretCache::new(SECRET_TTL, SECRET_CACHE_CAPACITY)),
-            last_used: Mutex::new(HashMap::new()),
         }
     }
 
@@ -182,56 +169,10 @@ impl CredentialStore {
         value_from(namespace, r, data)
     }
 
-    /// The credentials `obj` uses now.
-    pub async fn for_object(&self, obj: &CvmInstance) -> Result<Credentials, CredentialsError> {
-        let creds = match &obj.spec.credentials_secret_ref {
-            None => self.default.clone().ok_or(CredentialsError::NoDefault)?,
-            Some(r) => {
-                let ns = obj.namespace().unwrap_or_default();
-                self.secret_credentials(&ns, &r.name).await?
-            }
-        };
-        // Remembered only for per-resource Secrets: the operator's own
-        // credentials are always at hand (and need no copy per resource).
-        if obj.spec.credentials_secret_ref.is_some()
-            && let Some(uid) = obj.uid()
-        {
-            self.last_used
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(uid, creds.clone());
-        }
-        Ok(creds)
-    }
-
-    async fn secret_credentials(
-        &self,
-        ns: &str,
-        name: &str,
-    ) -> Result<Credentials, CredentialsError> {
+    /// The keys in Secret `ns/name`: `SecretId`, `SecretKey`, optional `Token`.
+    pub async fn secret_keys(&self, ns: &str, name: &str) -> Result<Credentials, CredentialsError> {
         let data = self.secret(ns, name).await?;
         credentials_from(ns, name, data)
-    }
-
-    /// The last credentials that worked for this resource (for cleanup).
-    pub fn remembered(&self, uid: &str) -> Option<Credentials> {
-        self.last_used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uid)
-            .cloned()
-    }
-
-    /// The operator's own credentials.
-    pub fn default_credentials(&self) -> Option<&Credentials> {
-        self.default.as_ref()
-    }
-
-    pub fn forget(&self, uid: &str) {
-        self.last_used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
     }
 }
 

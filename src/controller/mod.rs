@@ -4,12 +4,16 @@
 //! 1. vocabulary: [`observation`] (what the cloud shows), `api`, `cloud::model`;
 //! 2. pure: [`plan`] (the decision), [`status`] and [`report`] (what a
 //!    reconcile says and when it looks again);
+//! 2. pure: … and [`ownership`] (which account a resource may use, whether
+//!    an instance is its own);
 //! 3. adapters: [`observe`] (batched reads, sweeps), [`act`] (mutating
-//!    calls), [`credentials`], [`cache`] (the watch cache), [`events`],
-//!    [`metrics`];
+//!    calls), [`accounts`] (account → credentials), [`credentials`]
+//!    (Secrets), [`cache`] (the watch cache), [`events`], [`metrics`];
 //! 4. orchestration: [`reconcile`], one pass for apply and delete;
+//!    [`verify_account`], the `CvmAccount` reconciler;
 //! 5. wiring: [`run`] here, [`server`], [`leader`].
 
+pub mod accounts;
 pub mod act;
 pub mod cache;
 pub mod credentials;
@@ -18,19 +22,21 @@ pub mod leader;
 pub mod metrics;
 pub mod observation;
 pub mod observe;
+pub mod ownership;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod server;
 pub mod status;
+pub mod verify_account;
 
-use crate::api::CvmInstance;
-use crate::cloud::{ClientConfig, Credentials, CvmClient};
+use crate::api::{CvmAccount, CvmInstance};
+use crate::cloud::{ClientConfig, CredentialProvider, CvmClient};
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -47,8 +53,16 @@ pub struct Config {
     pub watch_namespace: Option<String>,
     /// Only resources matching this label selector (sharding).
     pub label_selector: Option<String>,
-    /// The operator's own credentials (resources may bring their own).
-    pub default_credentials: Option<Credentials>,
+    /// Only `CvmAccount`s matching this label selector: when operators with
+    /// different credentials of their own shard the resources, each serves
+    /// its own accounts, so a resource cannot pick another operator's
+    /// credentials by its labels.
+    pub account_selector: Option<String>,
+    /// The operator's own credentials: usable only through a `CvmAccount`
+    /// whose source is `Environment`.
+    pub operator_credentials: Option<CredentialProvider>,
+    /// The CVM metadata service (instance-role accounts).
+    pub metadata_endpoint: String,
     pub client: ClientConfig,
     /// The event reporter instance (the pod name).
     pub instance_name: String,
@@ -57,9 +71,9 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(
-        "cannot list CvmInstances ({0}); is the CRD installed (`cvm-operator crd | kubectl apply -f -`) and may this account list cvminstances.cvm.tencentcloud.io?"
+        "cannot list {0} ({1}); are the CRDs installed (`cvm-operator crd | kubectl apply -f -`) and may this service account list them?"
     )]
-    CrdMissing(#[source] kube::Error),
+    CrdMissing(&'static str, #[source] kube::Error),
     #[error("cannot build the CVM client: {0}")]
     Client(#[from] crate::cloud::CloudError),
 }
@@ -105,20 +119,24 @@ pub async fn run(
     let api: Api<CvmInstance> = scoped(&client, &config);
     api.list(&ListParams::default().limit(1))
         .await
-        .map_err(RunError::CrdMissing)?;
+        .map_err(|e| RunError::CrdMissing("cvminstances.cvm.tencentcloud.io", e))?;
+    let (reader, writer) = reflector::store::<cache::CachedInstance>();
+    let secrets = Arc::new(credentials::CredentialStore::new(client.clone()));
+    let (accounts, account_task) =
+        start_accounts(&client, &config, &handles, &secrets, reader.clone()).await?;
 
     let events = events::Publisher::new(client.clone(), "cvm-operator", &config.instance_name);
     let ctx = Arc::new(Context::new(
         client.clone(),
         handles.observer.clone(),
-        credentials::CredentialStore::new(client.clone(), config.default_credentials.clone()),
+        secrets,
+        accounts,
         events,
         handles.metrics.clone(),
         config.reconcile.clone(),
     ));
 
     let sweeps = tokio::spawn(handles.observer.clone().run_sweeps());
-    let (reader, writer) = reflector::store::<cache::CachedInstance>();
     let gauge = tokio::spawn(gauges(
         handles.observer.clone(),
         handles.metrics.clone(),
@@ -159,6 +177,7 @@ pub async fn run(
         .await;
     sweeps.abort();
     gauge.abort();
+    account_task.abort();
     tracing::info!("controller stopped");
     Ok(())
 }
@@ -187,4 +206,69 @@ async fn gauges(
         metrics.set_readiness(readiness, jiff::Timestamp::now());
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+/// Watches the `CvmAccount`s this operator serves and runs their reconciler
+/// (verification, status); returns once the accounts are known, so that no
+/// resource is told "no account" while the watch is still listing them.
+async fn start_accounts(
+    client: &kube::Client,
+    config: &Config,
+    handles: &Handles,
+    secrets: &Arc<credentials::CredentialStore>,
+    instances: reflector::Store<cache::CachedInstance>,
+) -> Result<(Arc<accounts::Accounts>, tokio::task::JoinHandle<()>), RunError> {
+    let api: Api<CvmAccount> = Api::all(client.clone());
+    api.list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| RunError::CrdMissing("cvmaccounts.cvm.tencentcloud.io", e))?;
+    let (reader, writer) = reflector::store::<CvmAccount>();
+    let accounts = Arc::new(accounts::Accounts::new(
+        client.clone(),
+        handles.observer.client().clone(),
+        reader.clone(),
+        secrets.clone(),
+        accounts::AccountsConfig {
+            operator: config.operator_credentials.clone(),
+            metadata_endpoint: config.metadata_endpoint.clone(),
+            selector: config.account_selector.clone(),
+        },
+    ));
+    let mut wc = watcher::Config::default().any_semantic();
+    if let Some(sel) = &config.account_selector {
+        wc = wc.labels(sel);
+    }
+    // The Controller waits for the store itself, and the store wakes only
+    // one waiter (kube-runtime's DelayedInit is a oneshot): this one learns
+    // of the first complete listing from the stream instead.
+    let (listed, mut ready) = tokio::sync::watch::channel(false);
+    let stream = watcher(api, wc)
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |e| {
+            if matches!(e, Ok(watcher::Event::InitDone)) {
+                listed.send_replace(true);
+            }
+        })
+        .applied_objects()
+        // Verified again on spec changes and on a timer, not on each status
+        // write: operators sharing an account would otherwise wake one
+        // another with every write.
+        .predicate_filter(predicates::generation, Default::default());
+    let ctx = Arc::new(verify_account::AccountContext::new(
+        client.clone(),
+        accounts.clone(),
+        instances,
+        handles.observer.waker(),
+    ));
+    let controller = Controller::for_stream(stream, reader.clone())
+        .run(verify_account::reconcile, verify_account::error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "account controller event");
+            }
+        });
+    let task = tokio::spawn(controller);
+    let _ = ready.wait_for(|listed| *listed).await;
+    Ok((accounts, task))
 }

@@ -11,7 +11,9 @@
 use super::observation::Observation;
 pub use super::observation::Timing;
 use crate::cloud::model::InstanceState;
-use crate::cloud::{CloudError, Credentials, CvmClient, client::MAX_DESCRIBE_IDS};
+use crate::cloud::{
+    CloudError, CredentialProvider, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS,
+};
 use batch::Batcher;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,18 +22,22 @@ use tokio::sync::mpsc;
 
 pub mod batch;
 
-/// Instances observed together: one account in one region.
+/// Instances observed together: one set of credentials in one region. Keyed
+/// by the credentials' [`Identity`] (who they act as, unforgeable), never by
+/// the SecretId, which anyone who saw one request knows: a Secret holding a
+/// victim's SecretId with a wrong key is another fleet, never served the
+/// victim's observations, and never sweeps on the victim's behalf.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FleetKey {
     pub region: String,
-    pub account: String,
+    pub identity: Identity,
 }
 
 impl FleetKey {
-    pub fn new(region: &str, creds: &Credentials) -> Self {
+    pub fn new(region: &str, identity: &Identity) -> Self {
         Self {
             region: region.to_string(),
-            account: creds.secret_id().to_string(),
+            identity: identity.clone(),
         }
     }
 }
@@ -58,7 +64,9 @@ struct Member {
 
 #[derive(Default)]
 struct Fleet {
-    creds: Option<Credentials>,
+    /// Where the sweeps get their credentials (at sweep time, so temporary
+    /// ones are refreshed). All providers of one fleet share its identity.
+    provider: Option<CredentialProvider>,
     members: HashMap<Box<str>, Member>,
     cache: HashMap<Box<str>, Cached>,
     /// Creates decided and not yet answered (most of them waiting for the
@@ -149,6 +157,12 @@ impl Observer {
         &self.inner.client
     }
 
+    /// Another way in to the wake-up stream (an account that changed wakes
+    /// the resources that use it).
+    pub fn waker(&self) -> mpsc::UnboundedSender<ResourceKey> {
+        self.inner.wake.clone()
+    }
+
     /// The polling periods the sweeps run at.
     pub fn timing(&self) -> Timing {
         self.inner.config.timing
@@ -163,14 +177,16 @@ impl Observer {
     pub fn register(
         &self,
         key: &FleetKey,
-        creds: &Credentials,
+        provider: &CredentialProvider,
         id: &str,
         namespace: &str,
         name: &str,
     ) {
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
-            fleet.creds = Some(creds.clone());
+            if fleet.provider.is_none() {
+                fleet.provider = Some(provider.clone());
+            }
             let namespace: Box<str> = namespace.into();
             let name: Box<str> = name.into();
             match fleet.members.get_mut(id) {
@@ -194,11 +210,19 @@ impl Observer {
         });
     }
 
-    pub fn unregister(&self, key: &FleetKey, id: &str) {
+    /// Stops observing `id` for the resource `namespace/name`, in whichever
+    /// fleet it was registered.
+    pub fn unregister(&self, id: &str, namespace: &str, name: &str) {
         self.with_fleets(|fleets| {
-            if let Some(f) = fleets.get_mut(key) {
-                f.members.remove(id);
-                f.cache.remove(id);
+            for f in fleets.values_mut() {
+                let owned = f
+                    .members
+                    .get(id)
+                    .is_some_and(|m| &*m.namespace == namespace && &*m.name == name);
+                if owned {
+                    f.members.remove(id);
+                    f.cache.remove(id);
+                }
             }
         });
     }
@@ -256,9 +280,7 @@ impl Observer {
         max_age: Duration,
     ) -> Lookup {
         let hit = self.with_fleets(|fleets| {
-            let fleet = fleets.entry(key.clone()).or_default();
-            fleet.creds = Some(creds.clone());
-            let c = fleet.cache.get(id)?;
+            let c = fleets.get(key)?.cache.get(id)?;
             (c.stale_since.is_none() && c.at.elapsed() <= max_age).then(|| c.value.clone())
         });
         if let Some(hit) = hit {
@@ -351,11 +373,11 @@ impl Observer {
     /// whose cached view is older than `older_than`.
     pub async fn sweep(&self, only_hot: bool, older_than: Duration) {
         let now = Instant::now();
-        let work: Vec<(FleetKey, Credentials, Vec<String>)> = self.with_fleets(|fleets| {
+        let work: Vec<(FleetKey, CredentialProvider, Vec<String>)> = self.with_fleets(|fleets| {
             fleets
                 .iter_mut()
                 .filter_map(|(key, f)| {
-                    let creds = f.creds.clone()?;
+                    let provider = f.provider.clone()?;
                     let mut ids: Vec<String> = f
                         .members
                         .iter_mut()
@@ -376,11 +398,18 @@ impl Observer {
                         }
                     }
                     ids.sort();
-                    (!ids.is_empty()).then(|| (key.clone(), creds, ids))
+                    (!ids.is_empty()).then(|| (key.clone(), provider, ids))
                 })
                 .collect()
         });
-        for (key, creds, ids) in work {
+        for (key, provider, ids) in work {
+            let creds = match provider.credentials().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(region = %key.region, source = %provider.describe(), error = %e, "sweep skipped: no credentials");
+                    continue;
+                }
+            };
             for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
                 if let Err(e) = self.describe_into_cache(&key, &creds, chunk).await {
                     tracing::warn!(region = %key.region, error = %e, "sweep failed");
@@ -444,9 +473,8 @@ impl Observer {
     pub async fn find_by_uid(&self, key: &FleetKey, creds: &Credentials, uid: &str) -> Lookup {
         let cfg = &self.inner.config;
         let window = self.with_fleets(|fleets| {
-            let fleet = fleets.entry(key.clone()).or_default();
-            fleet.creds = Some(creds.clone());
-            if fleet.creating >= MAX_FILTER_VALUES {
+            let creating = fleets.get(key).map_or(0, |f| f.creating);
+            if creating >= MAX_FILTER_VALUES {
                 cfg.backlog_window
             } else {
                 cfg.window

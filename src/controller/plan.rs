@@ -298,7 +298,7 @@ fn wait(w: Wait) -> Plan {
 /// A deletion that must not touch the cloud (and needs no credentials):
 /// decided before anything is observed, and by [`plan`] alike.
 pub fn release_without_cloud(spec: &CvmInstanceSpec, mode: Mode) -> Option<Release> {
-    let keep = spec.deletion_policy == DeletionPolicy::Retain
+    let keep = spec.effective_deletion_policy() == DeletionPolicy::Retain
         || spec.management_policy == ManagementPolicy::ObserveOnly;
     (mode == Mode::Delete && keep).then_some(Release::Retained)
 }

@@ -619,7 +619,7 @@ fn deletion_in_every_state() {
 #[test]
 fn deletion_policies_and_protection() {
     let mut retain = spec();
-    retain.deletion_policy = DeletionPolicy::Retain;
+    retain.deletion_policy = Some(DeletionPolicy::Retain);
     let retained = Step::Release(Release::Retained);
     assert_eq!(delete(&retain, present(&obs())), retained);
     let mut oo = spec();

@@ -1,5 +1,5 @@
 //! One reconcile, the same pass for apply and delete:
-//! credentials → observe → [`plan`](super::plan::plan) → at most one action →
+//! access (account → credentials) → observe → [`plan`](super::plan::plan) → at most one action →
 //! a [`Report`] → [`Reconciling::finish`], the one place that writes status
 //! (server-side apply, only when it changed), publishes events, counts
 //! errors and decides when to look again.
@@ -10,6 +10,7 @@
 //! recovered by the ClientToken and the UID tag, and a deletion knows that a
 //! create may be in flight.
 
+use super::accounts::{Access, Accounts};
 use super::act::Actor;
 use super::cache::{CachedInstance, Fingerprint, OwnWrites};
 use super::credentials::CredentialStore;
@@ -17,10 +18,11 @@ use super::events::Publisher;
 use super::metrics::Metrics;
 use super::observation::{Observed, Timing};
 use super::observe::{FleetKey, Observer};
+use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
-use crate::api::{self, CvmInstance, LastOperation, OperationState};
+use crate::api::{self, AccountRecord, CvmInstance, LastOperation, OperationState};
 use crate::cloud::Credentials;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -59,7 +61,10 @@ pub struct Context {
     pub client: kube::Client,
     pub observer: Observer,
     pub actor: Actor,
-    pub credentials: CredentialStore,
+    /// Secrets (launch passwords, user data, keys).
+    pub credentials: Arc<CredentialStore>,
+    /// Which account each resource may use, and its credentials.
+    pub accounts: Arc<Accounts>,
     pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub config: ReconcileConfig,
@@ -73,7 +78,8 @@ impl Context {
     pub fn new(
         client: kube::Client,
         observer: Observer,
-        credentials: CredentialStore,
+        credentials: Arc<CredentialStore>,
+        accounts: Arc<Accounts>,
         events: Publisher,
         metrics: Arc<Metrics>,
         config: ReconcileConfig,
@@ -84,6 +90,7 @@ impl Context {
             actor: Actor::new(observer.client().clone()),
             observer,
             credentials,
+            accounts,
             events,
             metrics,
             config,
@@ -137,7 +144,7 @@ pub enum Error {
 
 /// Now, in whole seconds: what the apiserver stores for metav1.Time, so a
 /// status we wrote hashes the same when it comes back.
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     let now = jiff::Timestamp::now();
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
@@ -194,6 +201,9 @@ struct Reconciling<'a> {
     fingerprint: Option<Fingerprint>,
     api: Api<CvmInstance>,
     uid: String,
+    /// The account to record in status (when none is yet): set once this
+    /// pass has the instance it works on in hand — created or found.
+    recording: Option<AccountRecord>,
 }
 
 impl<'a> Reconciling<'a> {
@@ -210,6 +220,7 @@ impl<'a> Reconciling<'a> {
             obj,
             fingerprint,
             uid,
+            recording: None,
         })
     }
 
@@ -242,15 +253,26 @@ impl<'a> Reconciling<'a> {
         if let Some(why) = plan::release_without_cloud(&self.obj.spec, mode) {
             // Retain and ObserveOnly never touch the cloud (and need no
             // credentials).
-            self.forget_instance(self.fallback_key().as_ref());
+            self.forget_instance();
             let report = Report::released(why, self.obj.known_instance_id());
             return self.finish(report).await;
         }
-        let creds = match self.credentials(mode).await {
-            Ok(c) => c,
+        let access = match self.access(mode).await {
+            Ok(a) => a,
             Err(report) => return self.finish(report).await,
         };
-        let key = FleetKey::new(&self.obj.spec.region, &creds);
+        let creds = match access.provider.credentials().await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = super::accounts::AccessError::Source {
+                    what: access.record.to_string(),
+                    error: Box::new(e),
+                };
+                let report = self.access_failed(mode, &e);
+                return self.finish(report).await;
+            }
+        };
+        let key = FleetKey::new(&self.obj.spec.region, access.provider.identity());
         if let Some(id) = self.obj.known_instance_id()
             && self.ctx.observer.awaiting_refresh(&key, id)
         {
@@ -258,17 +280,21 @@ impl<'a> Reconciling<'a> {
             // yet. The sweep wakes this resource when the instance changes.
             return Ok(self.requeue(Requeue::Around(self.ctx.timing.fast_interval)));
         }
-        let observed = match self.observe(&creds, &key, mode).await {
+        let observed = match self.observe(&access, &creds, &key, mode).await {
             Ok(o) => o,
             Err(report) => return self.finish(report).await,
         };
-        let report = self.decide(&creds, &key, mode, observed).await?;
+        if observed.instance().is_some() {
+            self.recording = Some(access.record.clone());
+        }
+        let report = self.decide(&access, &creds, &key, mode, observed).await?;
         self.finish(report).await
     }
 
     /// Plans, and carries out what the plan says.
     async fn decide(
         &mut self,
+        access: &Access,
         creds: &Credentials,
         key: &FleetKey,
         mode: Mode,
@@ -295,7 +321,7 @@ impl<'a> Reconciling<'a> {
             },
         });
         let mut report = match plan.step {
-            Step::Create => self.create(creds, key).await?,
+            Step::Create => self.create(access, creds, key).await?,
             Step::Act(action) => self.act(creds, key, mode, observed, action, last).await?,
             Step::Wait(w) => {
                 if let Some(o) = observed.instance().filter(|o| o.is_settling()) {
@@ -304,7 +330,7 @@ impl<'a> Reconciling<'a> {
                 Report::waiting(mode, observed, w, last, timing)
             }
             Step::Release(why) => {
-                self.forget_instance(Some(key));
+                self.forget_instance();
                 Report::released(why, observed.instance_id())
             }
         };
@@ -320,23 +346,38 @@ impl<'a> Reconciling<'a> {
         })
     }
 
-    /// The credentials this resource uses. A deletion whose Secret is gone
-    /// (a namespace deletion often removes it first) uses the last ones that
-    /// worked, never the operator's own (a different account); with none,
-    /// it is released after the orphan grace.
-    async fn credentials(&self, mode: Mode) -> Result<Credentials, Report> {
-        let e = match self.ctx.credentials.for_object(&self.obj).await {
-            Ok(c) => return Ok(c),
+    /// The account this resource uses and its credentials. The account the
+    /// instance was created or adopted in is recorded: another one is
+    /// refused (also for a deletion, which waits, since "not found" in
+    /// another account says nothing about the instance). A deletion whose
+    /// Secret or account is gone (a namespace deletion often removes the
+    /// Secret first) uses the access that last worked; with none, it is
+    /// released after the orphan grace.
+    async fn access(&self, mode: Mode) -> Result<Access, Report> {
+        let choice = AccountChoice::of(&self.obj.spec);
+        let recorded = self.obj.status.as_ref().and_then(|s| s.account.as_ref());
+        if let Some(r) = ownership::account_change(recorded, &choice, None) {
+            return Err(self.account_refused(mode, r));
+        }
+        let e = match self.ctx.accounts.resolve(&self.obj, &choice).await {
+            Ok(a) => {
+                let uin = Some(a.record.uin.as_str());
+                if let Some(r) = ownership::account_change(recorded, &choice, uin) {
+                    return Err(self.account_refused(mode, r));
+                }
+                self.ctx.accounts.remember(&self.uid, &a);
+                return Ok(a);
+            }
             Err(e) => e,
         };
-        let action = event_action::RESOLVE_CREDENTIALS;
-        let failed = Report::credentials_failed(mode, e.reason(), e.to_string(), action);
         if mode == Mode::Apply {
-            return Err(failed);
+            return Err(self.access_failed(mode, &e));
         }
-        if let Some(c) = self.ctx.credentials.remembered(&self.uid) {
-            tracing::info!(error = %e, "credentials Secret unavailable; using the last credentials that worked");
-            return Ok(c);
+        if e.allows_fallback()
+            && let Some(a) = self.ctx.accounts.remembered(&self.uid)
+        {
+            tracing::info!(error = %e, "credentials unavailable; using the last ones that worked");
+            return Ok(a);
         }
         let (grace, age) = (self.ctx.config.orphan_grace, self.deletion_age());
         if age >= grace {
@@ -349,14 +390,26 @@ impl<'a> Reconciling<'a> {
                 base: report::CREDENTIALS_RETRY,
                 at_most: Some(grace - age),
             },
-            ..failed
+            ..self.access_failed(mode, &e)
         })
+    }
+
+    fn access_failed(&self, mode: Mode, e: &super::accounts::AccessError) -> Report {
+        let action = event_action::RESOLVE_CREDENTIALS;
+        Report::credentials_failed(mode, e.reason(), e.to_string(), action)
+    }
+
+    /// A refusal: nothing is done, and nothing is released.
+    fn account_refused(&self, mode: Mode, r: Refusal) -> Report {
+        let action = event_action::RESOLVE_CREDENTIALS;
+        Report::credentials_failed(mode, r.reason, r.message, action)
     }
 
     /// Finds and observes this resource's instance: by known id (status or
     /// `spec.instanceId`), else by the UID tag (the create guard).
     async fn observe(
         &self,
+        access: &Access,
         creds: &Credentials,
         key: &FleetKey,
         mode: Mode,
@@ -369,14 +422,14 @@ impl<'a> Reconciling<'a> {
         let known = self.obj.known_instance_id();
         let found = match known {
             Some(id) => {
-                observer.register(key, creds, id, &ns, &name);
+                observer.register(key, &access.provider, id, &ns, &name);
                 observer.observe(key, creds, id, self.max_age(mode)).await
             }
             None if self.look_up_by_tag(mode) => {
                 let found = observer.find_by_uid(key, creds, &self.uid).await;
                 if let Ok(Some(o)) = &found {
                     tracing::info!(instance_id = %o.id, "found the instance by its UID tag; adopting it");
-                    observer.register(key, creds, &o.id, &ns, &name);
+                    observer.register(key, &access.provider, &o.id, &ns, &name);
                 }
                 found
             }
@@ -493,7 +546,8 @@ impl<'a> Reconciling<'a> {
 
     /// Records a create's intent before RunInstances is sent.
     async fn write_intent(&mut self, pending: LastOperation) -> Result<(), Error> {
-        let status = report::intent_status(&self.obj, pending, &now());
+        let mut status = report::intent_status(&self.obj, pending, &now());
+        status.account = status.account.or_else(|| self.recording.clone());
         self.write(StatusWrite::Apply(Box::new(status.clone())))
             .await?;
         self.obj.status = Some(status);
@@ -504,7 +558,10 @@ impl<'a> Reconciling<'a> {
     /// when its fingerprint changed), or the conditions by merge patch.
     async fn write(&mut self, write: StatusWrite) -> Result<(), Error> {
         let (params, patch) = match write {
-            StatusWrite::Apply(status) => {
+            StatusWrite::Apply(mut status) => {
+                if status.account.is_none() {
+                    status.account = self.recording.clone();
+                }
                 if self.fingerprint.as_ref() == Some(&Fingerprint::of(&status)) {
                     return Ok(());
                 }
@@ -547,7 +604,7 @@ impl<'a> Reconciling<'a> {
 
     /// The deletion is complete: forget the resource and drop our finalizer.
     async fn release(self) -> Result<Action, Error> {
-        self.ctx.credentials.forget(&self.uid);
+        self.ctx.accounts.forget(&self.uid);
         self.ctx.own_writes.forget(&self.uid);
         if !self.set_finalizer(false).await? {
             return Ok(self.requeue(Requeue::backoff(STALE_COPY_RETRY)));
@@ -586,19 +643,11 @@ impl<'a> Reconciling<'a> {
     }
 
     /// Stops observing the resource's instance.
-    fn forget_instance(&self, key: Option<&FleetKey>) {
-        if let (Some(key), Some(id)) = (key, self.obj.known_instance_id()) {
-            self.ctx.observer.unregister(key, id);
+    fn forget_instance(&self) {
+        if let Some(id) = self.obj.known_instance_id() {
+            let ns = self.obj.namespace().unwrap_or_default();
+            self.ctx.observer.unregister(id, &ns, &self.obj.name_any());
         }
-    }
-
-    /// The fleet the instance was observed in, without resolving any Secret.
-    fn fallback_key(&self) -> Option<FleetKey> {
-        let store = &self.ctx.credentials;
-        let creds = store
-            .remembered(&self.uid)
-            .or_else(|| store.default_credentials().cloned())?;
-        Some(FleetKey::new(&self.obj.spec.region, &creds))
     }
 
     fn last_operation(&self) -> Option<&LastOperation> {

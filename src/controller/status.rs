@@ -51,7 +51,19 @@ pub mod reason {
     /// The apiserver did not answer a Secret read (transient).
     pub const CREDENTIALS_UNREADABLE: &str = "CredentialsUnreadable";
     pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
+    /// An account's source cannot give credentials as configured (say a
+    /// malformed role), or they act in another account than its `spec.uin`.
+    pub const CREDENTIALS_INVALID: &str = "CredentialsInvalid";
+    /// No `CvmAccount` to use (the named one, or `default`, does not exist).
+    pub const NO_ACCOUNT: &str = "NoAccount";
+    /// The account does not select the resource's namespace.
+    pub const ACCOUNT_NOT_ALLOWED: &str = "AccountNotAllowed";
+    /// The credentials act in another account than the one the instance
+    /// was created or adopted in.
+    pub const CREDENTIALS_ACCOUNT_CHANGED: &str = "CredentialsAccountChanged";
     pub const NOT_STALLED: &str = "NotStalled";
+    /// A `CvmAccount`'s credentials were obtained and verified.
+    pub const VERIFIED: &str = "Verified";
 }
 
 /// How this reconcile ended, for `Synced`.
@@ -419,6 +431,26 @@ fn condition(
     }
 }
 
+/// A `CvmAccount`'s `Ready` condition: its credentials (from `source`) act
+/// in account `uin`, or the reason and message of why they cannot be had.
+pub fn account_ready(
+    prev: &[Condition],
+    verified: Result<&str, (&'static str, String)>,
+    source: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let c = match verified {
+        Ok(uin) => cond(
+            true,
+            reason::VERIFIED,
+            format!("{source} act in account {uin}"),
+        ),
+        Err((reason, message)) => cond(false, reason, message),
+    };
+    condition(prev, READY, c, generation, now)
+}
+
 /// What one status carries besides the conditions.
 pub struct Facts<'a> {
     pub mode: Mode,
@@ -445,6 +477,8 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
         observed_generation: generation,
         last_operation: facts.last_operation,
         restart: facts.restart.or(prev.restart),
+        // Once recorded, the account stays (see `ownership::account_change`).
+        account: prev.account.clone(),
         ..Default::default()
     };
     match facts.observed {

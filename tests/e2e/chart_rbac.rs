@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 const CVM: &str = "cvminstances.cvm.tencentcloud.io";
 const LEASES: &str = "leases.coordination.k8s.io";
+const ACCOUNTS: &str = "cvmaccounts.cvm.tencentcloud.io";
 
 fn chart() -> String {
     format!("{}/deploy/helm/cvm-operator", env!("CARGO_MANIFEST_DIR"))
@@ -25,9 +26,16 @@ pub fn install(cp: &ControlPlane, release: &str, ns: &str, values: &[&str]) -> S
 }
 
 /// `kubectl auth can-i` as `sa`, in `ns` or (None) across all namespaces.
+/// `resource/status` and `resource/finalizers` ask about the subresource
+/// (kubectl would read them as an object's name).
 fn can_i(cp: &ControlPlane, sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
     let mut cmd = cp.tool("kubectl");
-    cmd.args(["auth", "can-i", verb, resource, "--as", sa]);
+    match resource.split_once('/') {
+        Some((res, sub @ ("status" | "finalizers"))) => {
+            cmd.args(["auth", "can-i", verb, res, "--subresource", sub, "--as", sa])
+        }
+        _ => cmd.args(["auth", "can-i", verb, resource, "--as", sa]),
+    };
     match ns {
         Some(ns) => cmd.args(["-n", ns]),
         None => cmd.arg("--all-namespaces"),
@@ -88,7 +96,9 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
         rbac_objects(cp, "cvm-operator"),
         [
             "ClusterRole//cvm-operator".to_string(),
+            "ClusterRole//cvm-operator-accounts".into(),
             "ClusterRoleBinding//cvm-operator".into(),
+            "ClusterRoleBinding//cvm-operator-accounts".into(),
             format!("Role/{ns}/cvm-operator-leader-election"),
             format!("RoleBinding/{ns}/cvm-operator-leader-election"),
         ]
@@ -99,6 +109,14 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
             {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances"], "verbs": ["list", "watch", "patch"]},
             {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances/status"], "verbs": ["patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+        ])
+    );
+    assert_eq!(
+        rules(cp, "clusterrole", "cvm-operator-accounts", None),
+        json!([
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvmaccounts"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvmaccounts/status"], "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
         ])
     );
     assert_eq!(
@@ -127,7 +145,16 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
             ("create", LEASES, n, true),
             ("get", &lease, n, true),
             ("patch", &lease, n, true),
+            ("list", ACCOUNTS, None, true),
+            ("watch", ACCOUNTS, None, true),
+            ("patch", &format!("{ACCOUNTS}/status"), None, true),
+            ("get", "namespaces", None, true),
             // Nothing else.
+            ("patch", ACCOUNTS, None, false),
+            ("create", ACCOUNTS, None, false),
+            ("delete", ACCOUNTS, None, false),
+            ("list", "namespaces", None, false),
+            ("update", "namespaces", None, false),
             ("get", CVM, n, false),
             ("create", CVM, n, false),
             ("update", CVM, n, false),
@@ -178,7 +205,9 @@ fn secrets_are_readable_only_in_listed_namespaces() {
     let name = format!("{release}-cvm-operator");
     let mut want = vec![
         format!("ClusterRole//{name}"),
+        format!("ClusterRole//{name}-accounts"),
         format!("ClusterRoleBinding//{name}"),
+        format!("ClusterRoleBinding//{name}-accounts"),
         format!("Role/{listed}/{name}-secrets"),
         format!("Role/{ns}/{name}-leader-election"),
         format!("RoleBinding/{listed}/{name}-secrets"),

@@ -229,6 +229,7 @@ async fn operator_runs_with_the_charts_environment() {
     cmd.env("METRICS_ADDR", format!("127.0.0.1:{port}"))
         .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
         .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
+        .env("ACCOUNT_SELECTOR", format!("cvm-test={SHARED_ACCOUNTS}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
@@ -277,7 +278,7 @@ async fn import_prints_manifests_that_adopt_existing_instances() {
         let o = env.wait_ready(&o.metadata.name.clone().unwrap()).await;
         assert_eq!(
             o.spec.deletion_policy,
-            cvm_operator::api::DeletionPolicy::Retain
+            Some(cvm_operator::api::DeletionPolicy::Retain)
         );
     }
     let s = env.stats();

@@ -416,7 +416,7 @@ async fn invalid_instance_type_is_reported_with_the_code_and_never_hot_loops() {
     );
     assert_eq!(
         after.requests, before.requests,
-        "a blocked resource costs no API calls"
+        "a blocked resource costs no API calls: {before:?} {after:?}"
     );
     // Fixing the spec retries at once.
     env.patch_spec("bad", json!({"instanceType": "S5.SMALL1"}))

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accounts;
 mod admission;
 mod chart_rbac;
 mod deploy;

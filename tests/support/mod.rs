@@ -5,10 +5,10 @@
 pub mod control_plane;
 
 use control_plane::ControlPlane;
-use cvm_operator::api::CvmInstance;
+use cvm_operator::api::{CvmAccount, CvmInstance};
 use cvm_operator::cloud::{ClientConfig, Credentials, CvmClient, Endpoint, RetryPolicy};
 use cvm_operator::sim::{self, RunningSimulator, SimConfig, Simulator};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,7 +18,15 @@ use std::time::{Duration, Instant};
 pub const REGION: &str = "ap-guangzhou";
 pub const ZONE: &str = "ap-guangzhou-3";
 
-/// Installs crds/ into the shared plane, once per test binary.
+/// The `cvm-test` label of the shared `CvmAccount default`. Every test's
+/// operator serves only the accounts labelled for it (`--account-selector`),
+/// so no operator verifies another test's accounts against its simulator.
+pub const SHARED_ACCOUNTS: &str = "shared";
+
+/// Installs crds/ into the shared plane, once per test binary, and the
+/// shared `CvmAccount default`: the operator's own credentials for every
+/// namespace (tests of accounts start their operator with an
+/// `--account-selector` that leaves it out).
 pub fn install_crds(cp: &ControlPlane) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -30,11 +38,46 @@ pub fn install_crds(cp: &ControlPlane) {
                 "wait",
                 "--for=condition=Established",
                 "crd/cvminstances.cvm.tencentcloud.io",
+                "crd/cvmaccounts.cvm.tencentcloud.io",
                 "--timeout=60s",
             ],
             None,
         );
+        let mut account = account_manifest(
+            "default",
+            serde_json::json!({"source": "Environment"}),
+            serde_json::json!({"allNamespaces": true}),
+        );
+        account["metadata"]["labels"] = serde_json::json!({"cvm-test": SHARED_ACCOUNTS});
+        let yaml = serde_json::to_string(&account).unwrap();
+        cp.run_tool("kubectl", &["apply", "-f", "-"], Some(&yaml));
     });
+}
+
+/// A `CvmAccount` manifest: `credentials` and the namespaces it selects
+/// (`{"allNamespaces": true}` or `{"namespaceSelector": …}`).
+pub fn account_manifest(
+    name: &str,
+    credentials: serde_json::Value,
+    selection: serde_json::Value,
+) -> serde_json::Value {
+    let mut spec = serde_json::json!({ "credentials": credentials });
+    for (k, v) in selection.as_object().expect("an object") {
+        spec[k] = v.clone();
+    }
+    serde_json::json!({
+        "apiVersion": "cvm.tencentcloud.io/v1alpha1",
+        "kind": "CvmAccount",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// Selects exactly the namespaces named.
+pub fn namespaces_named(names: &[&str]) -> serde_json::Value {
+    serde_json::json!({"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}
+    ]}})
 }
 
 pub fn free_port() -> u16 {
@@ -113,6 +156,92 @@ impl TestEnv {
     /// The operator binary watching this test's namespace.
     pub fn operator(&self, extra: &[&str]) -> Operator {
         Operator::start(self, extra)
+    }
+
+    /// The label that marks this test's `CvmAccount`s.
+    pub fn account_label(&self) -> String {
+        format!("cvm-test={}", self.ns)
+    }
+
+    /// An operator serving only this test's `CvmAccount`s (not the shared
+    /// `default` one).
+    pub fn operator_with_own_accounts(&self, extra: &[&str]) -> Operator {
+        let selector = self.account_label();
+        let mut args = vec!["--account-selector", selector.as_str()];
+        args.extend_from_slice(extra);
+        Operator::start(self, &args)
+    }
+
+    pub fn accounts(&self) -> Api<CvmAccount> {
+        Api::all(self.client.clone())
+    }
+
+    /// Creates (or replaces) this test's `CvmAccount` `<ns>-<suffix>`, and
+    /// returns its name.
+    pub async fn account(
+        &self,
+        suffix: &str,
+        credentials: serde_json::Value,
+        selection: serde_json::Value,
+    ) -> String {
+        let name = format!("{}-{suffix}", self.ns);
+        let mut manifest = account_manifest(&name, credentials, selection);
+        manifest["metadata"]["labels"] = serde_json::json!({"cvm-test": self.ns});
+        let account: CvmAccount = serde_json::from_value(manifest).expect("a CvmAccount");
+        let params = PatchParams::apply("cvm-tests").force();
+        self.accounts()
+            .patch(&name, &params, &Patch::Apply(&account))
+            .await
+            .expect("apply CvmAccount");
+        name
+    }
+
+    /// Creates (or replaces) a Secret holding keys in `namespace`.
+    pub async fn key_secret(&self, namespace: &str, name: &str, id: &str, key: &str) {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": {"SecretId": id, "SecretKey": key},
+        }))
+        .unwrap();
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let params = PatchParams::apply("cvm-tests").force();
+        api.patch(name, &params, &Patch::Apply(&secret))
+            .await
+            .expect("apply Secret");
+    }
+
+    /// Another namespace for this test, `<ns>-<suffix>`.
+    pub async fn namespace(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.ns);
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let mut n = Namespace::default();
+        n.metadata.name = Some(name.clone());
+        nss.create(&PostParams::default(), &n)
+            .await
+            .expect("create namespace");
+        name
+    }
+
+    /// Waits until `account` says Ready (and returns its UIN).
+    pub async fn wait_account_ready(&self, account: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let a = self.accounts().get(account).await.expect("the account");
+            let status = a.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready && let Some(uin) = status.uin {
+                return uin;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "account {account} not Ready: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
     }
 
     pub async fn create(&self, manifest: serde_json::Value) -> CvmInstance {
@@ -268,6 +397,8 @@ impl Operator {
             "300".into(),
             "--observe-window-ms".into(),
             "20".into(),
+            "--account-selector".into(),
+            format!("cvm-test={SHARED_ACCOUNTS}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(operator_bin())

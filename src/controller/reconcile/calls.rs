@@ -5,6 +5,7 @@
 use super::{Error, Reconciling, rfc3339_now};
 use crate::api::{LastOperation, RunState};
 use crate::cloud::{CloudError, Credentials, ErrorClass};
+use crate::controller::accounts::Access;
 use crate::controller::act;
 use crate::controller::observation::Observed;
 use crate::controller::observe::FleetKey;
@@ -17,6 +18,7 @@ impl Reconciling<'_> {
     /// RunInstances, with the intent recorded first.
     pub(super) async fn create(
         &mut self,
+        access: &Access,
         creds: &Credentials,
         key: &FleetKey,
     ) -> Result<Report, Error> {
@@ -37,6 +39,8 @@ impl Reconciling<'_> {
         let request = act::run_request(&self.obj, secrets);
         let generation = self.obj.metadata.generation;
         let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
+        // The account is recorded with the intent, in the same write.
+        self.recording = Some(access.record.clone());
         self.write_intent(pending.clone()).await?;
         let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
         let report = match self.ctx.actor.create(creds, region, &request).await {
@@ -47,7 +51,9 @@ impl Reconciling<'_> {
                     self.obj.namespace().unwrap_or_default(),
                     self.obj.name_any(),
                 );
-                self.ctx.observer.register(key, creds, id, &ns, &name);
+                self.ctx
+                    .observer
+                    .register(key, &access.provider, id, &ns, &name);
                 self.changed(key, id);
                 let done = Done::create(id, &created.request_id);
                 let last = self.succeeded(&done);

@@ -117,3 +117,20 @@ Secrets are not here: see secretNamespaces in rbac.yaml.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+Cluster-wide rules, in every mode: CvmAccounts are cluster-scoped (the operator
+watches them and reports their status), and an account selects namespaces by
+their labels.
+*/}}
+{{- define "cvm-operator.accountRules" -}}
+- apiGroups: ["cvm.tencentcloud.io"]
+  resources: ["cvmaccounts"]
+  verbs: ["list", "watch"]
+- apiGroups: ["cvm.tencentcloud.io"]
+  resources: ["cvmaccounts/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
+{{- end }}
