@@ -68,21 +68,29 @@ pub(super) fn check_instance_type_format(t: &str) -> Result<(), ApiError> {
     }
 }
 
-pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
-    const SPECIAL: &str = "()`~!@#$%^&*-+=|{}[]:;',.?/";
-    let classes = [
+/// Whether `p` is 8 to 30 characters of letters, digits and `special`,
+/// with characters of at least `classes` of the four kinds (lower case,
+/// upper case, digits, special).
+fn password_ok(p: &str, special: &str, classes: usize) -> bool {
+    let kinds = [
         p.chars().any(|c| c.is_ascii_lowercase()),
         p.chars().any(|c| c.is_ascii_uppercase()),
         p.chars().any(|c| c.is_ascii_digit()),
-        p.chars().any(|c| SPECIAL.contains(c)),
+        p.chars().any(|c| special.contains(c)),
     ]
     .iter()
     .filter(|b| **b)
     .count();
     let allowed = p
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || SPECIAL.contains(c));
-    if (8..=30).contains(&p.chars().count()) && classes >= 2 && allowed {
+        .all(|c| c.is_ascii_alphanumeric() || special.contains(c));
+    (8..=30).contains(&p.chars().count()) && kinds >= classes && allowed
+}
+
+/// `LoginSettings.Password` (RunInstances, ResetInstance; Linux): at least
+/// two kinds of characters.
+pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
+    if password_ok(p, "()`~!@#$%^&*-+=|{}[]:;',.?/", 2) {
         Ok(())
     } else {
         Err(api_err(
@@ -92,23 +100,10 @@ pub(super) fn check_password(p: &str) -> Result<(), ApiError> {
     }
 }
 
-/// ResetInstancesPassword's stricter rule (api.json, Linux): 8 to 30
-/// characters, not starting with `/`, at least three of the four classes.
+/// ResetInstancesPassword's stricter rule (api.json, Linux): at least three
+/// kinds of characters, a wider set of special ones, not starting with `/`.
 pub(super) fn check_reset_password(p: &str) -> Result<(), ApiError> {
-    const SPECIAL: &str = "()`~!@#$%^&*-+=_|{}[]:;'<>,.?/";
-    let classes = [
-        p.chars().any(|c| c.is_ascii_lowercase()),
-        p.chars().any(|c| c.is_ascii_uppercase()),
-        p.chars().any(|c| c.is_ascii_digit()),
-        p.chars().any(|c| SPECIAL.contains(c)),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    let allowed = p
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || SPECIAL.contains(c));
-    if (8..=30).contains(&p.chars().count()) && classes >= 3 && allowed && !p.starts_with('/') {
+    if password_ok(p, "()`~!@#$%^&*-+=_|{}[]:;'<>,.?/", 3) && !p.starts_with('/') {
         Ok(())
     } else {
         Err(api_err(

@@ -500,45 +500,33 @@ fn gpu_and_other_families_do_not_mix() {
     assert!(!names.iter().any(|n| n.starts_with("GN")), "{names:?}");
 }
 
+/// The instance price InquiryPriceResetInstancesType answers.
+fn type_price(sim: &Sim, id: &str, to: &str) -> model::ItemPrice {
+    let req = model::InquiryPriceResetInstancesTypeRequest {
+        instance_ids: Sim::ids(id),
+        instance_type: to.into(),
+    };
+    let answer = sim
+        .engine
+        .inquiry_price_reset_instances_type(&sim.ctx(), req);
+    answer.unwrap().price.unwrap().instance_price.unwrap()
+}
+
 #[test]
 fn prices_of_a_type_and_a_bandwidth_change() {
     let mut sim = Sim::new();
     let id = instance_in(&mut sim, &S::Running);
     let before = sim.view(&id).clone();
     let ctx = sim.ctx();
-    let price = sim
-        .engine
-        .inquiry_price_reset_instances_type(
-            &ctx,
-            model::InquiryPriceResetInstancesTypeRequest {
-                instance_ids: Sim::ids(&id),
-                instance_type: "S5.LARGE8".into(),
-            },
-        )
-        .unwrap()
-        .price
-        .unwrap();
-    let p = price.instance_price.unwrap();
+    let p = type_price(&sim, &id, "S5.LARGE8");
     assert_eq!(
         (p.unit_price, p.charge_unit.as_deref()),
         (Some(0.50), Some("HOUR"))
     );
     let prepaid = sim.run(prepaid_request()).unwrap();
     sim.settle();
-    let price = sim
-        .engine
-        .inquiry_price_reset_instances_type(
-            &ctx,
-            model::InquiryPriceResetInstancesTypeRequest {
-                instance_ids: Sim::ids(&prepaid),
-                instance_type: "S5.LARGE8".into(),
-            },
-        )
-        .unwrap()
-        .price
-        .unwrap();
     // (0.50 − 0.25) yuan/h × 720 h × 1 month, 30 % off.
-    let p = price.instance_price.unwrap();
+    let p = type_price(&sim, &prepaid, "S5.LARGE8");
     assert_eq!(
         (p.original_price, p.discount_price),
         (Some(180.0), Some(126.0))

@@ -3,7 +3,7 @@
 //! InstanceCount ranges, name patterns, host names, and the error codes of
 //! the RunInstances and instance-id checks.
 
-use super::{Act, Sim, instance_in, run_request};
+use super::{Act, Sim, instance_in, run_request, stopped_without_charging};
 use crate::cloud::model::{self, InstanceState, OperationState};
 
 fn run_err(sim: &mut Sim, req: model::RunInstancesRequest) -> String {
@@ -97,15 +97,7 @@ fn reset_instances_type_ends_running_from_stopped_and_from_running_with_force_st
 #[test]
 fn a_type_change_of_an_instance_stopped_without_charging_is_refused() {
     let mut sim = Sim::new();
-    let id = instance_in(&mut sim, &InstanceState::Running);
-    let ctx = sim.ctx();
-    let stop = model::StopInstancesRequest {
-        instance_ids: Sim::ids(&id),
-        stopped_mode: Some("STOP_CHARGING".into()),
-        ..Default::default()
-    };
-    sim.engine.stop_instances(&ctx, stop).unwrap();
-    sim.settle();
+    let id = stopped_without_charging(&mut sim);
     let ctx = sim.ctx();
     let req = model::ResetInstancesTypeRequest {
         instance_ids: Sim::ids(&id),

@@ -4,7 +4,7 @@
 //! error codes, and the change showing in DescribeInstances only when the
 //! operation is done.
 
-use super::{Sim, instance_in, run_request};
+use super::{Sim, instance_in, run_request, stopped_without_charging};
 use crate::cloud::Secret;
 use crate::cloud::model::{self, InstanceState, OperationState};
 use crate::sim::engine::ApiError;
@@ -123,15 +123,7 @@ fn key_pair_refusals_name_the_documented_codes() {
     }
     // An instance stopped without charging may have lost its host.
     let mut sim = Sim::new();
-    let id = instance_in(&mut sim, &S::Running);
-    let ctx = sim.ctx();
-    let stop = model::StopInstancesRequest {
-        instance_ids: Sim::ids(&id),
-        stopped_mode: Some("STOP_CHARGING".into()),
-        ..Default::default()
-    };
-    sim.engine.stop_instances(&ctx, stop).unwrap();
-    sim.settle();
+    let id = stopped_without_charging(&mut sim);
     let err = keys(&mut sim, &id, KEY, None, true).unwrap_err();
     assert_eq!(err.code, "UnsupportedOperation.StoppedModeStopCharging");
 }

@@ -237,6 +237,20 @@ pub(super) fn instance_in(sim: &mut Sim, state: &InstanceState) -> String {
     id
 }
 
+/// A RUNNING instance stopped with `StoppedMode=STOP_CHARGING`.
+pub(super) fn stopped_without_charging(sim: &mut Sim) -> String {
+    let id = instance_in(sim, &InstanceState::Running);
+    let ctx = sim.ctx();
+    let stop = model::StopInstancesRequest {
+        instance_ids: Sim::ids(&id),
+        stopped_mode: Some("STOP_CHARGING".into()),
+        ..Default::default()
+    };
+    sim.engine.stop_instances(&ctx, stop).unwrap();
+    sim.settle();
+    id
+}
+
 const SOURCE_STATES: &[InstanceState] = &[
     InstanceState::Pending,
     InstanceState::LaunchFailed,
