@@ -28,6 +28,9 @@ pub const PAUSED_ANNOTATION: &str = "cvm.tencentcloud.io/paused";
 pub const RESTARTED_AT_ANNOTATION: &str = "cvm.tencentcloud.io/restartedAt";
 /// Longer `restartedAt` values are ignored (status records the value).
 pub const RESTART_VALUE_MAX: usize = 64;
+/// The prefix of the operator's own tags; spec.tags may not use it, and the
+/// operator never changes other tags through it.
+pub const RESERVED_TAG_PREFIX: &str = "cvm.tencentcloud.io/";
 /// Tag carrying the resource UID on the instance: the create guard.
 pub const UID_TAG: &str = "cvm.tencentcloud.io/uid";
 /// Informational tags, for people looking at the console.
@@ -72,16 +75,12 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
     validation = Rule::new("!(has(self.userData) && has(self.userDataSecretRef))").message("spec.userData and spec.userDataSecretRef are mutually exclusive"),
     validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)").message("spec.instanceId is immutable: it can only be set when the CvmInstance is created"),
     validation = Rule::new("has(self.projectId) == has(oldSelf.projectId) && (!has(self.projectId) || self.projectId == oldSelf.projectId)").message("spec.projectId is immutable"),
-    validation = Rule::new("has(self.hostName) == has(oldSelf.hostName) && (!has(self.hostName) || self.hostName == oldSelf.hostName)").message("spec.hostName is immutable"),
     validation = Rule::new("has(self.systemDisk) == has(oldSelf.systemDisk) && (!has(self.systemDisk) || self.systemDisk == oldSelf.systemDisk)").message("spec.systemDisk is immutable"),
     validation = Rule::new("has(self.dataDisks) == has(oldSelf.dataDisks) && (!has(self.dataDisks) || self.dataDisks == oldSelf.dataDisks)").message("spec.dataDisks is immutable"),
     validation = Rule::new("has(self.vpc) == has(oldSelf.vpc) && (!has(self.vpc) || self.vpc == oldSelf.vpc)").message("spec.vpc is immutable"),
     validation = Rule::new("has(self.loginSettings) == has(oldSelf.loginSettings) && (!has(self.loginSettings) || self.loginSettings == oldSelf.loginSettings)").message("spec.loginSettings is immutable"),
-    validation = Rule::new("has(self.userData) == has(oldSelf.userData) && (!has(self.userData) || self.userData == oldSelf.userData)").message("spec.userData is immutable"),
-    validation = Rule::new("has(self.userDataSecretRef) == has(oldSelf.userDataSecretRef) && (!has(self.userDataSecretRef) || self.userDataSecretRef == oldSelf.userDataSecretRef)").message("spec.userDataSecretRef is immutable"),
     validation = Rule::new("has(self.prepaid) == has(oldSelf.prepaid) && (!has(self.prepaid) || self.prepaid == oldSelf.prepaid)").message("spec.prepaid is immutable"),
     validation = Rule::new("has(self.spot) == has(oldSelf.spot) && (!has(self.spot) || self.spot == oldSelf.spot)").message("spec.spot is immutable: a spot instance's bid is fixed at purchase; create a new CvmInstance to change it"),
-    validation = Rule::new("has(self.tags) == has(oldSelf.tags) && (!has(self.tags) || self.tags == oldSelf.tags)").message("spec.tags is immutable (tags are set when the instance is created)"),
     validation = Rule::new("!has(self.tags) || self.tags.all(k, !k.startsWith('cvm.tencentcloud.io/'))").message("spec.tags must not use the reserved prefix cvm.tencentcloud.io/"),
     validation = Rule::new("!(has(self.resizePolicy) && self.resizePolicy == 'Never' && has(self.disruptionPolicy) && has(self.disruptionPolicy.stopStart) && self.disruptionPolicy.stopStart == 'Allowed')").message("spec.resizePolicy: Never contradicts spec.disruptionPolicy.stopStart: Allowed; resizePolicy is deprecated: remove it and keep disruptionPolicy.stopStart"),
     validation = Rule::new("(has(self.internetAccessible) && has(self.internetAccessible.internetChargeType)) == (has(oldSelf.internetAccessible) && has(oldSelf.internetAccessible.internetChargeType)) && (!has(self.internetAccessible) || !has(self.internetAccessible.internetChargeType) || self.internetAccessible.internetChargeType == oldSelf.internetAccessible.internetChargeType)").message("spec.internetAccessible.internetChargeType is immutable: the operator does not switch the network billing mode; create a new CvmInstance to change it"),
@@ -139,7 +138,9 @@ pub struct CvmInstanceSpec {
 
     /// Operating-system host name: 2-60 letters and digits in segments
     /// joined by single `-` or `.` (Windows images: 2-15, no `.`, not all
-    /// digits; the API checks that, as only it knows the image's OS). Immutable.
+    /// digits; the API checks that, as only it knows the image's OS).
+    /// Changes in place; it takes effect at a boot, so a running instance
+    /// is rebooted (`disruptionPolicy.reboot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = HOST_NAME_MAX))]
     #[x_kube(validation = host_name_rule())]
@@ -176,18 +177,24 @@ pub struct CvmInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_settings: Option<LoginSettingsSpec>,
 
-    /// Standard base64 (`base64 -w0`) of at most 16 KiB. Immutable. Prefer
-    /// `userDataSecretRef` when it holds secrets.
+    /// Standard base64 (`base64 -w0`) of at most 16 KiB. Changes in place
+    /// (used at the next boot). Prefer `userDataSecretRef` when it holds
+    /// secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 4, max = USER_DATA_MAX_ENCODED))]
     #[x_kube(validation = user_data_base64_rule(), validation = user_data_size_rule())]
     pub user_data: Option<String>,
 
-    /// User data from a Secret key (plain text; the operator encodes it). Immutable.
+    /// User data from a Secret key (plain text; the operator encodes it).
+    /// A change of the Secret is applied like a change of `userData`: it is
+    /// read again on every reconcile, and at least once per poll interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data_secret_ref: Option<SecretKeyRef>,
 
-    /// Tags set at creation (the operator adds its own `cvm.tencentcloud.io/*`). Immutable.
+    /// The instance's tags (the operator adds its own `cvm.tencentcloud.io/*`
+    /// and never touches them). When set, added, changed and removed tags
+    /// are applied in place (Tag service); `{}` removes every other tag;
+    /// unset leaves them as they are.
     /// At most 47 (the Tag service allows 50 per resource); keys 1-127 and
     /// values 1-255 characters: letters, digits, inner spaces and
     /// `+ - = . _ : / @ ( ) [ ] , ; < >`; 8192 characters in all.
@@ -200,6 +207,13 @@ pub struct CvmInstanceSpec {
         validation = tags_total_rule()
     )]
     pub tags: Option<BTreeMap<String, String>>,
+
+    /// The CAM role the instance assumes (its metadata service hands out
+    /// the role's credentials). `""` unbinds the role; unset leaves it as
+    /// it is. Changes in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128), regex(pattern = r"^[\w+=,.@-]*$"))]
+    pub cam_role_name: Option<String>,
 
     /// Termination protection. While true, deleting the resource with
     /// `deletionPolicy: Delete` waits (condition reason TerminationProtected).
@@ -546,6 +560,10 @@ pub struct CvmInstanceStatus {
     /// of account is refused (`CredentialsAccountChanged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRecord>,
+    /// What was applied of the values the API never shows back, as salted
+    /// slow hashes (never the values): a change of them is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedValues>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -582,6 +600,21 @@ pub struct LastOperation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub time: Option<String>,
+}
+
+/// Fingerprints of write-only values as last applied
+/// (`pbkdf2-sha256$<rounds>$<salt>$<hash>`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedValues {
+    /// Of the user data (from `userData` or `userDataSecretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub user_data: Option<String>,
+    /// Of the login password (from `loginSettings.passwordSecretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub password: Option<String>,
 }
 
 /// A restart request (`cvm.tencentcloud.io/restartedAt`) and what became of it.

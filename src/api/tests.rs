@@ -88,11 +88,6 @@ fn immutable_fields_are_rejected_on_update_naming_the_field() {
             "spec.instanceChargeType is immutable",
         ),
         (
-            &["spec", "hostName"],
-            json!("web"),
-            "spec.hostName is immutable",
-        ),
-        (
             &["spec", "systemDisk"],
             json!({"diskType": "CLOUD_SSD", "diskSize": 60}),
             "spec.systemDisk is immutable",
@@ -113,19 +108,9 @@ fn immutable_fields_are_rejected_on_update_naming_the_field() {
             "spec.loginSettings is immutable",
         ),
         (
-            &["spec", "userData"],
-            json!("ZWNobyBoaQ=="),
-            "spec.userData is immutable",
-        ),
-        (
             &["spec", "instanceId"],
             json!("ins-abcdefgh"),
             "spec.instanceId is immutable",
-        ),
-        (
-            &["spec", "tags"],
-            json!({"team": "a"}),
-            "spec.tags is immutable",
         ),
         (
             &["spec", "projectId"],
@@ -138,9 +123,9 @@ fn immutable_fields_are_rejected_on_update_naming_the_field() {
         assert!(err.contains(message), "{path:?}={value}: {err}");
     }
     // Changing a set value is caught as well as adding one.
-    let old = with(base(), &["spec", "hostName"], json!("web"));
-    let err = update_error(old.clone(), with(old, &["spec", "hostName"], json!("web2")));
-    assert!(err.contains("spec.hostName is immutable"), "{err}");
+    let old = with(base(), &["spec", "projectId"], json!(1));
+    let err = update_error(old.clone(), with(old, &["spec", "projectId"], json!(2)));
+    assert!(err.contains("spec.projectId is immutable"), "{err}");
 }
 
 #[test]
@@ -155,7 +140,18 @@ fn mutable_fields_pass_update_rules() {
     new["spec"]["managementPolicy"] = json!("ObserveOnly");
     new["spec"]["disableApiTermination"] = json!(true);
     new["spec"]["credentialsSecretRef"] = json!({"name": "other"});
-    assert_eq!(update_error(base(), new), "");
+    // In place since issue 10.
+    new["spec"]["hostName"] = json!("web-2");
+    new["spec"]["userData"] = json!("ZWNobyBoaQ==");
+    new["spec"]["tags"] = json!({"team": "b"});
+    new["spec"]["camRoleName"] = json!("CVM_QcsRole");
+    assert_eq!(update_error(base(), new.clone()), "");
+    let mut back = new.clone();
+    back["spec"]["userDataSecretRef"] = json!({"name": "ud", "key": "cloud-init"});
+    back["spec"].as_object_mut().unwrap().remove("userData");
+    back["spec"].as_object_mut().unwrap().remove("hostName");
+    back["spec"]["camRoleName"] = json!("");
+    assert_eq!(update_error(new, back), "");
 }
 
 #[test]

@@ -6,16 +6,22 @@
 //! through [`Actor::act_on`], which sends it together with the same action
 //! of other resources when the API takes many ids ([`coalesce`]).
 
+mod requests;
+
+pub use requests::run_request;
+
 use super::credentials::{CredentialStore, CredentialsError};
 use super::observe::batch::Batcher;
 use super::plan::CloudAction;
-use crate::api::{self, CvmInstance, CvmInstanceSpec, InstanceChargeType};
+use crate::api::{CvmInstance, CvmInstanceSpec};
 use crate::cloud::model::{self, Action as _, Secret};
-use crate::cloud::{CloudError, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS};
+use crate::cloud::{
+    CloudError, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS, sts, tag,
+};
 use kube::ResourceExt;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[cfg(test)]
@@ -28,20 +34,35 @@ pub fn client_token(uid: &str) -> String {
     format!("cvm-operator-{uid}")
 }
 
-/// The Secret values a create sends, read from the Secrets the spec names.
-/// They travel only inside the request (redacted in `Debug`).
-#[derive(Debug, Default)]
-pub struct LaunchSecrets {
+/// The values the API never shows back that the spec asks for — the login
+/// password and the user data — read from the spec and the Secrets it
+/// names. They travel only inside requests (redacted in `Debug`).
+#[derive(Debug, Default, Clone)]
+pub struct SecretValues {
     pub password: Option<Secret>,
     /// Base64, as RunInstances takes it.
     pub user_data: Option<Secret>,
 }
 
-/// Reads the Secrets the spec references (login password, user data).
-pub async fn launch_secrets(
+/// Whether the spec asks for values the API never shows back.
+pub fn wants_secret_values(spec: &CvmInstanceSpec) -> bool {
+    spec.user_data.is_some() || reads_secrets(spec)
+}
+
+/// Whether those values come from Secrets (which change without the spec).
+pub fn reads_secrets(spec: &CvmInstanceSpec) -> bool {
+    let password = spec
+        .login_settings
+        .as_ref()
+        .is_some_and(|l| l.password_secret_ref.is_some());
+    password || spec.user_data_secret_ref.is_some()
+}
+
+/// Reads the values the spec asks for (login password, user data).
+pub async fn secret_values(
     obj: &CvmInstance,
     secrets: &CredentialStore,
-) -> Result<LaunchSecrets, CredentialsError> {
+) -> Result<SecretValues, CredentialsError> {
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
     let password_ref = spec
@@ -62,118 +83,9 @@ pub async fn launch_secrets(
         }
         (None, None) => None,
     };
-    Ok(LaunchSecrets {
+    Ok(SecretValues {
         password,
         user_data,
-    })
-}
-
-/// The RunInstances request for a resource.
-pub fn run_request(obj: &CvmInstance, secrets: LaunchSecrets) -> model::RunInstancesRequest {
-    let spec = &obj.spec;
-    let uid = obj.uid().unwrap_or_default();
-    model::RunInstancesRequest {
-        placement: Some(model::Placement {
-            zone: Some(spec.zone.clone()),
-            project_id: spec.project_id,
-            ..Default::default()
-        }),
-        image_id: Some(spec.image_id.clone()),
-        instance_charge_type: Some(spec.instance_charge_type.as_str().to_string()),
-        instance_charge_prepaid: spec.prepaid.as_ref().map(|p| model::InstanceChargePrepaid {
-            period: Some(p.period),
-            renew_flag: Some(p.renew_flag.as_str().to_string()),
-        }),
-        instance_market_options: market_options(spec),
-        instance_type: Some(spec.instance_type.clone()),
-        system_disk: spec.system_disk.as_ref().map(|d| model::SystemDisk {
-            disk_type: Some(d.disk_type.as_str().to_string()),
-            disk_size: Some(d.disk_size),
-            ..Default::default()
-        }),
-        data_disks: data_disks(spec),
-        virtual_private_cloud: spec.vpc.as_ref().map(|v| model::VirtualPrivateCloud {
-            vpc_id: Some(v.vpc_id.clone()),
-            subnet_id: Some(v.subnet_id.clone()),
-            private_ip_addresses: v.private_ip_address.clone().map(|ip| vec![ip]),
-            ..Default::default()
-        }),
-        internet_accessible: internet_accessible(spec),
-        instance_count: Some(1),
-        instance_name: Some(obj.desired_instance_name()),
-        login_settings: spec.login_settings.as_ref().map(|ls| model::LoginSettings {
-            key_ids: ls.key_ids.clone(),
-            password: secrets.password,
-            keep_image_login: None,
-        }),
-        security_group_ids: spec.security_group_ids.clone(),
-        client_token: Some(client_token(&uid)),
-        host_name: spec.host_name.clone(),
-        tag_specification: Some(vec![model::TagSpecification {
-            resource_type: "instance".into(),
-            tags: tags(obj),
-        }]),
-        user_data: secrets.user_data,
-        disable_api_termination: spec.disable_api_termination,
-        ..Default::default()
-    }
-}
-
-/// The spec's tags, plus ours: the UID (the create guard) and, for people
-/// reading the console, the namespace and name.
-fn tags(obj: &CvmInstance) -> Vec<model::Tag> {
-    let tag = |key: &str, value: String| model::Tag {
-        key: key.into(),
-        value,
-    };
-    let own = [
-        (api::UID_TAG, obj.uid().unwrap_or_default()),
-        (api::NAMESPACE_TAG, obj.namespace().unwrap_or_default()),
-        (api::NAME_TAG, obj.name_any()),
-    ];
-    let spec_tags = obj.spec.tags.iter().flatten();
-    spec_tags
-        .map(|(k, v)| tag(k, v.clone()))
-        .chain(own.into_iter().map(|(k, v)| tag(k, v)))
-        .collect()
-}
-
-/// Spot options only with a bid: the API requires `SpotOptions.MaxPrice`,
-/// and SPOTPAID without any market options bids the current fixed discount
-/// price (what an unset `spec.spot.maxPrice` asks for).
-fn market_options(spec: &CvmInstanceSpec) -> Option<model::InstanceMarketOptions> {
-    if spec.instance_charge_type != InstanceChargeType::SPOTPAID {
-        return None;
-    }
-    let max_price = spec.spot.as_ref()?.max_price.clone()?;
-    Some(model::InstanceMarketOptions {
-        market_type: Some("spot".into()),
-        spot_options: Some(model::SpotMarketOptions {
-            max_price: Some(max_price),
-            spot_instance_type: Some("one-time".into()),
-        }),
-    })
-}
-
-fn data_disks(spec: &CvmInstanceSpec) -> Option<Vec<model::DataDisk>> {
-    let disks = spec.data_disks.as_ref()?;
-    let disk = |d: &api::DataDiskSpec| model::DataDisk {
-        disk_type: Some(d.disk_type.as_str().to_string()),
-        disk_size: Some(d.disk_size),
-        delete_with_instance: Some(d.delete_with_instance),
-        snapshot_id: d.snapshot_id.clone(),
-        ..Default::default()
-    };
-    Some(disks.iter().map(disk).collect())
-}
-
-fn internet_accessible(spec: &CvmInstanceSpec) -> Option<model::InternetAccessible> {
-    let i = spec.internet_accessible.as_ref()?;
-    Some(model::InternetAccessible {
-        internet_charge_type: i.internet_charge_type.map(|c| c.as_str().to_string()),
-        internet_max_bandwidth_out: Some(i.internet_max_bandwidth_out),
-        public_ip_assigned: i.public_ip_assigned,
-        ..Default::default()
     })
 }
 
@@ -229,6 +141,8 @@ pub struct Actor {
     client: CvmClient,
     batches: Arc<Batcher<MutationKey, String, coalesce::Answer, Infallible>>,
     window: Duration,
+    /// Account uins by credential identity.
+    uins: Arc<Mutex<HashMap<Identity, String>>>,
 }
 
 impl Actor {
@@ -239,6 +153,7 @@ impl Actor {
             // same as DescribeInstances'.
             batches: Arc::new(Batcher::new(MAX_DESCRIBE_IDS)),
             window: MUTATION_WINDOW,
+            uins: Arc::default(),
         }
     }
 
@@ -252,10 +167,11 @@ impl Actor {
         region: &str,
         id: &str,
         action: &CloudAction,
+        values: &SecretValues,
     ) -> Result<String, CloudError> {
         let Some(params) = batch_params(action) else {
             return self
-                .execute(creds, region, vec![id.to_string()], action)
+                .execute(creds, region, vec![id.to_string()], action, values)
                 .await;
         };
         let key = MutationKey {
@@ -279,7 +195,9 @@ impl Actor {
             let send = move |part: Vec<String>| {
                 let (actor, creds, region, action) =
                     (actor.clone(), creds.clone(), region.clone(), action.clone());
-                async move { actor.execute(&creds, &region, part, &action).await }
+                // Batched actions carry no write-only value (those go alone).
+                let none = SecretValues::default();
+                async move { actor.execute(&creds, &region, part, &action, &none).await }
             };
             let answers = coalesce::send_each(unique.clone(), send).await;
             let by_id: HashMap<String, coalesce::Answer> =
@@ -334,207 +252,99 @@ impl Actor {
         }
     }
 
-    /// One action on the instances `ids`; returns the RequestId.
+    /// One action on the instances `ids`; returns the RequestId. `values`:
+    /// what the spec asks for of the values the API never shows back (sent
+    /// by the actions that set them).
     pub async fn execute(
         &self,
         creds: &Credentials,
         region: &str,
         ids: Vec<String>,
         action: &CloudAction,
+        values: &SecretValues,
     ) -> Result<String, CloudError> {
         use model::*;
+        use requests as r;
+        let c = (creds, region);
         match action {
-            CloudAction::Start => {
-                let req = StartInstancesRequest { instance_ids: ids };
-                self.call::<StartInstances>(creds, region, &req).await
-            }
-            CloudAction::Stop {
-                stop_type,
-                stopped_mode,
-                ..
-            } => {
-                let req = StopInstancesRequest {
-                    instance_ids: ids,
-                    stop_type: Some(stop_type.as_str().into()),
-                    stopped_mode: Some(stopped_mode.as_str().into()),
-                    force_stop: None,
-                };
-                self.call::<StopInstances>(creds, region, &req).await
-            }
+            CloudAction::Start => self.call::<StartInstances>(c, &r::start(ids)).await,
+            CloudAction::Stop { .. } => self.call::<StopInstances>(c, &r::stop(ids, action)).await,
             CloudAction::ResetType { instance_type } => {
-                let req = ResetInstancesTypeRequest {
-                    instance_ids: ids,
-                    instance_type: instance_type.clone(),
-                    force_stop: None,
-                };
-                self.call::<ResetInstancesType>(creds, region, &req).await
+                let req = r::reset_type(ids, instance_type);
+                self.call::<ResetInstancesType>(c, &req).await
             }
             CloudAction::SetBandwidth { mbps } => {
-                let req = bandwidth_request(ids, *mbps);
-                self.call::<ResetInstancesInternetMaxBandwidth>(creds, region, &req)
+                let req = r::bandwidth_request(ids, *mbps);
+                self.call::<ResetInstancesInternetMaxBandwidth>(c, &req)
                     .await
             }
             CloudAction::Rename { .. }
             | CloudAction::SetSecurityGroups { .. }
-            | CloudAction::SetTerminationProtection { .. } => {
-                let req = modify_request(ids, action);
-                self.call::<ModifyInstancesAttribute>(creds, region, &req)
-                    .await
+            | CloudAction::SetTerminationProtection { .. }
+            | CloudAction::SetCamRole { .. }
+            | CloudAction::SetHostName { .. }
+            | CloudAction::SetUserData => {
+                let req = r::modify_request(ids, action, values).map_err(invalid(action))?;
+                self.call::<ModifyInstancesAttribute>(c, &req).await
+            }
+            CloudAction::SetTags { replace, delete } => {
+                let uin = self.uin(creds, region).await?;
+                let req = r::modify_tags(region, &uin, &ids, replace, delete);
+                self.call::<tag::ModifyResourceTags>(c, &req).await
             }
             CloudAction::Restart { stop_type, .. } => {
-                let req = RebootInstancesRequest {
-                    instance_ids: ids,
-                    force_reboot: None,
-                    stop_type: Some(stop_type.as_str().into()),
-                };
-                self.call::<RebootInstances>(creds, region, &req).await
+                self.call::<RebootInstances>(c, &r::reboot(ids, *stop_type))
+                    .await
             }
-            CloudAction::Terminate => {
-                let req = TerminateInstancesRequest {
-                    instance_ids: ids,
-                    ..Default::default()
-                };
-                self.call::<TerminateInstances>(creds, region, &req).await
-            }
+            CloudAction::Terminate => self.call::<TerminateInstances>(c, &r::terminate(ids)).await,
         }
+    }
+
+    /// The account's uin (for Tag service resource names), asked of STS
+    /// once per credentials (keyed by their identity, never the bare
+    /// SecretId).
+    async fn uin(&self, creds: &Credentials, region: &str) -> Result<String, CloudError> {
+        let key = Identity::of_static(creds);
+        if let Some(uin) = self
+            .uins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(uin.clone());
+        }
+        let reply = self
+            .client
+            .call::<sts::GetCallerIdentity>(creds, region, &Default::default())
+            .await?;
+        let uin = reply.body.account_id.unwrap_or_default();
+        if uin.is_empty() {
+            return Err(CloudError::Decode {
+                action: sts::GetCallerIdentity::NAME.into(),
+                detail: "no AccountId in the answer".into(),
+                request_id: Some(reply.request_id),
+            });
+        }
+        self.uins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, uin.clone());
+        Ok(uin)
     }
 
     async fn call<A: model::Action>(
         &self,
-        creds: &Credentials,
-        region: &str,
+        (creds, region): (&Credentials, &str),
         req: &A::Request,
     ) -> Result<String, CloudError> {
         Ok(self.client.call::<A>(creds, region, req).await?.request_id)
     }
 }
 
-fn bandwidth_request(
-    ids: Vec<String>,
-    mbps: i64,
-) -> model::ResetInstancesInternetMaxBandwidthRequest {
-    model::ResetInstancesInternetMaxBandwidthRequest {
-        instance_ids: ids,
-        internet_accessible: model::InternetAccessible {
-            internet_max_bandwidth_out: Some(mbps),
-            ..Default::default()
-        },
-        start_time: None,
-        end_time: None,
-    }
-}
-
-/// ModifyInstancesAttribute for one attribute (the API takes one per call).
-fn modify_request(
-    ids: Vec<String>,
-    action: &CloudAction,
-) -> model::ModifyInstancesAttributeRequest {
-    let mut req = model::ModifyInstancesAttributeRequest {
-        instance_ids: ids,
-        ..Default::default()
-    };
-    match action {
-        CloudAction::Rename { name } => req.instance_name = Some(name.clone()),
-        CloudAction::SetSecurityGroups { ids } => req.security_groups = Some(ids.clone()),
-        CloudAction::SetTerminationProtection { enabled } => {
-            req.disable_api_termination = Some(*enabled)
-        }
-        _ => {}
-    }
-    req
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{Value, json};
-
-    fn resource(spec: Value) -> CvmInstance {
-        let mut base = json!({
-            "region": "ap-guangzhou", "zone": "ap-guangzhou-3",
-            "imageId": "img-pi0ii46r", "instanceType": "S5.MEDIUM4",
-        });
-        base.as_object_mut()
-            .unwrap()
-            .extend(spec.as_object().unwrap().clone());
-        serde_json::from_value(json!({
-            "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
-            "metadata": {"name": "web", "namespace": "team-a", "uid": "u-1"},
-            "spec": base,
-        }))
-        .unwrap()
-    }
-
-    fn wire(obj: &CvmInstance) -> Value {
-        serde_json::to_value(run_request(obj, LaunchSecrets::default())).unwrap()
-    }
-
-    #[test]
-    fn spot_without_a_max_price_sends_no_market_options() {
-        let req = wire(&resource(json!({"instanceChargeType": "SPOTPAID"})));
-        assert_eq!(req["InstanceChargeType"], "SPOTPAID");
-        assert!(req.get("InstanceMarketOptions").is_none(), "{req}");
-        let req = wire(&resource(
-            json!({"instanceChargeType": "SPOTPAID", "spot": {}}),
-        ));
-        assert!(req.get("InstanceMarketOptions").is_none(), "{req}");
-    }
-
-    #[test]
-    fn spot_with_a_max_price_sends_the_whole_object() {
-        let obj = resource(json!({"instanceChargeType": "SPOTPAID", "spot": {"maxPrice": "0.05"}}));
-        assert_eq!(
-            wire(&obj)["InstanceMarketOptions"],
-            json!({"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.05", "SpotInstanceType": "one-time"}})
-        );
-        let postpaid = wire(&resource(json!({})));
-        assert!(postpaid.get("InstanceMarketOptions").is_none());
-    }
-
-    #[test]
-    fn a_create_carries_its_token_tags_and_secrets_only_inside() {
-        let obj = resource(json!({"tags": {"team": "web"}, "loginSettings": {}}));
-        let secrets = LaunchSecrets {
-            password: Some(Secret::new("Passw0rd!x")),
-            user_data: None,
-        };
-        let req = run_request(&obj, secrets);
-        assert_eq!(req.client_token.as_deref(), Some("cvm-operator-u-1"));
-        let tags: Vec<(String, String)> = req.tag_specification.as_ref().unwrap()[0]
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect();
-        for want in [
-            ("team", "web"),
-            (api::UID_TAG, "u-1"),
-            (api::NAMESPACE_TAG, "team-a"),
-            (api::NAME_TAG, "web"),
-        ] {
-            assert!(tags.contains(&(want.0.into(), want.1.into())), "{tags:?}");
-        }
-        assert!(!format!("{req:?}").contains("Passw0rd!x"));
-        let json = serde_json::to_value(&req).unwrap();
-        assert_eq!(json["LoginSettings"]["Password"], "Passw0rd!x");
-    }
-
-    #[test]
-    fn modify_sets_exactly_one_attribute() {
-        let ids = || vec!["ins-abcdefgh".to_string()];
-        let rename = modify_request(ids(), &CloudAction::Rename { name: "n".into() });
-        let wire = serde_json::to_value(&rename).unwrap();
-        assert_eq!(
-            wire,
-            json!({"InstanceIds": ["ins-abcdefgh"], "InstanceName": "n"})
-        );
-        let protect = modify_request(
-            ids(),
-            &CloudAction::SetTerminationProtection { enabled: true },
-        );
-        let wire = serde_json::to_value(&protect).unwrap();
-        assert_eq!(
-            wire,
-            json!({"InstanceIds": ["ins-abcdefgh"], "DisableApiTermination": true})
-        );
+/// A request that could not be built (a value the step needs is missing).
+fn invalid(action: &CloudAction) -> impl Fn(&'static str) -> CloudError + '_ {
+    move |detail| CloudError::InvalidRequest {
+        action: action.api_action().into(),
+        detail: detail.into(),
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod act;
+pub mod applied;
 pub mod cache;
 pub mod credentials;
 pub mod events;

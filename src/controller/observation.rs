@@ -31,6 +31,77 @@ pub struct Observation {
     pub stopped_mode: Option<StoppedMode>,
     pub charge_type: String,
     pub uid_tag: Option<String>,
+    /// What the in-place changes compare with (see [`Settings`]).
+    pub settings: Box<Settings>,
+}
+
+/// The instance's settings that only in-place changes look at. Boxed in
+/// [`Observation`]: compared and cloned as one, and kept apart from what
+/// every reconcile reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub image_id: String,
+    pub host_name: String,
+    pub project_id: i64,
+    pub renew_flag: String,
+    pub key_ids: Vec<String>,
+    pub system_disk: Disk,
+    pub data_disks: Vec<Disk>,
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub cam_role_name: String,
+    pub disaster_recover_group_ids: Vec<String>,
+    /// Every tag but the operator's own (`cvm.tencentcloud.io/*`).
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disk {
+    pub id: String,
+    pub disk_type: String,
+    pub size: i64,
+}
+
+impl Settings {
+    fn from_instance(i: &Instance) -> Self {
+        let system = i.system_disk.as_ref();
+        let vpc = i.virtual_private_cloud.as_ref();
+        let tags = i.tags.iter().flatten();
+        Self {
+            image_id: i.image_id.clone().unwrap_or_default(),
+            host_name: i.host_name.clone().unwrap_or_default(),
+            project_id: i.placement.as_ref().and_then(|p| p.project_id).unwrap_or(0),
+            renew_flag: i.renew_flag.clone().unwrap_or_default(),
+            key_ids: i
+                .login_settings
+                .as_ref()
+                .and_then(|l| l.key_ids.clone())
+                .unwrap_or_default(),
+            system_disk: Disk {
+                id: system.and_then(|d| d.disk_id.clone()).unwrap_or_default(),
+                disk_type: system.and_then(|d| d.disk_type.clone()).unwrap_or_default(),
+                size: system.and_then(|d| d.disk_size).unwrap_or(0),
+            },
+            data_disks: i
+                .data_disks
+                .iter()
+                .flatten()
+                .map(|d| Disk {
+                    id: d.disk_id.clone().unwrap_or_default(),
+                    disk_type: d.disk_type.clone().unwrap_or_default(),
+                    size: d.disk_size.unwrap_or(0),
+                })
+                .collect(),
+            vpc_id: vpc.and_then(|v| v.vpc_id.clone()).unwrap_or_default(),
+            subnet_id: vpc.and_then(|v| v.subnet_id.clone()).unwrap_or_default(),
+            cam_role_name: i.cam_role_name.clone().unwrap_or_default(),
+            disaster_recover_group_ids: i.disaster_recover_group_ids.clone().unwrap_or_default(),
+            tags: tags
+                .filter(|t| !t.key.starts_with(crate::api::RESERVED_TAG_PREFIX))
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
+        }
+    }
 }
 
 impl Observation {
@@ -58,6 +129,7 @@ impl Observation {
             stopped_mode: i.stop_charging_mode.as_deref().and_then(StoppedMode::parse),
             charge_type: i.instance_charge_type.clone().unwrap_or_default(),
             uid_tag: i.tag(crate::api::UID_TAG).map(str::to_string),
+            settings: Box::new(Settings::from_instance(i)),
         }
     }
 
@@ -85,6 +157,18 @@ impl Observation {
             stopped_mode: None,
             charge_type: "POSTPAID_BY_HOUR".into(),
             uid_tag: None,
+            settings: Box::new(Settings {
+                image_id: "img-pi0ii46r".into(),
+                host_name: "VM-3-2-centos".into(),
+                system_disk: Disk {
+                    id: "disk-sys00001".into(),
+                    disk_type: "CLOUD_PREMIUM".into(),
+                    size: 50,
+                },
+                vpc_id: "vpc-gz000001".into(),
+                subnet_id: "subnet-gz000003".into(),
+                ..Default::default()
+            }),
         }
     }
 
@@ -92,6 +176,26 @@ impl Observation {
     pub fn is_settling(&self) -> bool {
         self.operating || !self.state.is_stable()
     }
+}
+
+/// How a value the spec asks for compares with what was last applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compared {
+    /// The spec asks for none.
+    #[default]
+    Unset,
+    Same,
+    Changed,
+    /// Nothing recorded (an instance adopted or created by an older
+    /// version): taken as applied, and recorded from now on.
+    Unrecorded,
+}
+
+/// The desired write-only values, compared with `status.applied`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOnly {
+    pub user_data: Compared,
+    pub password: Compared,
 }
 
 /// What the cloud shows for this resource.

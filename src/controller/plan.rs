@@ -10,12 +10,13 @@ pub use drift::{Disruption, Drift, Needs, PendingChange, drift};
 use fix::Fix;
 pub use restart::RestartInput;
 
-use super::observation::{Observation, Observed};
+use super::observation::{Observation, Observed, WriteOnly};
 use crate::api::{
     CvmInstanceSpec, DeletionPolicy, LastOperation, ManagementPolicy, RESTARTED_AT_ANNOTATION,
     RestartStatus, RunState, StopType, StoppedMode,
 };
 use crate::cloud::model::{self, Action as _, InstanceState};
+use crate::cloud::tag;
 
 /// Keeping the resource's instance, or letting it go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct PlanInput<'a> {
     pub blocked: Option<&'a Blocked>,
     /// The restart asked for by annotation, and what status says of it.
     pub restart: RestartInput<'a>,
+    /// The values the API never shows back, compared with what was applied.
+    pub write_only: WriteOnly,
 }
 
 /// A mutation refused permanently for the current generation: nothing more
@@ -103,6 +106,22 @@ pub enum CloudAction {
     SetTerminationProtection {
         enabled: bool,
     },
+    /// `""` unbinds the role.
+    SetCamRole {
+        name: String,
+    },
+    /// ModifyResourceTags: at most ten of each per call (the rest follows).
+    SetTags {
+        replace: Vec<(String, String)>,
+        delete: Vec<String>,
+    },
+    /// ModifyInstancesAttribute `UserData`: the value the spec asks for
+    /// (read from the spec or its Secret when the request is built).
+    SetUserData,
+    /// ModifyInstancesAttribute `HostName`: a running instance reboots.
+    SetHostName {
+        name: String,
+    },
     /// RebootInstances for a `cvm.tencentcloud.io/restartedAt` value; the
     /// intent is recorded in status before the call.
     Restart {
@@ -122,7 +141,11 @@ impl CloudAction {
             CloudAction::SetBandwidth { .. } => model::ResetInstancesInternetMaxBandwidth::NAME,
             CloudAction::Rename { .. }
             | CloudAction::SetSecurityGroups { .. }
-            | CloudAction::SetTerminationProtection { .. } => model::ModifyInstancesAttribute::NAME,
+            | CloudAction::SetTerminationProtection { .. }
+            | CloudAction::SetCamRole { .. }
+            | CloudAction::SetUserData
+            | CloudAction::SetHostName { .. } => model::ModifyInstancesAttribute::NAME,
+            CloudAction::SetTags { .. } => tag::ModifyResourceTags::NAME,
             CloudAction::Restart { .. } => model::RebootInstances::NAME,
             CloudAction::Terminate => model::TerminateInstances::NAME,
         }
@@ -140,6 +163,10 @@ impl CloudAction {
             CloudAction::Rename { .. } => "Renaming",
             CloudAction::SetSecurityGroups { .. } => "UpdatingSecurityGroups",
             CloudAction::SetTerminationProtection { .. } => "UpdatingTerminationProtection",
+            CloudAction::SetCamRole { .. } => "UpdatingCamRole",
+            CloudAction::SetTags { .. } => "UpdatingTags",
+            CloudAction::SetUserData => "UpdatingUserData",
+            CloudAction::SetHostName { .. } => "UpdatingHostName",
             CloudAction::Restart { .. } => "Restarting",
             CloudAction::Terminate => "Terminating",
         }
@@ -169,6 +196,22 @@ impl CloudAction {
                     "{} termination protection",
                     if *enabled { "enabling" } else { "disabling" }
                 )
+            }
+            CloudAction::SetCamRole { name } if name.is_empty() => "unbinding the CAM role".into(),
+            CloudAction::SetCamRole { name } => format!("binding the CAM role {name:?}"),
+            CloudAction::SetTags { replace, delete } => {
+                let set: Vec<String> = replace.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(
+                    "setting tags [{}], removing tags [{}]",
+                    set.join(","),
+                    delete.join(",")
+                )
+            }
+            CloudAction::SetUserData => {
+                "setting the user data (the instance uses it at its next boot)".into()
+            }
+            CloudAction::SetHostName { name } => {
+                format!("setting the host name to {name:?} (a running instance reboots to use it)")
             }
             CloudAction::Restart { requested_at, .. } => {
                 format!("rebooting the instance ({RESTARTED_AT_ANNOTATION}: {requested_at})")
@@ -370,7 +413,7 @@ fn plan_absent(input: &PlanInput<'_>, observed: &Observed) -> Plan {
 }
 
 fn plan_present(input: &PlanInput<'_>, o: &Observation) -> Plan {
-    let drift = drift(input.spec, input.instance_name, o);
+    let drift = drift(input.spec, input.instance_name, o, &input.write_only);
     let pending = drift.iter().map(|d| pending_change(o, d)).collect();
     let (restart, reboot) =
         match restart::next(&input.restart, o, input.spec.run_state == RunState::Running) {

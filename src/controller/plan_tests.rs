@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::api::*;
+use crate::controller::observation::{Compared, WriteOnly};
 use std::sync::Arc;
 
 fn spec() -> CvmInstanceSpec {
@@ -41,11 +42,48 @@ fn run(spec: &CvmInstanceSpec, o: &Observation) -> Plan {
         paused: false,
         blocked: None,
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     })
 }
 
 fn step(spec: &CvmInstanceSpec, o: &Observation) -> Step {
     run(spec, o).step
+}
+
+/// A spec and how its write-only values compare with what was applied.
+struct Case {
+    s: CvmInstanceSpec,
+    w: WriteOnly,
+}
+
+impl Case {
+    fn of(s: CvmInstanceSpec) -> Self {
+        Case {
+            s,
+            w: WriteOnly::default(),
+        }
+    }
+
+    fn input<'a>(&'a self, observed: &'a Observed) -> PlanInput<'a> {
+        PlanInput {
+            spec: &self.s,
+            instance_name: name(&self.s),
+            observed,
+            mode: Mode::Apply,
+            paused: false,
+            blocked: None,
+            restart: RestartInput::default(),
+            write_only: self.w,
+        }
+    }
+
+    fn run(&self, o: &Observation) -> Plan {
+        plan(&self.input(&present(o)))
+    }
+
+    fn step(&self, o: &Observation) -> Step {
+        self.run(o).step
+    }
 }
 
 const ALL_STATES: &[InstanceState] = &[
@@ -66,31 +104,54 @@ const ALL_STATES: &[InstanceState] = &[
     InstanceState::ExitServiceLiveMigrate,
 ];
 
-/// The kinds of difference, each applied to a matching spec/observation.
-type Difference = (&'static str, Box<dyn Fn(&mut CvmInstanceSpec)>);
+/// The kinds of difference, each applied to a matching spec/observation:
+/// one per row of the planner.
+type Difference = (&'static str, Box<dyn Fn(&mut Case)>);
 
 fn differences() -> Vec<Difference> {
     vec![
         ("none", Box::new(|_| {})),
-        ("type", Box::new(|s| s.instance_type = "S5.LARGE8".into())),
-        ("power", Box::new(|s| s.run_state = RunState::Stopped)),
+        ("type", Box::new(|c| c.s.instance_type = "S5.LARGE8".into())),
+        ("power", Box::new(|c| c.s.run_state = RunState::Stopped)),
         (
             "bandwidth",
-            Box::new(|s| {
-                s.internet_accessible
+            Box::new(|c| {
+                c.s.internet_accessible
                     .as_mut()
                     .unwrap()
                     .internet_max_bandwidth_out = 20
             }),
         ),
-        ("name", Box::new(|s| s.instance_name = Some("other".into()))),
+        (
+            "name",
+            Box::new(|c| c.s.instance_name = Some("other".into())),
+        ),
         (
             "security-groups",
-            Box::new(|s| s.security_group_ids = Some(vec!["sg-gz000002".into()])),
+            Box::new(|c| c.s.security_group_ids = Some(vec!["sg-gz000002".into()])),
+        ),
+        (
+            "security-group-order",
+            Box::new(|c| {
+                c.s.security_group_ids = Some(vec!["sg-gz000002".into(), "sg-gz000001".into()])
+            }),
         ),
         (
             "protection",
-            Box::new(|s| s.disable_api_termination = Some(true)),
+            Box::new(|c| c.s.disable_api_termination = Some(true)),
+        ),
+        (
+            "cam-role",
+            Box::new(|c| c.s.cam_role_name = Some("CVM_QcsRole".into())),
+        ),
+        (
+            "tags",
+            Box::new(|c| c.s.tags = Some([("team".to_string(), "b".to_string())].into())),
+        ),
+        ("user-data", Box::new(|c| c.w.user_data = Compared::Changed)),
+        (
+            "host-name",
+            Box::new(|c| c.s.host_name = Some("web-2".into())),
         ),
     ]
 }
@@ -99,13 +160,13 @@ fn differences() -> Vec<Difference> {
 fn transitional_and_foreign_states_always_wait() {
     for state in ALL_STATES {
         for (what, diff) in differences() {
-            let mut s = spec();
-            diff(&mut s);
+            let mut c = Case::of(spec());
+            diff(&mut c);
             let o = Observation {
                 state: state.clone(),
                 ..obs()
             };
-            let got = step(&s, &o);
+            let got = c.step(&o);
             match state {
                 InstanceState::Running | InstanceState::Stopped => {}
                 InstanceState::LaunchFailed => {
@@ -133,8 +194,8 @@ fn transitional_and_foreign_states_always_wait() {
 fn operation_in_progress_never_acts() {
     for state in [InstanceState::Running, InstanceState::Stopped] {
         for (what, diff) in differences() {
-            let mut s = spec();
-            diff(&mut s);
+            let mut c = Case::of(spec());
+            diff(&mut c);
             let o = Observation {
                 state: state.clone(),
                 operating: true,
@@ -142,7 +203,7 @@ fn operation_in_progress_never_acts() {
                 ..obs()
             };
             assert_eq!(
-                step(&s, &o),
+                c.step(&o),
                 Step::Wait(Wait::OperationInProgress {
                     operation: "ModifyInstancesAttribute".into()
                 }),
@@ -238,15 +299,42 @@ fn every_difference_on_a_running_instance() {
             }),
         ),
         (
+            "security-group-order",
+            Step::Act(CloudAction::SetSecurityGroups {
+                ids: vec!["sg-gz000002".into(), "sg-gz000001".into()],
+            }),
+        ),
+        (
             "protection",
             Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
+        ),
+        (
+            "cam-role",
+            Step::Act(CloudAction::SetCamRole {
+                name: "CVM_QcsRole".into(),
+            }),
+        ),
+        (
+            "tags",
+            Step::Act(CloudAction::SetTags {
+                replace: vec![("team".into(), "b".into())],
+                delete: vec![],
+            }),
+        ),
+        ("user-data", Step::Act(CloudAction::SetUserData)),
+        // Rebooting is allowed by default; the call reboots it.
+        (
+            "host-name",
+            Step::Act(CloudAction::SetHostName {
+                name: "web-2".into(),
+            }),
         ),
     ];
     for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
         assert_eq!(what, what2);
-        let mut s = spec();
-        diff(&mut s);
-        let p = run(&s, &o);
+        let mut c = Case::of(spec());
+        diff(&mut c);
+        let p = c.run(&o);
         assert_eq!(p.step, want, "{what}");
         assert_eq!(
             p.drift.len(),
@@ -299,14 +387,42 @@ fn every_difference_on_a_stopped_instance() {
             }),
         ),
         (
+            "security-group-order",
+            Step::Act(CloudAction::SetSecurityGroups {
+                ids: vec!["sg-gz000002".into(), "sg-gz000001".into()],
+            }),
+        ),
+        (
             "protection",
             Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
         ),
+        (
+            "cam-role",
+            Step::Act(CloudAction::SetCamRole {
+                name: "CVM_QcsRole".into(),
+            }),
+        ),
+        (
+            "tags",
+            Step::Act(CloudAction::SetTags {
+                replace: vec![("team".into(), "b".into())],
+                delete: vec![],
+            }),
+        ),
+        ("user-data", Step::Act(CloudAction::SetUserData)),
+        // Stopped: the name is set, used at the next boot; no reboot.
+        (
+            "host-name",
+            Step::Act(CloudAction::SetHostName {
+                name: "web-2".into(),
+            }),
+        ),
     ];
-    for ((what, diff), (_, want)) in differences().into_iter().zip(table) {
-        let mut s = stopped_spec.clone();
-        diff(&mut s);
-        assert_eq!(step(&s, &o), want, "{what}");
+    for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
+        assert_eq!(what, what2);
+        let mut c = Case::of(stopped_spec.clone());
+        diff(&mut c);
+        assert_eq!(c.step(&o), want, "{what}");
     }
     // Wanted running: the resize comes first (cheaper while stopped), then the start.
     let mut s = spec();
@@ -450,10 +566,10 @@ fn stop_uses_the_spec_modes() {
 #[test]
 fn observe_only_and_paused_never_act() {
     for (what, diff) in differences() {
-        let mut s = spec();
-        diff(&mut s);
-        s.management_policy = ManagementPolicy::ObserveOnly;
-        let p = run(&s, &obs());
+        let mut c = Case::of(spec());
+        diff(&mut c);
+        c.s.management_policy = ManagementPolicy::ObserveOnly;
+        let p = c.run(&obs());
         let want = if what == "none" {
             Wait::InSync
         } else {
@@ -461,16 +577,12 @@ fn observe_only_and_paused_never_act() {
         };
         assert_eq!(p.step, Step::Wait(want), "{what}");
 
-        let mut s = spec();
-        diff(&mut s);
+        let mut c = Case::of(spec());
+        diff(&mut c);
+        let observed = present(&obs());
         let p = plan(&PlanInput {
-            spec: &s,
-            instance_name: name(&s),
-            observed: &present(&obs()),
-            mode: Mode::Apply,
             paused: true,
-            blocked: None,
-            restart: RestartInput::default(),
+            ..c.input(&observed)
         });
         assert!(!matches!(p.step, Step::Act(_)), "{what}: {:?}", p.step);
         if what != "none" {
@@ -491,6 +603,7 @@ fn absent_instances() {
             paused,
             blocked: blocked.as_ref(),
             restart: RestartInput::default(),
+            write_only: WriteOnly::default(),
         })
         .step
     };
@@ -526,6 +639,7 @@ fn absent_instances() {
         paused: false,
         blocked: None,
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
     // ObserveOnly never creates either.
@@ -539,6 +653,7 @@ fn absent_instances() {
         paused: false,
         blocked: None,
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
 }
@@ -555,6 +670,7 @@ fn permanent_failure_blocks_until_the_spec_changes() {
         paused: false,
         blocked: Some(&Blocked::Action("ResetInstancesType".into())),
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     });
     assert_eq!(
         p.step,
@@ -572,6 +688,7 @@ fn delete(s: &CvmInstanceSpec, observed: Observed) -> Step {
         paused: false,
         blocked: None,
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     })
     .step
 }
@@ -656,6 +773,7 @@ fn deletion_policies_and_protection() {
         paused: true,
         blocked: Some(&Blocked::Create),
         restart: RestartInput::default(),
+        write_only: WriteOnly::default(),
     });
     assert_eq!(p.step, Step::Act(CloudAction::Terminate));
 }
@@ -746,6 +864,7 @@ fn with_restart(
             requested,
             recorded,
         },
+        write_only: WriteOnly::default(),
     })
 }
 
@@ -880,6 +999,7 @@ fn a_permanent_failure_still_lets_the_power_state_be_restored() {
             paused: false,
             blocked: Some(&Blocked::Action(action.into())),
             restart: RestartInput::default(),
+            write_only: WriteOnly::default(),
         })
         .step
     };
@@ -955,4 +1075,167 @@ fn a_window_stop_keeps_charging_unless_the_instance_stays_stopped() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_host_name_reboots_only_a_running_instance_and_only_if_allowed() {
+    let mut s = spec();
+    s.host_name = Some("web-2".into());
+    let set = Step::Act(CloudAction::SetHostName {
+        name: "web-2".into(),
+    });
+    assert_eq!(step(&s, &obs()), set);
+    assert_eq!(run(&s, &obs()).pending[0].disruption, Disruption::Reboot);
+    s.disruption_policy = Some(DisruptionPolicy {
+        reboot: Some(Permission::Never),
+        ..Default::default()
+    });
+    assert_eq!(
+        step(&s, &obs()),
+        refused("spec.hostName", Disruption::Reboot)
+    );
+    // Stopped by its user: set now, used at the next boot.
+    s.run_state = RunState::Stopped;
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        ..obs()
+    };
+    assert_eq!(step(&s, &stopped), set);
+    assert_eq!(run(&s, &stopped).pending[0].disruption, Disruption::None);
+}
+
+#[test]
+fn a_reboot_waits_for_a_stop_window_that_is_coming_anyway() {
+    let mut s = spec();
+    s.host_name = Some("web-2".into());
+    s.instance_type = "S5.LARGE8".into();
+    // Running: no reboot of its own, the stop comes first.
+    assert_eq!(
+        step(&s, &obs()),
+        Step::Act(CloudAction::Stop {
+            stop_type: StopType::SOFT_FIRST,
+            stopped_mode: StoppedMode::KEEP_CHARGING,
+            to_apply: vec!["spec.instanceType"],
+        })
+    );
+    // Stopped in the window: the host name, then the type (which boots it).
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+        ..obs()
+    };
+    assert!(matches!(
+        step(&s, &stopped),
+        Step::Act(CloudAction::SetHostName { .. })
+    ));
+    let named = Observation {
+        settings: Box::new(crate::controller::observation::Settings {
+            host_name: "web-2".into(),
+            ..(*stopped.settings).clone()
+        }),
+        ..stopped
+    };
+    assert!(matches!(
+        step(&s, &named),
+        Step::Act(CloudAction::ResetType { .. })
+    ));
+}
+
+fn with_tags(o: &Observation, tags: &[(&str, &str)]) -> Observation {
+    let mut settings = (*o.settings).clone();
+    settings.tags = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Observation {
+        settings: Box::new(settings),
+        ..o.clone()
+    }
+}
+
+#[test]
+fn tags_are_added_changed_and_removed_ten_at_a_time_leaving_reserved_ones() {
+    let mut s = spec();
+    s.tags = Some(
+        [
+            ("team".to_string(), "b".to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]
+        .into(),
+    );
+    let o = with_tags(
+        &obs(),
+        &[
+            ("team", "a"),
+            ("old", "x"),
+            ("qcs:sys", "1"),
+            ("project:p", "2"),
+        ],
+    );
+    assert_eq!(
+        step(&s, &o),
+        Step::Act(CloudAction::SetTags {
+            replace: vec![("env".into(), "prod".into()), ("team".into(), "b".into())],
+            delete: vec!["old".into()],
+        })
+    );
+    let p = run(&s, &o);
+    assert_eq!(
+        (
+            p.pending[0].field,
+            p.pending[0].from.as_str(),
+            p.pending[0].to.as_str()
+        ),
+        ("spec.tags", "[old=x,team=a]", "[env=prod,team=b]")
+    );
+    // Equal apart from what the API reserves: in sync.
+    let done = with_tags(&obs(), &[("env", "prod"), ("team", "b"), ("qcs:sys", "1")]);
+    assert_eq!(step(&s, &done), Step::Wait(Wait::InSync));
+    // `{}` removes the rest; unset leaves them.
+    s.tags = Some(Default::default());
+    assert_eq!(
+        step(&s, &done),
+        Step::Act(CloudAction::SetTags {
+            replace: vec![],
+            delete: vec!["env".into(), "team".into()],
+        })
+    );
+    s.tags = None;
+    assert_eq!(step(&s, &done), Step::Wait(Wait::InSync));
+    // Twelve new tags: ten now, the rest next time.
+    s.tags = Some(
+        (0..12)
+            .map(|i| (format!("k{i:02}"), "v".to_string()))
+            .collect(),
+    );
+    let Step::Act(CloudAction::SetTags { replace, delete }) = step(&s, &obs()) else {
+        panic!("tags")
+    };
+    assert_eq!((replace.len(), delete.len()), (10, 0));
+}
+
+#[test]
+fn user_data_is_applied_when_it_changed_and_never_shown() {
+    let mut c = Case::of(spec());
+    for (compared, want) in [
+        (Compared::Unset, Step::Wait(Wait::InSync)),
+        (Compared::Same, Step::Wait(Wait::InSync)),
+        // Nothing recorded: taken as applied (the reconciler records it).
+        (Compared::Unrecorded, Step::Wait(Wait::InSync)),
+        (Compared::Changed, Step::Act(CloudAction::SetUserData)),
+    ] {
+        c.w.user_data = compared;
+        assert_eq!(c.step(&obs()), want, "{compared:?}");
+    }
+    let p = c.run(&obs());
+    let d = &p.drift[0];
+    assert!(
+        !d.seen_on_instance(),
+        "a new value, not drift of the instance"
+    );
+    assert_eq!(
+        (p.pending[0].from.as_str(), p.pending[0].to.as_str()),
+        ("(as last applied)", "(changed)")
+    );
+    assert!(CloudAction::SetUserData.describe().contains("next boot"));
 }

@@ -11,18 +11,19 @@
 //! create may be in flight.
 
 use super::accounts::{Access, Accounts};
-use super::act::Actor;
+use super::act::{self, Actor, SecretValues};
+use super::applied::Fingerprints;
 use super::cache::{CachedInstance, Fingerprint, OwnWrites};
 use super::credentials::CredentialStore;
 use super::events::Publisher;
 use super::metrics::Metrics;
-use super::observation::{Observed, Timing};
+use super::observation::{Observed, Timing, WriteOnly};
 use super::observe::{FleetKey, Observer};
 use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
-use crate::api::{self, AccountRecord, CvmInstance, LastOperation, OperationState};
+use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
 use crate::cloud::Credentials;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -35,6 +36,8 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument, field};
 
 mod calls;
+
+use calls::Caller;
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -68,6 +71,8 @@ pub struct Context {
     pub events: Publisher,
     pub metrics: Arc<Metrics>,
     pub config: ReconcileConfig,
+    /// Fingerprints of the write-only values (memoised).
+    pub fingerprints: Fingerprints,
     /// The observer's polling periods, which reconciles rely on.
     timing: Timing,
     failures: Mutex<HashMap<String, u32>>,
@@ -94,6 +99,7 @@ impl Context {
             events,
             metrics,
             config,
+            fingerprints: Fingerprints::new(),
             failures: Mutex::new(HashMap::new()),
             own_writes: OwnWrites::new(STALE_CACHE_WAIT),
         }
@@ -305,9 +311,18 @@ impl<'a> Reconciling<'a> {
         if mode == Mode::Delete && self.create_in_flight(&observed) {
             return Ok(Report::awaiting_create(last, timing));
         }
+        let values = match self.secret_values(mode).await {
+            Ok(v) => v,
+            Err(report) => return Ok(report),
+        };
+        let status = self.obj.status.as_ref();
+        let write_only = self.ctx.fingerprints.write_only(
+            status.and_then(|s| s.applied.as_ref()),
+            values.user_data.as_ref(),
+            values.password.as_ref(),
+        );
         let blocked = self.blocked().filter(|_| mode == Mode::Apply);
         let name = self.obj.desired_instance_name();
-        let recorded = self.obj.status.as_ref().and_then(|s| s.restart.as_ref());
         let plan = plan::plan(&PlanInput {
             spec: &self.obj.spec,
             instance_name: &name,
@@ -317,33 +332,93 @@ impl<'a> Reconciling<'a> {
             blocked: blocked.as_ref(),
             restart: RestartInput {
                 requested: self.obj.restart_requested(),
-                recorded,
+                recorded: status.and_then(|s| s.restart.as_ref()),
             },
+            write_only,
         });
-        let mut report = match plan.step {
-            Step::Create => self.create(access, creds, key).await?,
-            Step::Act(action) => self.act(creds, key, mode, observed, action, last).await?,
-            Step::Wait(w) => {
+        let present = observed.instance().is_some();
+        let caller = Caller {
+            creds,
+            key,
+            values: &values,
+        };
+        let report = match plan.step {
+            Step::Create => self.create(access, &caller).await?,
+            Step::Act(ref action) => {
+                let action = action.clone();
+                self.act(&caller, mode, observed, action, last).await?
+            }
+            Step::Wait(ref w) => {
                 if let Some(o) = observed.instance().filter(|o| o.is_settling()) {
                     self.ctx.observer.mark_hot(key, &o.id);
                 }
-                Report::waiting(mode, observed, w, last, timing)
+                Report::waiting(mode, observed, w.clone(), last, timing)
             }
             Step::Release(why) => {
                 self.forget_instance();
                 Report::released(why, observed.instance_id())
             }
         };
+        let baseline = (mode == Mode::Apply && present).then_some((write_only, &values));
+        Ok(self.complete(report, plan, baseline))
+    }
+
+    /// What a report adds after the step: the restart record, the values
+    /// nothing was recorded for (taken as applied: an adopted instance, or
+    /// one created by an older version), when to look again for a Secret's
+    /// change, and the drift event.
+    fn complete(
+        &self,
+        mut report: Report,
+        plan: plan::Plan,
+        baseline: Option<(WriteOnly, &SecretValues)>,
+    ) -> Report {
         if let Some(restart) = plan.restart {
             report = report.with_restart(restart);
         }
+        if let Some((w, values)) = baseline
+            && report.applied.is_none()
+        {
+            let prev = self.obj.status.as_ref().and_then(|s| s.applied.as_ref());
+            let f = &self.ctx.fingerprints;
+            if let Some(applied) =
+                f.baseline(prev, w, values.user_data.as_ref(), values.password.as_ref())
+            {
+                report = report.with_applied(applied);
+            }
+        }
+        // A Secret changes without the spec, and no Secret watch wakes us:
+        // a resource reading one looks again once per poll interval.
+        if baseline.is_some()
+            && act::reads_secrets(&self.obj.spec)
+            && report.requeue == Requeue::AwaitChange
+        {
+            report.requeue = Requeue::Around(self.ctx.timing.poll_interval);
+        }
         // Drift: the instance changed although the spec did not.
-        let was_in_sync = mode == Mode::Apply && self.in_sync();
-        Ok(if was_in_sync {
-            report.with_drift(&plan.drift, &self.obj)
-        } else {
-            report
-        })
+        if baseline.is_some() && self.in_sync() {
+            let seen: Vec<_> = plan
+                .drift
+                .into_iter()
+                .filter(|d| d.seen_on_instance())
+                .collect();
+            return report.with_drift(&seen, &self.obj);
+        }
+        report
+    }
+
+    /// The values the API never shows back that the spec asks for (read in
+    /// apply mode only: a deletion needs none).
+    async fn secret_values(&self, mode: Mode) -> Result<SecretValues, Report> {
+        if mode == Mode::Delete || !act::wants_secret_values(&self.obj.spec) {
+            return Ok(SecretValues::default());
+        }
+        act::secret_values(&self.obj, &self.ctx.credentials)
+            .await
+            .map_err(|e| {
+                let action = event_action::RESOLVE_CREDENTIALS;
+                Report::credentials_failed(mode, e.reason(), e.to_string(), action)
+            })
     }
 
     /// The account this resource uses and its credentials. The account the
@@ -545,8 +620,12 @@ impl<'a> Reconciling<'a> {
     }
 
     /// Records a create's intent before RunInstances is sent.
-    async fn write_intent(&mut self, pending: LastOperation) -> Result<(), Error> {
-        let mut status = report::intent_status(&self.obj, pending, &now());
+    async fn write_intent(
+        &mut self,
+        pending: LastOperation,
+        applied: AppliedValues,
+    ) -> Result<(), Error> {
+        let mut status = report::intent_status(&self.obj, pending, Some(applied), &now());
         status.account = status.account.or_else(|| self.recording.clone());
         self.write(StatusWrite::Apply(Box::new(status.clone())))
             .await?;

@@ -10,7 +10,7 @@ use super::observation::{Observed, Timing};
 use super::plan::{CREATE, CloudAction, Drift, Mode, Release, Wait};
 use super::status::{self, Facts, Outcome};
 use crate::api::{
-    CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy,
+    AppliedValues, CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy,
     RESTARTED_AT_ANNOTATION, RestartState, RestartStatus,
 };
 use crate::cloud::model::{self, Action as _};
@@ -160,6 +160,8 @@ pub struct Report {
     pub release: bool,
     /// A new `status.restart` (otherwise the last one is kept).
     pub restart: Option<RestartStatus>,
+    /// A new `status.applied` (otherwise the last one is kept).
+    pub applied: Option<AppliedValues>,
 }
 
 /// An accepted call.
@@ -213,6 +215,7 @@ impl Report {
             error: None,
             release: false,
             restart: None,
+            applied: None,
         }
     }
 
@@ -302,6 +305,12 @@ impl Report {
             self.events.push(e);
         }
         self.restart = Some(restart);
+        self
+    }
+
+    /// Records what was applied of the write-only values.
+    pub fn with_applied(mut self, applied: AppliedValues) -> Self {
+        self.applied = Some(applied);
         self
     }
 
@@ -554,6 +563,7 @@ impl Report {
                     launched: launched.as_deref(),
                     next_attempt,
                     restart: self.restart.clone(),
+                    applied: self.applied.clone(),
                 };
                 Some(StatusWrite::Apply(Box::new(status::build(obj, facts, now))))
             }
@@ -576,7 +586,12 @@ fn same_conditions(obj: &CvmInstance, conditions: &[Condition]) -> bool {
 }
 
 /// The status of a create's intent, written before RunInstances is sent.
-pub fn intent_status(obj: &CvmInstance, pending: LastOperation, now: &Time) -> CvmInstanceStatus {
+pub fn intent_status(
+    obj: &CvmInstance,
+    pending: LastOperation,
+    applied: Option<AppliedValues>,
+    now: &Time,
+) -> CvmInstanceStatus {
     let facts = Facts {
         mode: Mode::Apply,
         observed: &Observed::NotCreated,
@@ -585,6 +600,7 @@ pub fn intent_status(obj: &CvmInstance, pending: LastOperation, now: &Time) -> C
         launched: None,
         next_attempt: None,
         restart: None,
+        applied,
     };
     status::build(obj, facts, now)
 }

@@ -469,7 +469,7 @@ fn a_create_in_flight_holds_the_deletion() {
 #[test]
 fn the_intent_records_a_pending_create() {
     let pending = LastOperation::pending(CREATE, Some(2), "t".into());
-    let s = intent_status(&resource(), pending, &now());
+    let s = intent_status(&resource(), pending, None, &now());
     let last = s.last_operation.as_ref().unwrap();
     assert_eq!(
         (last.action.as_str(), last.state),

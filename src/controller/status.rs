@@ -5,7 +5,9 @@
 use super::observation::{Observation, Observed};
 use super::plan::{Disruption, Mode, Refused, Wait};
 use crate::api::limits::{STATUS_LIST_MAX, STATUS_MESSAGE_MAX, clipped};
-use crate::api::{CvmInstance, CvmInstanceStatus, Failure, LastOperation, RestartStatus, RunState};
+use crate::api::{
+    AppliedValues, CvmInstance, CvmInstanceStatus, Failure, LastOperation, RestartStatus, RunState,
+};
 use crate::cloud::ErrorClass;
 use crate::cloud::model::InstanceState;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -463,6 +465,8 @@ pub struct Facts<'a> {
     pub next_attempt: Option<Duration>,
     /// A new `status.restart` (`None`: the last one stays).
     pub restart: Option<RestartStatus>,
+    /// A new `status.applied` (`None`: the last one stays).
+    pub applied: Option<AppliedValues>,
 }
 
 /// The full status for this reconcile.
@@ -479,6 +483,7 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
         restart: facts.restart.or(prev.restart),
         // Once recorded, the account stays (see `ownership::account_change`).
         account: prev.account.clone(),
+        applied: facts.applied.or(prev.applied),
         ..Default::default()
     };
     match facts.observed {
@@ -589,6 +594,7 @@ mod tests {
             launched: None,
             next_attempt: None,
             restart: None,
+            applied: None,
         };
         build(obj, facts, now)
     }
@@ -645,6 +651,7 @@ mod tests {
             launched: None,
             next_attempt: None,
             restart: None,
+            applied: None,
         };
         let done = LastOperation::succeeded("RunInstances", "req-1", Some(3), "t".into());
         let full = build(&obj, facts(Some(done)), &now);
@@ -738,6 +745,7 @@ mod tests {
                 launched: None,
                 next_attempt: None,
                 restart: None,
+                applied: None,
             };
             let s = build(&obj, facts, &now);
             let get = |t| s.conditions.iter().find(|c| c.type_ == t).unwrap();

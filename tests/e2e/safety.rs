@@ -4,7 +4,7 @@ use crate::support::*;
 use crate::{instance, instance_id};
 use cvm_operator::sim::{self, Faults, LostFault, LostMode, SimAccount};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,41 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         instance(&env, &instance_id(&o)).await.is_none(),
         "not visible to the operator's account"
     );
+    // What was applied is kept as salted fingerprints, never the values.
+    let applied = o.status.clone().unwrap().applied.unwrap();
+    assert!(applied.user_data.is_some() && applied.password.is_some());
+
+    // Rotating the user data in its Secret (no spec change) is applied: the
+    // resource looks at its Secrets at least once per poll interval.
+    let before = env.stats().calls("ModifyInstancesAttribute");
+    let rotated = json!({"stringData": {"cloud-init": "#!/bin/sh\necho rotated-user-data"}});
+    secrets
+        .patch("login", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .unwrap();
+    let o = env
+        .wait_for(
+            "tenant-vm",
+            Duration::from_secs(40),
+            "the rotated user data applied",
+            |o| {
+                let now = o.status.as_ref().and_then(|s| s.applied.clone());
+                now.is_some_and(|a| {
+                    a.user_data != applied.user_data && a.password == applied.password
+                })
+            },
+        )
+        .await;
+    assert_eq!(env.stats().calls("ModifyInstancesAttribute"), before + 1);
+    let events = env.events("tenant-vm").await;
+    assert!(
+        events.iter().any(|(r, _)| r == "UpdatingUserData"),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|(r, _)| r == "DriftDetected"),
+        "a new Secret value is not drift of the instance: {events:?}"
+    );
 
     // A wrong password Secret key is a clear condition, not a leak.
     let mut m = base_manifest("bad-ref");
@@ -224,7 +259,16 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         env.events("tenant-vm").await,
         op.log_text()
     );
-    for secret in [TENANT_KEY, PASSWORD, "echo hi"] {
+    use base64::Engine as _;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho rotated-user-data");
+    for secret in [
+        TENANT_KEY,
+        PASSWORD,
+        "echo hi",
+        "rotated-user-data",
+        &encoded,
+    ] {
         assert!(!everything.contains(secret), "{secret:?} leaked");
     }
 }

@@ -3,6 +3,7 @@
 //! merely share a SecretId never share a call.
 
 use super::*;
+use crate::api;
 use crate::cloud::model::InstanceState;
 use crate::cloud::{ClientConfig, Endpoint, RetryPolicy};
 use crate::sim::{self, RunningSimulator, SimConfig, Simulator};
@@ -77,6 +78,7 @@ fn stop() -> CloudAction {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_of_many_resources_share_a_call_and_each_gets_its_own_outcome() {
+    let none = SecretValues::default();
     let (sim, client) = setup().await;
     let ids = launch(&client, 150).await;
     // One instance is already stopping by someone else's hand.
@@ -92,7 +94,11 @@ async fn actions_of_many_resources_share_a_call_and_each_gets_its_own_outcome() 
     sim.sim.reset_stats();
     let actor = Actor::new(client.clone());
     let (c, action) = (creds(), stop());
-    let answers = join_all(ids.iter().map(|id| actor.act_on(&c, REGION, id, &action))).await;
+    let answers = join_all(
+        ids.iter()
+            .map(|id| actor.act_on(&c, REGION, id, &action, &none)),
+    )
+    .await;
     for (id, answer) in ids.iter().zip(&answers) {
         match answer {
             Err(e) => {
@@ -111,6 +117,7 @@ async fn actions_of_many_resources_share_a_call_and_each_gets_its_own_outcome() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_borrowed_secret_id_never_shares_its_owners_call() {
+    let none = SecretValues::default();
     let (sim, client) = setup().await;
     let ids = launch(&client, 2).await;
     sim.sim.reset_stats();
@@ -118,8 +125,8 @@ async fn a_borrowed_secret_id_never_shares_its_owners_call() {
     let wrong = Credentials::new(sim::DEFAULT_SECRET_ID, "not-the-key", None).unwrap();
     let (action, right) = (CloudAction::Terminate, creds());
     let (owner, thief) = tokio::join!(
-        actor.act_on(&right, REGION, &ids[0], &action),
-        actor.act_on(&wrong, REGION, &ids[1], &action),
+        actor.act_on(&right, REGION, &ids[0], &action, &none),
+        actor.act_on(&wrong, REGION, &ids[1], &action, &none),
     );
     assert!(owner.is_ok(), "{owner:?}");
     let thief = thief.expect_err("the wrong key is refused");
@@ -134,6 +141,7 @@ async fn a_borrowed_secret_id_never_shares_its_owners_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_with_a_per_instance_value_goes_alone() {
+    let none = SecretValues::default();
     let (sim, client) = setup().await;
     let ids = launch(&client, 3).await;
     sim.sim.reset_stats();
@@ -147,12 +155,14 @@ async fn an_action_with_a_per_instance_value_goes_alone() {
     let sent = ids
         .iter()
         .zip(&renames)
-        .map(|(id, a)| actor.act_on(&c, REGION, id, a));
+        .map(|(id, a)| actor.act_on(&c, REGION, id, a, &none));
     assert!(join_all(sent).await.iter().all(Result::is_ok));
     // Three names: three calls. The same name for all: one.
     assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 3);
     let same = CloudAction::Rename { name: "web".into() };
-    let sent = ids.iter().map(|id| actor.act_on(&c, REGION, id, &same));
+    let sent = ids
+        .iter()
+        .map(|id| actor.act_on(&c, REGION, id, &same, &none));
     assert!(join_all(sent).await.iter().all(Result::is_ok));
     assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 4);
 }

@@ -2,7 +2,7 @@
 //! spec field it concerns, and what applying it needs from the instance.
 //! Pure.
 
-use super::super::observation::Observation;
+use super::super::observation::{Compared, Observation, WriteOnly};
 use crate::api::{CvmInstanceSpec, RunState};
 use crate::cloud::model::InstanceState;
 
@@ -33,7 +33,29 @@ pub enum Drift {
         want: bool,
         have: bool,
     },
+    CamRole {
+        want: String,
+        have: String,
+    },
+    Tags {
+        want: Tags,
+        have: Tags,
+    },
+    /// The user data differs from what was last applied (by fingerprint:
+    /// the API never shows it back).
+    UserData,
+    HostName {
+        want: String,
+        have: String,
+    },
 }
+
+/// Tags as (key, value), sorted by key.
+pub type Tags = Vec<(String, String)>;
+
+/// Tags the operator leaves alone besides its own: the API reserves these
+/// prefixes, so the spec cannot hold them either.
+const FOREIGN_TAG_PREFIXES: &[&str] = &["qcs:", "project:"];
 
 /// What applying a difference needs from the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +107,25 @@ fn list(ids: &[String]) -> String {
     format!("[{}]", ids.join(","))
 }
 
+fn tag_list(tags: &Tags) -> String {
+    let each: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    list(&each)
+}
+
+/// The instance's tags the spec manages: all but the operator's own and
+/// those under prefixes the API reserves.
+fn managed_tags(o: &Observation) -> Tags {
+    let mut tags: Tags = o
+        .settings
+        .tags
+        .iter()
+        .filter(|(k, _)| !FOREIGN_TAG_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .cloned()
+        .collect();
+    tags.sort();
+    tags
+}
+
 impl Drift {
     /// The spec field it concerns.
     pub fn field(&self) -> &'static str {
@@ -95,6 +136,10 @@ impl Drift {
             Drift::Name { .. } => "spec.instanceName",
             Drift::SecurityGroups { .. } => "spec.securityGroupIds",
             Drift::TerminationProtection { .. } => "spec.disableApiTermination",
+            Drift::CamRole { .. } => "spec.camRoleName",
+            Drift::Tags { .. } => "spec.tags",
+            Drift::UserData => "spec.userData",
+            Drift::HostName { .. } => "spec.hostName",
         }
     }
 
@@ -103,10 +148,15 @@ impl Drift {
         match self {
             Drift::PowerState { want, have }
             | Drift::InstanceType { want, have }
-            | Drift::Name { want, have } => (have.clone(), want.clone()),
+            | Drift::Name { want, have }
+            | Drift::CamRole { want, have }
+            | Drift::HostName { want, have } => (have.clone(), want.clone()),
             Drift::Bandwidth { want, have } => (have.to_string(), want.to_string()),
             Drift::SecurityGroups { want, have } => (list(have), list(want)),
             Drift::TerminationProtection { want, have } => (have.to_string(), want.to_string()),
+            Drift::Tags { want, have } => (tag_list(have), tag_list(want)),
+            // Never the values: they may be secret.
+            Drift::UserData => ("(as last applied)".into(), "(changed)".into()),
         }
     }
 
@@ -118,7 +168,11 @@ impl Drift {
             Drift::Bandwidth { .. }
             | Drift::Name { .. }
             | Drift::SecurityGroups { .. }
-            | Drift::TerminationProtection { .. } => Needs::Nothing,
+            | Drift::TerminationProtection { .. }
+            | Drift::CamRole { .. }
+            | Drift::Tags { .. }
+            | Drift::UserData => Needs::Nothing,
+            Drift::HostName { .. } => Needs::RebootWhenRunning,
         }
     }
 
@@ -131,7 +185,7 @@ impl Drift {
     /// Changed on the instance (drift in the strict sense), rather than a
     /// new value of the spec's own sources (a Secret).
     pub fn seen_on_instance(&self) -> bool {
-        true
+        !matches!(self, Drift::UserData)
     }
 }
 
@@ -155,6 +209,11 @@ impl std::fmt::Display for Drift {
             Drift::TerminationProtection { want, have } => {
                 write!(f, "termination protection is {have}, spec wants {want}")
             }
+            Drift::UserData => write!(f, "the user data differs from what was last applied"),
+            other => {
+                let (have, want) = other.values();
+                write!(f, "{} is {have:?}, spec wants {want:?}", other.field())
+            }
         }
     }
 }
@@ -169,9 +228,47 @@ fn run_state_name(s: RunState) -> &'static str {
 /// Every difference between the spec and an instance, in the order they
 /// are fixed: what needs nothing (while the instance runs), what takes
 /// effect at a reboot, what needs the instance stopped (all in one stop),
-/// what boots it (type), and the power state last.
-pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Vec<Drift> {
+/// what boots it (type), and the power state last. `write_only`: how the
+/// values the API never shows compare with what was last applied.
+pub fn drift(
+    spec: &CvmInstanceSpec,
+    instance_name: &str,
+    o: &Observation,
+    write_only: &WriteOnly,
+) -> Vec<Drift> {
     let mut out = Vec::new();
+    attributes(spec, instance_name, o, &mut out);
+    settings(spec, o, write_only, &mut out);
+    if let Some(h) = &spec.host_name
+        && *h != o.settings.host_name
+    {
+        out.push(Drift::HostName {
+            want: h.clone(),
+            have: o.settings.host_name.clone(),
+        });
+    }
+    if o.instance_type != spec.instance_type {
+        out.push(Drift::InstanceType {
+            want: spec.instance_type.clone(),
+            have: o.instance_type.clone(),
+        });
+    }
+    let powered_as_wanted = match spec.run_state {
+        RunState::Running => o.state == InstanceState::Running,
+        RunState::Stopped => o.state == InstanceState::Stopped,
+    };
+    if !powered_as_wanted {
+        out.push(Drift::PowerState {
+            want: run_state_name(spec.run_state).into(),
+            have: o.state.as_str().to_string(),
+        });
+    }
+    out
+}
+
+/// The attributes the operator always kept: bandwidth, name, security
+/// groups, termination protection.
+fn attributes(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation, out: &mut Vec<Drift>) {
     if let Some(ia) = &spec.internet_accessible
         && ia.internet_max_bandwidth_out != o.bandwidth_out
     {
@@ -202,21 +299,28 @@ pub fn drift(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation) -> Ve
             have: o.disable_api_termination,
         });
     }
-    if o.instance_type != spec.instance_type {
-        out.push(Drift::InstanceType {
-            want: spec.instance_type.clone(),
-            have: o.instance_type.clone(),
+}
+
+/// The settings changed in place with no disruption, beyond the
+/// attributes: CAM role, tags, user data.
+fn settings(spec: &CvmInstanceSpec, o: &Observation, write_only: &WriteOnly, out: &mut Vec<Drift>) {
+    let s = &o.settings;
+    if let Some(role) = &spec.cam_role_name
+        && *role != s.cam_role_name
+    {
+        out.push(Drift::CamRole {
+            want: role.clone(),
+            have: s.cam_role_name.clone(),
         });
     }
-    let powered_as_wanted = match spec.run_state {
-        RunState::Running => o.state == InstanceState::Running,
-        RunState::Stopped => o.state == InstanceState::Stopped,
-    };
-    if !powered_as_wanted {
-        out.push(Drift::PowerState {
-            want: run_state_name(spec.run_state).into(),
-            have: o.state.as_str().to_string(),
-        });
+    if let Some(tags) = &spec.tags {
+        let want: Tags = tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let have = managed_tags(o);
+        if want != have {
+            out.push(Drift::Tags { want, have });
+        }
     }
-    out
+    if write_only.user_data == Compared::Changed {
+        out.push(Drift::UserData);
+    }
 }

@@ -2,10 +2,11 @@
 //! disruption policy, the one stop window, and what a permanent failure
 //! still lets through. Pure.
 
-use super::drift::{Disruption, Drift, Needs};
+use super::drift::{Disruption, Drift, Needs, Tags};
 use super::{CloudAction, PlanInput, Refused};
 use crate::api::{CvmInstanceSpec, RunState, StoppedMode};
 use crate::cloud::model::InstanceState;
+use crate::cloud::tag;
 use crate::controller::observation::Observation;
 
 pub(super) enum Fix {
@@ -149,6 +150,28 @@ fn d_fix(d: &Drift) -> Option<CloudAction> {
         Drift::TerminationProtection { want, .. } => {
             CloudAction::SetTerminationProtection { enabled: *want }
         }
+        Drift::CamRole { want, .. } => CloudAction::SetCamRole { name: want.clone() },
+        Drift::Tags { want, have } => tags_step(want, have),
+        Drift::UserData => CloudAction::SetUserData,
+        Drift::HostName { want, .. } => CloudAction::SetHostName { name: want.clone() },
         Drift::PowerState { .. } => return None,
     })
+}
+
+/// The next ModifyResourceTags towards `want`: at most ten tags set and ten
+/// removed per call, as the Tag service allows.
+fn tags_step(want: &Tags, have: &Tags) -> CloudAction {
+    let replace: Vec<(String, String)> = want
+        .iter()
+        .filter(|t| !have.contains(t))
+        .take(tag::MAX_TAGS_PER_CALL)
+        .cloned()
+        .collect();
+    let delete: Vec<String> = have
+        .iter()
+        .filter(|(k, _)| !want.iter().any(|(w, _)| w == k))
+        .take(tag::MAX_TAGS_PER_CALL)
+        .map(|(k, _)| k.clone())
+        .collect();
+    CloudAction::SetTags { replace, delete }
 }

@@ -3,10 +3,10 @@
 //! [`Report`] and `lastOperation`.
 
 use super::{Error, Reconciling, rfc3339_now};
-use crate::api::{LastOperation, RunState};
+use crate::api::{AppliedValues, LastOperation, RunState};
 use crate::cloud::{CloudError, Credentials, ErrorClass};
 use crate::controller::accounts::Access;
-use crate::controller::act;
+use crate::controller::act::{self, SecretValues};
 use crate::controller::observation::Observed;
 use crate::controller::observe::FleetKey;
 use crate::controller::plan::restart::{self, outcome};
@@ -14,34 +14,33 @@ use crate::controller::plan::{CREATE, CloudAction, Mode};
 use crate::controller::report::{self, Done, Report, retry_base};
 use kube::ResourceExt;
 
+/// Who calls, where, with which write-only values: what every call of a
+/// pass shares.
+pub(super) struct Caller<'a> {
+    pub creds: &'a Credentials,
+    pub key: &'a FleetKey,
+    pub values: &'a SecretValues,
+}
+
 impl Reconciling<'_> {
     /// RunInstances, with the intent recorded first.
     pub(super) async fn create(
         &mut self,
         access: &Access,
-        creds: &Credentials,
-        key: &FleetKey,
+        caller: &Caller<'_>,
     ) -> Result<Report, Error> {
+        let Caller { creds, key, values } = *caller;
         // Held until RunInstances answers, so lookups batch while creates queue.
         let _creating = self.ctx.observer.creating(key);
-        let secrets = match act::launch_secrets(&self.obj, &self.ctx.credentials).await {
-            Ok(s) => s,
-            Err(e) => {
-                let (reason, message) = (e.reason(), e.to_string());
-                return Ok(Report::credentials_failed(
-                    Mode::Apply,
-                    reason,
-                    message,
-                    CREATE,
-                ));
-            }
-        };
-        let request = act::run_request(&self.obj, secrets);
+        let request = act::run_request(&self.obj, values);
         let generation = self.obj.metadata.generation;
         let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
-        // The account is recorded with the intent, in the same write.
+        // The account is recorded with the intent, in the same write, and
+        // what the create sets of the write-only values too.
         self.recording = Some(access.record.clone());
-        self.write_intent(pending.clone()).await?;
+        let f = &self.ctx.fingerprints;
+        let applied = f.record(None, values.user_data.as_ref(), values.password.as_ref());
+        self.write_intent(pending.clone(), applied).await?;
         let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
         let report = match self.ctx.actor.create(creds, region, &request).await {
             Ok(created) => {
@@ -79,13 +78,13 @@ impl Reconciling<'_> {
     /// first).
     pub(super) async fn act(
         &mut self,
-        creds: &Credentials,
-        key: &FleetKey,
+        caller: &Caller<'_>,
         mode: Mode,
         observed: Observed,
         action: CloudAction,
         last: Option<LastOperation>,
     ) -> Result<Report, Error> {
+        let Caller { creds, key, values } = *caller;
         let restarting = match (&action, observed.instance()) {
             (CloudAction::Restart { requested_at, .. }, Some(o)) => {
                 let intent = restart::intent(requested_at, o);
@@ -97,10 +96,18 @@ impl Reconciling<'_> {
         };
         let id = observed.instance_id().unwrap_or_default().to_string();
         let region = &self.obj.spec.region;
-        let sent = self.ctx.actor.act_on(creds, region, &id, &action).await;
+        let sent = self
+            .ctx
+            .actor
+            .act_on(creds, region, &id, &action, values)
+            .await;
         Ok(match sent {
             Ok(rid) => {
                 let report = self.accepted(key, mode, observed, &action, &rid, last);
+                let report = match self.newly_applied(&action, values) {
+                    Some(applied) => report.with_applied(applied),
+                    None => report,
+                };
                 match &restarting {
                     Some(at) => report.with_restart(outcome(at, Some(&rid))),
                     None => report,
@@ -117,6 +124,16 @@ impl Reconciling<'_> {
                 }
             }
         })
+    }
+
+    /// `status.applied` after `action` set write-only values, if it did.
+    fn newly_applied(&self, action: &CloudAction, values: &SecretValues) -> Option<AppliedValues> {
+        let user_data = match action {
+            CloudAction::SetUserData => values.user_data.as_ref(),
+            _ => return None,
+        };
+        let prev = self.obj.status.as_ref().and_then(|s| s.applied.as_ref());
+        Some(self.ctx.fingerprints.record(prev, user_data, None))
     }
 
     /// An action was accepted. While a permanent failure blocks the
