@@ -37,7 +37,11 @@ test: envtest tools lint ## Everything: unit, simulator, credential sources, rea
 	  $(CARGO) test --test cloud && \
 	  $(CARGO) test --test credentials && \
 	  $(CARGO) test --test e2e -- --test-threads 4
+	CHAOS_PROFILE=short hack/chaos.sh
 	CVM_OPERATOR_BIN=target/debug/cvm-operator hack/python-sdk-test.sh
+
+chaos: envtest ## Chaos cases (restarts, outages, clock skew, failover, rotation, long run): one table, < 30 min; knobs CHAOS_*
+	hack/chaos.sh
 
 crds: ## Regenerate crds/, the chart's copy and deploy/manifests
 	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmInstance > crds/cvminstances.yaml
@@ -57,4 +61,4 @@ bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the 
 	$(CARGO) build --release --bin cvm-operator --benches
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
 
-.PHONY: help envtest tools api-schema build lint unit test crds demo dev-up dev-down bench
+.PHONY: help envtest tools api-schema build lint unit test chaos crds demo dev-up dev-down bench

@@ -68,6 +68,10 @@ struct CloudArgs {
     /// Timeout of one CVM API request, in seconds.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
+    /// When the API refuses a request's timestamp (the node's clock is off by
+    /// more than 300 s), sign with the API's time from its Date header.
+    #[arg(long, env = "CVM_CORRECT_CLOCK_SKEW", default_value_t = true, action = ArgAction::Set)]
+    correct_clock_skew: bool,
 }
 
 impl CloudArgs {
@@ -77,6 +81,7 @@ impl CloudArgs {
         Ok(ClientConfig {
             endpoint,
             request_timeout: Duration::from_secs(self.request_timeout),
+            correct_clock_skew: self.correct_clock_skew,
             rate_limits: RateLimits::default()
                 .with_overrides(&self.rate_limit)
                 .map_err(anyhow::Error::msg)?,

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 #[path = "cloud/in_place.rs"]
 mod in_place;
+#[path = "cloud/outage.rs"]
+mod outage;
 #[path = "cloud/tags.rs"]
 mod tags;
 
@@ -1354,14 +1356,18 @@ async fn protocol_and_signature_are_checked_strictly() {
         .2;
     assert_eq!(code_of(&as_action), "InvalidAction");
 
-    // Through the typed client, a stale clock gives the expiry error class.
-    let c = client_for(&sim, |cfg| cfg.clock_skew_secs = -400);
+    // Through the typed client without correction, a stale clock is its
+    // own error class (not the credentials'), with the skew measured.
+    let c = client_for(&sim, |cfg| {
+        cfg.clock_skew_secs = -400;
+        cfg.correct_clock_skew = false;
+    });
     let err = c
         .call::<model::DescribeZones>(&creds(), REGION, &model::DescribeZonesRequest {})
         .await
         .unwrap_err();
-    assert_eq!(api_code(&err), "AuthFailure.SignatureExpire");
-    assert_eq!(err.class(), ErrorClass::Auth);
+    assert_eq!(err.code(), "AuthFailure.SignatureExpire");
+    assert_eq!(err.class(), ErrorClass::ClockSkew);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The CVM API client: one pooled HTTP client, TC3 signing, client-side rate
 //! limits, and retries with backoff for throttled and transient failures.
 
+use super::clock::{self, SIGNATURE_EXPIRE, SigningClock};
 use super::credentials::Credentials;
 use super::endpoint::valid_region;
 pub use super::endpoint::{DEFAULT_ENDPOINT, Endpoint, host_header};
@@ -12,7 +13,7 @@ use super::scrub::{self, SecretValues};
 use super::sign;
 use super::sts;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The documented maximum ClientToken length.
 pub const MAX_CLIENT_TOKEN_LEN: usize = 64;
@@ -101,8 +102,12 @@ pub struct ClientConfig {
     pub rate_limits: RateLimits,
     /// `X-TC-Language`, e.g. `en-US`.
     pub language: Option<String>,
-    /// Added to the clock when stamping requests (tests of expiry).
+    /// Added to the clock when stamping requests (tests of expiry); the
+    /// starting offset of the signing clock.
     pub clock_skew_secs: i64,
+    /// After `AuthFailure.SignatureExpire`, sign with the API's time (from
+    /// its `Date` header) and resend once (see [`clock`]).
+    pub correct_clock_skew: bool,
     pub observer: Option<CallObserver>,
 }
 
@@ -118,6 +123,7 @@ impl Default for ClientConfig {
             rate_limits: RateLimits::default(),
             language: Some("en-US".into()),
             clock_skew_secs: 0,
+            correct_clock_skew: true,
             observer: None,
         }
     }
@@ -156,6 +162,7 @@ struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
     limiters: Limiters,
+    clock: SigningClock,
 }
 
 /// Cheap to clone; all clones share the connection pool and rate limits.
@@ -188,6 +195,7 @@ impl CvmClient {
             inner: Arc::new(Inner {
                 http,
                 limiters: Limiters::new(config.rate_limits.clone()),
+                clock: SigningClock::new(config.clock_skew_secs, config.correct_clock_skew),
                 config,
             }),
         })
@@ -247,6 +255,7 @@ impl CvmClient {
         let policy = &self.inner.config.retry;
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut corrected = false;
         let account = creds.map_or("", |c| c.secret_id());
         loop {
             self.inner.limiters.acquire(account, region, A::NAME).await;
@@ -271,6 +280,17 @@ impl CvmClient {
                 Ok(reply) => return Ok(reply),
                 Err(e) => e,
             };
+            if let CloudError::ClockSkew {
+                skew_secs: Some(skew),
+                ..
+            } = &err
+                && !corrected
+                && self.inner.clock.adopt(*skew)
+            {
+                // Refused before anything happened: resend, signed right.
+                corrected = true;
+                continue;
+            }
             let class = err.class();
             let retryable = match class {
                 ErrorClass::Throttled => true,
@@ -346,12 +366,7 @@ impl CvmClient {
         if !query.is_empty() {
             url.set_query(Some(&query));
         }
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default()
-            + cfg.clock_skew_secs;
-        let timestamp = timestamp.to_string();
+        let timestamp = self.inner.clock.now().to_string();
         let method = match cfg.method {
             HttpMethod::Post => "POST",
             HttpMethod::Get => "GET",
@@ -428,11 +443,16 @@ impl CvmClient {
                 status,
             });
         }
+        let date = resp.headers().get(reqwest::header::DATE).cloned();
+        let received_at = clock::node_now();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| transport_error(A::NAME, e, cfg.request_timeout))?;
-        decode_envelope::<A::Response>(A::NAME, &bytes)
+        decode_envelope::<A::Response>(A::NAME, &bytes).map_err(|e| {
+            let date = date.as_ref().and_then(|d| d.to_str().ok());
+            with_clock_skew(e, date, received_at)
+        })
     }
 
     // -- conveniences -------------------------------------------------------
@@ -525,6 +545,25 @@ fn transport_error(action: &str, e: reqwest::Error, timeout: Duration) -> CloudE
             connect: false,
             message: e.to_string(),
         }
+    }
+}
+
+/// A refused timestamp becomes [`CloudError::ClockSkew`], with the node's
+/// skew measured from the answer's `Date` header (read at `received_at`).
+fn with_clock_skew(e: CloudError, date: Option<&str>, received_at: i64) -> CloudError {
+    match e {
+        CloudError::Api {
+            action,
+            code,
+            message,
+            request_id,
+        } if code == SIGNATURE_EXPIRE => CloudError::ClockSkew {
+            action,
+            message,
+            request_id,
+            skew_secs: date.and_then(|d| clock::skew_from_date(d, received_at)),
+        },
+        other => other,
     }
 }
 

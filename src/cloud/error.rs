@@ -5,6 +5,7 @@
 //! classification is exhaustive over the codes in cvm-api.md §2.2–2.3 and
 //! defaults unknown codes to `Permanent`, the class that never hot-loops.
 
+use super::clock::{SIGNATURE_EXPIRE, describe_skew};
 use super::scrub::SecretValues;
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub enum ErrorClass {
     NotFound,
     /// Credentials are missing, wrong, expired or not allowed.
     Auth,
+    /// The request's timestamp was refused: the clock that signed it is off
+    /// by more than the API allows (the credentials may be fine).
+    ClockSkew,
     /// The request itself is wrong (parameters, quota, stock, image, type,
     /// zone…). Retrying the same request cannot succeed.
     Permanent,
@@ -36,22 +40,27 @@ impl ErrorClass {
             ErrorClass::Busy => "busy",
             ErrorClass::NotFound => "not_found",
             ErrorClass::Auth => "auth",
+            ErrorClass::ClockSkew => "clock_skew",
             ErrorClass::Permanent => "permanent",
         }
     }
 
-    pub const ALL: [ErrorClass; 6] = [
+    pub const ALL: [ErrorClass; 7] = [
         ErrorClass::Throttled,
         ErrorClass::Transient,
         ErrorClass::Busy,
         ErrorClass::NotFound,
         ErrorClass::Auth,
+        ErrorClass::ClockSkew,
         ErrorClass::Permanent,
     ];
 }
 
 /// Classifies a Tencent Cloud error code.
 pub fn classify_code(code: &str) -> ErrorClass {
+    if code == SIGNATURE_EXPIRE {
+        return ErrorClass::ClockSkew;
+    }
     let (head, _) = code.split_once('.').unwrap_or((code, ""));
     match head {
         "RequestLimitExceeded" => return ErrorClass::Throttled,
@@ -105,6 +114,16 @@ pub enum CloudError {
         message: String,
         request_id: String,
     },
+    /// The service refused the request's timestamp
+    /// (`AuthFailure.SignatureExpire`); `skew_secs` is the API's time minus
+    /// the node's, from the answer's `Date` header, when it had one.
+    #[error("{action} failed: {SIGNATURE_EXPIRE}: {} (RequestId: {request_id})", clock_message(*.skew_secs, message))]
+    ClockSkew {
+        action: String,
+        message: String,
+        request_id: String,
+        skew_secs: Option<i64>,
+    },
     /// The request may not have reached the service, or its answer was lost.
     #[error("{action} failed: network error{}: {message}", if *.connect { " before sending" } else { "" })]
     Network {
@@ -136,6 +155,7 @@ impl CloudError {
     pub fn class(&self) -> ErrorClass {
         match self {
             CloudError::Api { code, .. } => classify_code(code),
+            CloudError::ClockSkew { .. } => ErrorClass::ClockSkew,
             CloudError::Network { .. } | CloudError::Timeout { .. } => ErrorClass::Transient,
             CloudError::HttpStatus { status, .. } => match status {
                 429 => ErrorClass::Throttled,
@@ -153,6 +173,7 @@ impl CloudError {
     pub fn action(&self) -> &str {
         match self {
             CloudError::Api { action, .. }
+            | CloudError::ClockSkew { action, .. }
             | CloudError::Network { action, .. }
             | CloudError::Timeout { action, .. }
             | CloudError::HttpStatus { action, .. }
@@ -166,6 +187,7 @@ impl CloudError {
     pub fn code(&self) -> &str {
         match self {
             CloudError::Api { code, .. } => code,
+            CloudError::ClockSkew { .. } => SIGNATURE_EXPIRE,
             CloudError::Network { .. } => "ClientError.NetworkError",
             CloudError::Timeout { .. } => "ClientError.Timeout",
             CloudError::HttpStatus { .. } => "ClientError.HttpStatusCodeError",
@@ -177,13 +199,18 @@ impl CloudError {
     pub fn message(&self) -> String {
         match self {
             CloudError::Api { message, .. } => message.clone(),
+            CloudError::ClockSkew {
+                message, skew_secs, ..
+            } => clock_message(*skew_secs, message),
             other => other.to_string(),
         }
     }
 
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            CloudError::Api { request_id, .. } => Some(request_id),
+            CloudError::Api { request_id, .. } | CloudError::ClockSkew { request_id, .. } => {
+                Some(request_id)
+            }
             CloudError::Decode { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
@@ -208,6 +235,17 @@ impl CloudError {
                 code,
                 message: s(message),
                 request_id,
+            },
+            CloudError::ClockSkew {
+                action,
+                message,
+                request_id,
+                skew_secs,
+            } => CloudError::ClockSkew {
+                action,
+                message: s(message),
+                request_id,
+                skew_secs,
             },
             CloudError::Network {
                 action,
@@ -240,13 +278,28 @@ impl CloudError {
     pub fn certainly_not_executed(&self) -> bool {
         match self {
             CloudError::Network { connect, .. } => *connect,
+            CloudError::ClockSkew { .. } => true,
             CloudError::Api { code, .. } => matches!(
                 classify_code(code),
-                ErrorClass::Throttled | ErrorClass::Auth
+                ErrorClass::Throttled | ErrorClass::Auth | ErrorClass::ClockSkew
             ),
             CloudError::InvalidRequest { .. } => true,
             _ => false,
         }
+    }
+}
+
+/// A refused timestamp's message, led by the measured skew (the fact a
+/// person needs; the API's own text does not say by how much).
+fn clock_message(skew_secs: Option<i64>, message: &str) -> String {
+    match skew_secs {
+        Some(skew) => format!(
+            "the node's clock is {} the CVM API's (its Date header), outside the signature's 300 s window; fix the node's time (NTP). {message}",
+            describe_skew(skew)
+        ),
+        None => format!(
+            "the request's timestamp is outside the signature's 300 s window: the node's clock is off (the answer had no Date header to measure it); fix the node's time (NTP). {message}"
+        ),
     }
 }
 
@@ -289,7 +342,7 @@ mod tests {
             ("UnsupportedOperation.StoppedModeStopCharging", Permanent),
             ("InvalidKeyPairId.NotFound", Permanent),
             ("AuthFailure.SignatureFailure", Auth),
-            ("AuthFailure.SignatureExpire", Auth),
+            ("AuthFailure.SignatureExpire", ClockSkew),
             ("AuthFailure.SecretIdNotFound", Auth),
             ("AuthFailure.InvalidSecretId", Auth),
             ("AuthFailure.TokenFailure", Auth),

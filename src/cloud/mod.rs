@@ -1,6 +1,7 @@
 //! The Tencent Cloud CVM API client. Knows nothing of Kubernetes.
 
 pub mod client;
+pub mod clock;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;

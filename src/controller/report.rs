@@ -98,7 +98,7 @@ pub fn retry_base(class: ErrorClass) -> Option<Duration> {
         ErrorClass::Permanent => None,
         ErrorClass::Busy | ErrorClass::NotFound => Some(Duration::from_secs(2)),
         ErrorClass::Throttled | ErrorClass::Transient => Some(Duration::from_secs(5)),
-        ErrorClass::Auth => Some(Duration::from_secs(30)),
+        ErrorClass::Auth | ErrorClass::ClockSkew => Some(Duration::from_secs(30)),
     }
 }
 

@@ -63,6 +63,9 @@ pub mod reason {
     /// The credentials act in another account than the one the instance
     /// was created or adopted in.
     pub const CREDENTIALS_ACCOUNT_CHANGED: &str = "CredentialsAccountChanged";
+    /// The API refused the requests' timestamps: the node's clock is off
+    /// (not the credentials); the message names the measured skew.
+    pub const CLOCK_SKEW: &str = "ClockSkew";
     pub const NOT_STALLED: &str = "NotStalled";
     /// A `CvmAccount`'s credentials were obtained and verified.
     pub const VERIFIED: &str = "Verified";
@@ -249,6 +252,7 @@ fn synced(
         } => {
             let reason = match class {
                 ErrorClass::Auth => reason::CREDENTIALS_REJECTED,
+                ErrorClass::ClockSkew => reason::CLOCK_SKEW,
                 _ => reason::RECONCILE_ERROR,
             };
             let tail = match (retried, next_attempt) {
@@ -381,7 +385,9 @@ fn not_allowed(refused: &[Refused]) -> Cond {
 /// Whether `outcome` waits for a person rather than for time: see [`STALLED`].
 fn is_stalled(outcome: &Outcome) -> bool {
     match outcome {
-        Outcome::CloudFailed { class, retried, .. } => !retried || *class == ErrorClass::Auth,
+        Outcome::CloudFailed { class, retried, .. } => {
+            !retried || matches!(class, ErrorClass::Auth | ErrorClass::ClockSkew)
+        }
         Outcome::Credentials { reason, .. } => *reason != reason::CREDENTIALS_UNREADABLE,
         Outcome::Waiting(w) => matches!(
             w,
@@ -704,6 +710,11 @@ mod tests {
                 Mode::Apply,
                 fail(ErrorClass::Auth, true),
                 Some(reason::CREDENTIALS_REJECTED),
+            ),
+            (
+                Mode::Apply,
+                fail(ErrorClass::ClockSkew, true),
+                Some(reason::CLOCK_SKEW),
             ),
             (Mode::Apply, fail(ErrorClass::Throttled, true), None),
             (Mode::Apply, waiting(launch), Some(reason::LAUNCH_FAILED)),

@@ -93,7 +93,7 @@ pub(crate) fn authenticate(
             format!("The Timestamp `{ts_raw}` is not an integer."),
         )
     })?;
-    let now = now_unix();
+    let now = shared.now_unix();
     let skew = (now - timestamp).abs();
     if skew > shared.config.max_clock_skew_secs {
         return Err(api_err(

@@ -5,7 +5,7 @@
 
 mod dispatch;
 
-use super::auth::{authenticate, header_str, now_unix};
+use super::auth::{authenticate, header_str};
 use super::engine::{ApiError, Ctx, api_err};
 use super::faults::LostMode;
 use super::sts::StsConfig;
@@ -459,7 +459,7 @@ pub async fn metadata_credentials(
     if injected.is_some() {
         return (StatusCode::INTERNAL_SERVER_ERROR, "metadata unavailable").into_response();
     }
-    let now = now_unix();
+    let now = shared.now_unix();
     let creds = shared
         .sts
         .lock()

@@ -11,22 +11,26 @@ mod conformance;
 pub mod engine;
 pub mod faults;
 mod http;
+mod serve;
 pub mod sts;
 
 pub use engine::{EngineConfig, Timings};
 pub use faults::{ErrorFault, Faults, LostFault, LostMode};
 pub use http::METADATA_ACTION;
+pub use serve::{ClockSetting, OutageMode, OutagePhase, OutagePlan};
 pub use sts::{SimInstanceRole, SimRole, SimWebIdentityTrust, StsConfig};
 
 use crate::cloud::RateLimits;
 use crate::cloud::credentials::Secret;
 use crate::cloud::ratelimit::Limiters;
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use engine::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,6 +121,7 @@ struct Counters {
     calls: BTreeMap<String, u64>,
     errors: BTreeMap<String, BTreeMap<String, u64>>,
     lost: BTreeMap<String, u64>,
+    outage: BTreeMap<String, u64>,
     metadata: u64,
 }
 
@@ -159,6 +164,9 @@ impl StatsRecorder {
     pub(crate) fn lost(&self, action: &str) {
         self.with(|c| *c.lost.entry(action.to_string()).or_default() += 1)
     }
+    pub(crate) fn outage(&self, action: &str) {
+        self.with(|c| *c.outage.entry(action.to_string()).or_default() += 1)
+    }
     pub(crate) fn reset(&self) {
         self.with(|c| *c = Counters::default())
     }
@@ -173,6 +181,10 @@ pub struct Stats {
     pub errors: BTreeMap<String, BTreeMap<String, u64>>,
     /// Responses deliberately lost, per action.
     pub lost: BTreeMap<String, u64>,
+    /// Requests an outage held or answered 503, per action (not in `calls`:
+    /// they never reached the API).
+    #[serde(default)]
+    pub outage: BTreeMap<String, u64>,
     /// Every request to `/`, known action or not.
     pub requests: u64,
     /// Requests to the metadata endpoint.
@@ -205,6 +217,24 @@ pub(crate) struct Shared {
     pub(crate) stats: StatsRecorder,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) sts: Mutex<sts::StsState>,
+    /// What the network does to callers now (see [`serve`]).
+    pub(crate) outage: tokio::sync::watch::Sender<OutageMode>,
+    pub(crate) outage_plan: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Seconds added to the wall clock (signature window, `Date`, STS).
+    clock_offset: AtomicI64,
+}
+
+impl Shared {
+    /// The simulator's wall clock, in Unix seconds.
+    pub(crate) fn now_unix(&self) -> i64 {
+        auth::now_unix() + self.clock_offset()
+    }
+    pub(crate) fn clock_offset(&self) -> i64 {
+        self.clock_offset.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_clock_offset(&self, secs: i64) {
+        self.clock_offset.store(secs, Ordering::Relaxed)
+    }
 }
 
 pub(crate) fn snapshot(shared: &Shared) -> Stats {
@@ -215,6 +245,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Stats {
         calls: c.calls.clone(),
         errors: c.errors.clone(),
         lost: c.lost.clone(),
+        outage: c.outage.clone(),
         requests: c.requests,
         metadata: c.metadata,
         instances: engine.instance_count(),
@@ -244,6 +275,9 @@ impl Simulator {
             stats: StatsRecorder::default(),
             faults: Mutex::new(config.faults.clone()),
             sts: Mutex::new(sts::StsState::default()),
+            outage: tokio::sync::watch::Sender::new(OutageMode::None),
+            outage_plan: Mutex::new(None),
+            clock_offset: AtomicI64::new(0),
             config,
         };
         Self {
@@ -252,12 +286,10 @@ impl Simulator {
     }
 
     pub fn router(&self) -> Router {
-        Router::new()
+        let shared = self.shared.clone();
+        // The API (CVM, STS, Tag, metadata): behind the outage gate.
+        let api = Router::new()
             .route("/", any(http::cvm))
-            .route("/_sim/stats", get(http::stats))
-            .route("/_sim/stats/reset", post(http::reset_stats))
-            .route("/_sim/faults", get(http::get_faults).put(http::put_faults))
-            .route("/_sim/sts", get(http::get_sts).put(http::put_sts))
             .route(
                 crate::cloud::metadata::SECURITY_CREDENTIALS_PATH,
                 get(http::metadata_role),
@@ -266,13 +298,31 @@ impl Simulator {
                 "/latest/meta-data/cam/security-credentials/{role}",
                 get(http::metadata_credentials),
             )
+            .layer(from_fn_with_state(shared.clone(), serve::outage_gate));
+        // The simulator's own admin surface.
+        let admin = Router::new()
+            .route("/_sim/stats", get(http::stats))
+            .route("/_sim/stats/reset", post(http::reset_stats))
+            .route("/_sim/faults", get(http::get_faults).put(http::put_faults))
+            .route("/_sim/sts", get(http::get_sts).put(http::put_sts))
+            .route(
+                "/_sim/outage",
+                get(serve::get_outage).put(serve::put_outage),
+            )
+            .route(
+                "/_sim/clock",
+                get(serve::get_clock).put(serve::put_clock),
+            );
+        api.merge(admin)
+            .layer(from_fn_with_state(shared.clone(), serve::date_header))
             .layer(axum::extract::DefaultBodyLimit::max(11 * 1024 * 1024))
-            .with_state(self.shared.clone())
+            .with_state(shared)
     }
 
-    /// Serves until the listener fails or the future is dropped.
+    /// Serves until the future is dropped (the listener closes and re-opens
+    /// at the same address as outages say).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        serve::serve(self.shared.clone(), self.router(), listener).await
     }
 
     /// Binds `addr` (port 0 for any) and serves in a background task.
@@ -317,6 +367,28 @@ impl Simulator {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    /// Switches the network's behaviour now (cancelling a running plan):
+    /// [`OutageMode::None`] ends an outage. State is kept throughout.
+    pub fn set_outage(&self, mode: OutageMode) {
+        self.shared.set_outage(mode);
+    }
+
+    /// Runs the phases of `plan` from now, then serves again (as `PUT
+    /// /_sim/outage`). Needs a Tokio runtime.
+    pub fn schedule_outage(&self, plan: OutagePlan) {
+        self.shared.schedule_outage(plan, Duration::ZERO);
+    }
+
+    pub fn outage(&self) -> OutageMode {
+        *self.shared.outage.borrow()
+    }
+
+    /// Skews the simulator's clock by `secs` (as `PUT /_sim/clock`): a
+    /// caller whose clock is right looks `secs` behind.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.shared.set_clock_offset(secs);
     }
 
     /// Configures STS roles and the instance role (as `PUT /_sim/sts`);

@@ -41,7 +41,10 @@ pub fn split(ids: &[String], error: &CloudError) -> Split {
     }
     match error.class() {
         // About the call, not about any instance: the same for every id.
-        ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::Auth => Split::Whole,
+        ErrorClass::Throttled
+        | ErrorClass::Transient
+        | ErrorClass::Auth
+        | ErrorClass::ClockSkew => Split::Whole,
         ErrorClass::Busy | ErrorClass::NotFound | ErrorClass::Permanent => {
             let named = named_ids(ids, error);
             if named.is_empty() || named.len() == ids.len() {

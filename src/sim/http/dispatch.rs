@@ -7,7 +7,6 @@ use crate::cloud::fields::shape_of;
 use crate::cloud::model::{self, Action};
 use crate::cloud::{sts, tag};
 use crate::sim::Shared;
-use crate::sim::auth::now_unix;
 use crate::sim::engine::{ApiError, Ctx, Engine, api_err};
 use crate::sim::sts::{Principal, caller_identity};
 use serde_json::Value;
@@ -200,7 +199,7 @@ pub(super) fn dispatch_sts(
             )
         })
     };
-    let now = now_unix();
+    let now = shared.now_unix();
     let mut state = shared.sts.lock().unwrap_or_else(|e| e.into_inner());
     Ok(match action {
         sts::AssumeRole::NAME => ser(state.assume_role(signed()?, parse(params)?, now)?),
