@@ -309,10 +309,7 @@ impl Simulator {
                 "/_sim/outage",
                 get(serve::get_outage).put(serve::put_outage),
             )
-            .route(
-                "/_sim/clock",
-                get(serve::get_clock).put(serve::put_clock),
-            );
+            .route("/_sim/clock", get(serve::get_clock).put(serve::put_clock));
         api.merge(admin)
             .layer(from_fn_with_state(shared.clone(), serve::date_header))
             .layer(axum::extract::DefaultBodyLimit::max(11 * 1024 * 1024))
