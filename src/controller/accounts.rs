@@ -90,6 +90,8 @@ impl AccessError {
             AccessError::Namespace { .. } => reason::CREDENTIALS_UNREADABLE,
             AccessError::Source { .. } | AccessError::Verify { .. } => match self.class() {
                 ErrorClass::Auth => reason::CREDENTIALS_REJECTED,
+                // The keys may be fine: the node's clock is not.
+                ErrorClass::ClockSkew => reason::CLOCK_SKEW,
                 ErrorClass::Permanent => reason::CREDENTIALS_INVALID,
                 _ => reason::CREDENTIALS_UNREADABLE,
             },
@@ -386,6 +388,16 @@ mod tests {
         };
         assert_eq!(rejected.reason(), reason::CREDENTIALS_REJECTED);
         assert!(rejected.allows_fallback());
+        let skewed = AccessError::Verify {
+            what: "static keys AKID…0000".into(),
+            error: Box::new(CloudError::ClockSkew {
+                action: "GetCallerIdentity".into(),
+                message: "expired".into(),
+                request_id: "r".into(),
+                skew_secs: Some(600),
+            }),
+        };
+        assert_eq!(skewed.reason(), reason::CLOCK_SKEW, "not the keys' fault");
         let config = AccessError::Source {
             what: "CvmAccount a".into(),
             error: Box::new(CredentialError::Config("bad".into())),
