@@ -5,8 +5,9 @@
 //!
 //! Sources: the Tag service "Use Limits" page (50 tags per resource; keys 1-127
 //! and values 1-255 characters; letters, digits, inner spaces and
-//! `+ - = . _ : / @ ( ) [ ] , ; < >` plus the full-width `【 】 （ ） ：`; `qcs:`
-//! and `project:` reserved), and the RunInstances / ModifyInstancesAttribute
+//! `+ - = . _ : / @`; keys starting with `qcs:`, `qcloud`, `tencent` or
+//! `project` reserved — the union of what the Tag service's CreateTag error
+//! codes and the COS tag page name, so nothing admitted is refused later), and the RunInstances / ModifyInstancesAttribute
 //! parameters in the CVM API schema (HostName, UserData ≤ 16 KB of base64).
 //!
 //! The schema keeps the length and count bounds (`maxLength`, `maxItems`,
@@ -51,7 +52,7 @@ pub const OBJECT_NAME_MAX: usize = 253;
 /// Characters the Tag service allows in keys and values, as a regex class body
 /// (RE2 for the apiserver, the `regex` crate for client-side checks: both
 /// read it the same way).
-const TAG_CHARS: &str = r"A-Za-z0-9\p{Han}+\-=._:/@()\[\],;<>【】（）：";
+const TAG_CHARS: &str = r"A-Za-z0-9\p{Han}+\-=._:/@";
 
 /// A tag key or value: allowed characters, spaces only between them.
 pub fn tag_text_regex() -> String {
@@ -78,8 +79,7 @@ fn cel_str(text: &str) -> String {
     format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
 }
 
-const TAG_CHARS_HUMAN: &str =
-    "letters, digits, spaces between them, and + - = . _ : / @ ( ) [ ] , ; < > 【 】 （ ） ：";
+const TAG_CHARS_HUMAN: &str = "letters, digits, spaces between them, and + - = . _ : / @";
 
 pub fn tag_keys_rule() -> Rule {
     Rule::new(format!(
@@ -102,8 +102,10 @@ pub fn tag_values_rule() -> Rule {
 }
 
 pub fn tag_reserved_rule() -> Rule {
-    Rule::new("self.all(k, !k.startsWith('qcs:') && !k.startsWith('project:'))")
-        .message("spec.tags keys must not start with qcs: or project: (reserved by Tencent Cloud)")
+    Rule::new(
+        "self.all(k, !k.startsWith('qcs:') && !k.startsWith('qcloud') && !k.startsWith('tencent') && !k.startsWith('project'))",
+    )
+    .message("spec.tags keys must not start with qcs:, qcloud, tencent or project (reserved by Tencent Cloud)")
 }
 
 pub fn tags_total_rule() -> Rule {
