@@ -1,12 +1,19 @@
 //! `cvm-operator import`: CvmInstance manifests for instances that already
 //! exist, so a team can adopt what it runs (with `spec.instanceId` set).
+//!
+//! Adopting needs a proof only whoever controls the cloud account can give:
+//! the tag `cvm.tencentcloud.io/namespace=<namespace>` on the instance. The
+//! import runs with that account's keys, so it sets the tag on every instance
+//! it prints (and skips, with a comment, those already given to another
+//! namespace). The manifests say `deletionPolicy: Retain` unless asked
+//! otherwise.
 
 use crate::api::{
     self, CvmInstance, CvmInstanceSpec, DeletionPolicy, InstanceChargeType, ManagementPolicy,
     RunState,
 };
 use crate::cloud::model::{Filter, Instance, InstanceState};
-use crate::cloud::{CloudError, Credentials, CvmClient};
+use crate::cloud::{CloudError, Credentials, CvmClient, sts, tag};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
@@ -107,10 +114,29 @@ pub async fn import(
         .describe_instances_filtered(creds, &opts.region, opts.filters.clone())
         .await?;
     let mut out = String::new();
+    let mut uin = None;
     for i in &instances {
         let Some(cr) = manifest(i, opts) else {
             continue;
         };
+        match i.tag(api::NAMESPACE_TAG) {
+            Some(ns) if ns == opts.namespace => {}
+            Some(ns) => {
+                out.push_str(&format!(
+                    "# {} skipped: given to namespace {ns} (tag {})\n",
+                    i.id(),
+                    api::NAMESPACE_TAG
+                ));
+                continue;
+            }
+            None => {
+                if uin.is_none() {
+                    uin = Some(account_of(client, creds).await?);
+                }
+                let uin = uin.as_deref().unwrap_or_default();
+                give(client, creds, &opts.region, uin, i.id(), &opts.namespace).await?;
+            }
+        }
         let mut value = serde_json::to_value(&cr).expect("serialisable");
         if let serde_json::Value::Object(m) = &mut value {
             m.remove("status");
@@ -124,8 +150,36 @@ pub async fn import(
         ));
         out.push_str(&serde_saphyr::to_string(&value).expect("serialisable"));
     }
-    let _ = api::GROUP;
     Ok(out)
+}
+
+/// The account (UIN) the credentials act in.
+async fn account_of(client: &CvmClient, creds: &Credentials) -> Result<String, CloudError> {
+    let request = sts::GetCallerIdentityRequest::default();
+    let reply = client
+        .call::<sts::GetCallerIdentity>(creds, sts::DEFAULT_REGION, &request)
+        .await?;
+    Ok(reply.body.account_id.unwrap_or_default())
+}
+
+/// Gives instance `id` to `namespace`: the adoption proof tag.
+async fn give(
+    client: &CvmClient,
+    creds: &Credentials,
+    region: &str,
+    uin: &str,
+    id: &str,
+    namespace: &str,
+) -> Result<(), CloudError> {
+    let request = tag::ModifyResourceTagsRequest {
+        resource: tag::instance_resource(region, uin, id),
+        replace_tags: Some(vec![tag::Tag::new(api::NAMESPACE_TAG, namespace)]),
+        delete_tags: None,
+    };
+    client
+        .call::<tag::ModifyResourceTags>(creds, region, &request)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

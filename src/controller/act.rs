@@ -13,7 +13,7 @@ pub use requests::run_request;
 use super::credentials::{CredentialStore, CredentialsError};
 use super::observe::batch::Batcher;
 use super::plan::CloudAction;
-use crate::api::{CvmInstance, CvmInstanceSpec};
+use crate::api::{self, CvmInstance, CvmInstanceSpec};
 use crate::cloud::model::{self, Action as _, Secret};
 use crate::cloud::{
     CloudError, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS, sts, tag,
@@ -332,6 +332,21 @@ impl Actor {
         Ok(uin)
     }
 
+    /// Makes instance `id` (in account `uin`) `owner`'s — an adoption: see
+    /// [`claim_tags`]. Returns the RequestId.
+    pub async fn claim(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        uin: &str,
+        id: &str,
+        owner: &CvmInstance,
+    ) -> Result<String, CloudError> {
+        let req = requests::modify_tags(region, uin, &[id.to_string()], &claim_tags(owner), &[]);
+        self.call::<tag::ModifyResourceTags>((creds, region), &req)
+            .await
+    }
+
     async fn call<A: model::Action>(
         &self,
         (creds, region): (&Credentials, &str),
@@ -346,5 +361,45 @@ fn invalid(action: &CloudAction) -> impl Fn(&'static str) -> CloudError + '_ {
     move |detail| CloudError::InvalidRequest {
         action: action.api_action().into(),
         detail: detail.into(),
+    }
+}
+
+/// The tags an adoption writes: the owner's UID and name. The instance's
+/// namespace tag — the adoption proof, set by whoever controls the account —
+/// is left as it is.
+pub fn claim_tags(owner: &CvmInstance) -> Vec<(String, String)> {
+    vec![
+        (api::UID_TAG.into(), owner.uid().unwrap_or_default()),
+        (api::NAME_TAG.into(), owner.name_any()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adoption_tags_the_uid_and_name_and_leaves_the_proof() {
+        let owner: CvmInstance = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+            "metadata": {"name": "web", "namespace": "team-a", "uid": "u-1"},
+            "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3",
+                     "imageId": "img-pi0ii46r", "instanceType": "S5.MEDIUM4"},
+        }))
+        .unwrap();
+        let tags = claim_tags(&owner);
+        let req = requests::modify_tags(
+            "ap-guangzhou",
+            "100000000001",
+            &["ins-abcdefgh".into()],
+            &tags,
+            &[],
+        );
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            serde_json::json!({"Resource": "qcs::cvm:ap-guangzhou:uin/100000000001:instance/ins-abcdefgh",
+                   "ReplaceTags": [{"TagKey": "cvm.tencentcloud.io/uid", "TagValue": "u-1"},
+                                   {"TagKey": "cvm.tencentcloud.io/name", "TagValue": "web"}]})
+        );
     }
 }

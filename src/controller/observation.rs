@@ -31,6 +31,10 @@ pub struct Observation {
     pub stopped_mode: Option<StoppedMode>,
     pub charge_type: String,
     pub uid_tag: Option<String>,
+    /// The ownership tags besides the UID: the namespace (the adoption
+    /// proof) and the name of the resource that created or adopted it.
+    pub namespace_tag: Option<String>,
+    pub name_tag: Option<String>,
     /// What the in-place changes compare with (see [`Settings`]).
     pub settings: Box<Settings>,
 }
@@ -130,6 +134,8 @@ impl Observation {
             charge_type: i.instance_charge_type.clone().unwrap_or_default(),
             uid_tag: i.tag(crate::api::UID_TAG).map(str::to_string),
             settings: Box::new(Settings::from_instance(i)),
+            namespace_tag: i.tag(crate::api::NAMESPACE_TAG).map(str::to_string),
+            name_tag: i.tag(crate::api::NAME_TAG).map(str::to_string),
         }
     }
 
@@ -169,6 +175,8 @@ impl Observation {
                 subnet_id: "subnet-gz000003".into(),
                 ..Default::default()
             }),
+            namespace_tag: None,
+            name_tag: None,
         }
     }
 

@@ -50,16 +50,56 @@ struct Cached {
     stale_since: Option<Instant>,
 }
 
-struct Member {
-    /// Whom to wake (namespace and name only: a full ObjectRef per member
-    /// carried four strings).
+/// A resource that observes an instance: whom to wake (namespace and name
+/// only: a full ObjectRef per member carried four strings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owner {
     namespace: Box<str>,
     name: Box<str>,
+}
+
+impl Owner {
+    fn is(&self, namespace: &str, name: &str) -> bool {
+        &*self.namespace == namespace && &*self.name == name
+    }
+}
+
+struct Member {
+    /// Every resource observing the instance: usually one (kept inline, no
+    /// allocation), more when several look at the same id — say a victim's
+    /// resource and a hostile one naming its instance. All are woken on a
+    /// change, and one leaving does not drop the id for the others.
+    owner: Owner,
+    more: Vec<Owner>,
     /// Polled by the fast sweep until then (an upper bound)…
     hot_until: Option<Instant>,
     /// …and at least until then, even if it looks settled: the API's
     /// LatestOperationState can lag behind an accepted call.
     hot_at_least: Option<Instant>,
+}
+
+impl Member {
+    fn owners(&self) -> impl Iterator<Item = &Owner> {
+        std::iter::once(&self.owner).chain(&self.more)
+    }
+
+    fn add(&mut self, owner: Owner) {
+        if !self.owners().any(|o| *o == owner) {
+            self.more.push(owner);
+        }
+    }
+
+    /// Removes `namespace/name`; false when no owner is left.
+    fn remove(&mut self, namespace: &str, name: &str) -> bool {
+        self.more.retain(|o| !o.is(namespace, name));
+        if self.owner.is(namespace, name) {
+            match self.more.pop() {
+                Some(next) => self.owner = next,
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 #[derive(Default)]
@@ -183,24 +223,29 @@ impl Observer {
         name: &str,
     ) {
         self.with_fleets(|fleets| {
+            // Registered elsewhere before (its credentials changed, say a
+            // key rotation): it leaves that fleet.
+            for (k, f) in fleets.iter_mut() {
+                if k != key && k.region == key.region {
+                    remove_owner(f, id, namespace, name);
+                }
+            }
             let fleet = fleets.entry(key.clone()).or_default();
             if fleet.provider.is_none() {
                 fleet.provider = Some(provider.clone());
             }
-            let namespace: Box<str> = namespace.into();
-            let name: Box<str> = name.into();
+            let owner = Owner {
+                namespace: namespace.into(),
+                name: name.into(),
+            };
             match fleet.members.get_mut(id) {
-                Some(m) if m.namespace == namespace && m.name == name => {}
-                Some(m) => {
-                    m.namespace = namespace;
-                    m.name = name;
-                }
+                Some(m) => m.add(owner),
                 None => {
                     fleet.members.insert(
                         id.into(),
                         Member {
-                            namespace,
-                            name,
+                            owner,
+                            more: Vec::new(),
                             hot_until: None,
                             hot_at_least: None,
                         },
@@ -215,14 +260,7 @@ impl Observer {
     pub fn unregister(&self, id: &str, namespace: &str, name: &str) {
         self.with_fleets(|fleets| {
             for f in fleets.values_mut() {
-                let owned = f
-                    .members
-                    .get(id)
-                    .is_some_and(|m| &*m.namespace == namespace && &*m.name == name);
-                if owned {
-                    f.members.remove(id);
-                    f.cache.remove(id);
-                }
+                remove_owner(f, id, namespace, name);
             }
         });
     }
@@ -330,10 +368,10 @@ impl Observer {
                     .is_some_and(|c| c.value != new || (c.stale_since.is_some() && new.is_none()));
                 if let Some(m) = fleet.members.get_mut(id) {
                     if changed {
-                        wake.push(ResourceKey {
-                            namespace: m.namespace.to_string(),
-                            name: m.name.to_string(),
-                        });
+                        wake.extend(m.owners().map(|o| ResourceKey {
+                            namespace: o.namespace.to_string(),
+                            name: o.name.to_string(),
+                        }));
                     }
                     let settling = new.as_ref().is_some_and(|o| o.is_settling());
                     if changed || settling {
@@ -540,6 +578,18 @@ impl Observer {
     }
 }
 
+/// Drops `namespace/name` from the owners of `id` in `fleet`; the id leaves
+/// the sweeps (and the cache) with its last owner.
+fn remove_owner(fleet: &mut Fleet, id: &str, namespace: &str, name: &str) {
+    let Some(m) = fleet.members.get_mut(id) else {
+        return;
+    };
+    if !m.remove(namespace, name) {
+        fleet.members.remove(id);
+        fleet.cache.remove(id);
+    }
+}
+
 fn dropped(what: &str) -> Arc<CloudError> {
     Arc::new(CloudError::Network {
         action: "DescribeInstances".into(),
@@ -561,5 +611,60 @@ impl Drop for CreatingGuard {
                 f.creating = f.creating.saturating_sub(1);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{ClientConfig, Credentials};
+
+    fn owners(o: &Observer, key: &FleetKey, id: &str) -> Vec<String> {
+        o.with_fleets(|f| {
+            f.get(key)
+                .and_then(|f| f.members.get(id))
+                .map(|m| {
+                    m.owners()
+                        .map(|o| format!("{}/{}", o.namespace, o.name))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn every_owner_of_an_id_is_tracked_and_one_leaving_keeps_it_for_the_others() {
+        let client = CvmClient::new(ClientConfig::default()).unwrap();
+        let (o, _wake) = Observer::new(client, ObserverConfig::default());
+        let keys = Credentials::new("AKIDvictim000000", "key", None).unwrap();
+        let provider = CredentialProvider::fixed(keys);
+        let key = FleetKey::new("ap-guangzhou", provider.identity());
+        o.register(&key, &provider, "ins-victim01", "team-a", "db");
+        o.register(&key, &provider, "ins-victim01", "team-b", "grab");
+        o.register(&key, &provider, "ins-victim01", "team-b", "grab");
+        assert_eq!(
+            owners(&o, &key, "ins-victim01"),
+            ["team-a/db", "team-b/grab"]
+        );
+        // The second one leaving does not drop the id…
+        o.unregister("ins-victim01", "team-b", "grab");
+        assert_eq!(owners(&o, &key, "ins-victim01"), ["team-a/db"]);
+        // …nor does the first one leaving, when another remains.
+        o.register(&key, &provider, "ins-victim01", "team-b", "grab");
+        o.unregister("ins-victim01", "team-a", "db");
+        assert_eq!(owners(&o, &key, "ins-victim01"), ["team-b/grab"]);
+        o.unregister("ins-victim01", "team-b", "grab");
+        assert!(owners(&o, &key, "ins-victim01").is_empty());
+
+        // New credentials (a rotated key): the owner moves to their fleet.
+        o.register(&key, &provider, "ins-web00001", "team-a", "web");
+        let rotated = CredentialProvider::fixed(
+            Credentials::new("AKIDvictim000000", "rotated", None).unwrap(),
+        );
+        let new_key = FleetKey::new("ap-guangzhou", rotated.identity());
+        assert_ne!(new_key, key, "another key is another fleet");
+        o.register(&new_key, &rotated, "ins-web00001", "team-a", "web");
+        assert!(owners(&o, &key, "ins-web00001").is_empty());
+        assert_eq!(owners(&o, &new_key, "ins-web00001"), ["team-a/web"]);
     }
 }

@@ -4,9 +4,10 @@
 //! whether an instance is this resource's. Every rule has a row in the tests
 //! below; the reconciler only carries the answers out.
 
+use super::observation::Observation;
 use super::status::reason;
 use crate::api::account::{DEFAULT_ACCOUNT, Selection};
-use crate::api::{AccountKind, AccountRecord, CvmAccount, CvmInstanceSpec};
+use crate::api::{AccountKind, AccountRecord, CvmAccount, CvmInstanceSpec, NAMESPACE_TAG, UID_TAG};
 use std::collections::BTreeMap;
 
 /// Where a resource's credentials come from, by its spec alone.
@@ -169,6 +170,111 @@ pub fn account_change(
             "the instance belongs to {recorded}, but the resource now uses {now}: nothing is done (no cloud call, and a deletion waits) until the resource names the recorded account again, or deletionPolicy is Retain"
         ),
     })
+}
+
+/// How a resource came to the instance it is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `status.instanceId`: learnt by the operator, but anyone with status
+    /// access can write it.
+    Status,
+    /// `spec.instanceId`: an adoption.
+    Adoption,
+    /// Found by this resource's UID tag (the create guard).
+    UidTag,
+}
+
+/// What the apiserver says of the resource an instance's UID tag names
+/// (looked for by the instance's namespace and name tags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    /// It exists, with that UID.
+    Live,
+    /// No resource of that name, or one with another UID: it is gone.
+    Gone,
+    /// Cannot tell (no name tag, or the lookup was refused).
+    Unknown,
+}
+
+/// Whose the instance is, as far as this resource may act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// This resource's: observe, report, change, terminate.
+    Owned,
+    /// Given to this namespace and unclaimed: tag it with this resource's
+    /// UID (and name), then it is owned.
+    Adopt,
+    /// Another resource's UID tag: ask the apiserver whether it is live,
+    /// then decide again with the answer.
+    AskClaimant,
+    /// Not this resource's: no mutation, no termination, nothing reported.
+    Refused(Refusal),
+}
+
+/// The resource asking.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    /// `managementPolicy: ObserveOnly`: reads need the adoption proof but
+    /// claim nothing (a claim is a tag write).
+    pub observe_only: bool,
+}
+
+/// Whether `o` is the asker's. Decided before anything is mutated,
+/// terminated or reported; `claimant` is the answer to
+/// [`Ownership::AskClaimant`] (`None` before it was asked).
+pub fn ownership(
+    asker: Asker<'_>,
+    source: Source,
+    o: &Observation,
+    claimant: Option<Claimant>,
+) -> Ownership {
+    let id = &o.id;
+    if o.uid_tag.as_deref() == Some(asker.uid) {
+        return Ownership::Owned;
+    }
+    let refuse = |reason, message| Ownership::Refused(Refusal { reason, message });
+    if source != Source::Adoption {
+        return refuse(
+            reason::INSTANCE_NOT_OWNED,
+            format!(
+                "status.instanceId names instance {id}, which does not carry this resource's tag {UID_TAG}: the operator neither changes nor reports it (clear status.instanceId: the operator then finds this resource's own instance by its tag)"
+            ),
+        );
+    }
+    if o.namespace_tag.as_deref() != Some(asker.namespace) {
+        let ns = asker.namespace;
+        return refuse(
+            reason::ADOPTION_REFUSED,
+            format!(
+                "instance {id} is not given to namespace {ns}: adopting it needs the tag {NAMESPACE_TAG}={ns} on the instance, which only whoever controls the cloud account can set (`cvm-operator import --namespace {ns}` does); until then nothing is done to it and nothing of it is reported"
+            ),
+        );
+    }
+    if asker.observe_only {
+        return Ownership::Owned;
+    }
+    let claimed_by = match (&o.namespace_tag, &o.name_tag) {
+        (Some(ns), Some(name)) => format!("CvmInstance {ns}/{name}"),
+        _ => "another resource".into(),
+    };
+    match (&o.uid_tag, claimant) {
+        (None, _) | (Some(_), Some(Claimant::Gone)) => Ownership::Adopt,
+        (Some(_), None) => Ownership::AskClaimant,
+        (Some(_), Some(Claimant::Live)) => refuse(
+            reason::INSTANCE_CLAIMED,
+            format!(
+                "instance {id} is managed by {claimed_by}: nothing is done; delete that resource (deletionPolicy Retain keeps the instance) to hand the instance over"
+            ),
+        ),
+        (Some(other), Some(Claimant::Unknown)) => refuse(
+            reason::INSTANCE_CLAIMED,
+            format!(
+                "instance {id} carries the tag {UID_TAG}={other} of {claimed_by}, which the operator cannot find: nothing is done; whoever controls the cloud account can remove that tag to hand the instance over"
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -344,5 +450,146 @@ mod tests {
                 r.message
             );
         }
+    }
+
+    #[test]
+    fn an_instance_is_acted_on_only_when_it_is_this_resources() {
+        let me = Asker {
+            uid: "uid-me",
+            namespace: "team-b",
+            observe_only: false,
+        };
+        let tagged = |uid: Option<&str>, ns: Option<&str>, name: Option<&str>| Observation {
+            uid_tag: uid.map(str::to_string),
+            namespace_tag: ns.map(str::to_string),
+            name_tag: name.map(str::to_string),
+            ..Observation::fixture()
+        };
+        let ours = tagged(Some("uid-me"), Some("team-b"), Some("web"));
+        let victims = tagged(Some("uid-victim"), Some("team-a"), Some("db"));
+        let untagged = tagged(None, None, None);
+        let given = tagged(None, Some("team-b"), None);
+        let given_claimed = tagged(Some("uid-old"), Some("team-b"), Some("old"));
+        let given_claimed_anon = tagged(Some("uid-old"), Some("team-b"), None);
+        use Source::*;
+        let refused = |reason: &'static str| Some(reason);
+        type Row<'a> = (
+            Source,
+            &'a Observation,
+            Option<Claimant>,
+            Result<Ownership, Option<&'a str>>,
+        );
+        let rows: Vec<Row> = vec![
+            // Our own UID: ours, however we came to it.
+            (Status, &ours, None, Ok(Ownership::Owned)),
+            (Adoption, &ours, None, Ok(Ownership::Owned)),
+            (UidTag, &ours, None, Ok(Ownership::Owned)),
+            // A status id without our UID: never, whatever else it carries.
+            (
+                Status,
+                &victims,
+                None,
+                Err(refused(reason::INSTANCE_NOT_OWNED)),
+            ),
+            (
+                Status,
+                &untagged,
+                None,
+                Err(refused(reason::INSTANCE_NOT_OWNED)),
+            ),
+            (
+                Status,
+                &given,
+                None,
+                Err(refused(reason::INSTANCE_NOT_OWNED)),
+            ),
+            // Adoption needs the proof for this namespace…
+            (
+                Adoption,
+                &victims,
+                None,
+                Err(refused(reason::ADOPTION_REFUSED)),
+            ),
+            (
+                Adoption,
+                &victims,
+                Some(Claimant::Gone),
+                Err(refused(reason::ADOPTION_REFUSED)),
+            ),
+            (
+                Adoption,
+                &untagged,
+                None,
+                Err(refused(reason::ADOPTION_REFUSED)),
+            ),
+            // …and an unclaimed instance, or one whose claimant is gone.
+            (Adoption, &given, None, Ok(Ownership::Adopt)),
+            (Adoption, &given_claimed, None, Ok(Ownership::AskClaimant)),
+            (
+                Adoption,
+                &given_claimed,
+                Some(Claimant::Gone),
+                Ok(Ownership::Adopt),
+            ),
+            (
+                Adoption,
+                &given_claimed,
+                Some(Claimant::Live),
+                Err(refused(reason::INSTANCE_CLAIMED)),
+            ),
+            (
+                Adoption,
+                &given_claimed_anon,
+                Some(Claimant::Unknown),
+                Err(refused(reason::INSTANCE_CLAIMED)),
+            ),
+        ];
+        for (source, o, claimant, want) in rows {
+            let got = ownership(me, source, o, claimant);
+            match (want, &got) {
+                (Ok(w), g) => assert_eq!(g, &w, "{source:?} {o:?} {claimant:?}"),
+                (Err(Some(reason)), Ownership::Refused(r)) => {
+                    assert_eq!(r.reason, reason, "{source:?} {o:?}");
+                    assert!(r.message.contains(&o.id), "{}", r.message);
+                }
+                (Err(_), g) => panic!("{source:?} {o:?} {claimant:?}: {g:?}"),
+            }
+        }
+        // Messages say what to do.
+        let Ownership::Refused(r) = ownership(me, Adoption, &victims, None) else {
+            unreachable!()
+        };
+        assert!(
+            r.message.contains("cvm.tencentcloud.io/namespace=team-b"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message.contains("cvm-operator import --namespace team-b"),
+            "{}",
+            r.message
+        );
+        let Ownership::Refused(r) = ownership(me, Adoption, &given_claimed, Some(Claimant::Live))
+        else {
+            unreachable!()
+        };
+        assert!(
+            r.message.contains("CvmInstance team-b/old"),
+            "{}",
+            r.message
+        );
+        // ObserveOnly reads with the proof, and claims nothing.
+        let watcher = Asker {
+            observe_only: true,
+            ..me
+        };
+        assert_eq!(
+            ownership(watcher, Adoption, &given_claimed, None),
+            Ownership::Owned
+        );
+        assert!(matches!(
+            ownership(watcher, Adoption, &victims, None),
+            Ownership::Refused(_)
+        ));
     }
 }

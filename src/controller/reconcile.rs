@@ -17,14 +17,14 @@ use super::cache::{CachedInstance, Fingerprint, OwnWrites};
 use super::credentials::CredentialStore;
 use super::events::Publisher;
 use super::metrics::Metrics;
-use super::observation::{Observed, Timing, WriteOnly};
+use super::observation::{Observation, Observed, Timing, WriteOnly};
 use super::observe::{FleetKey, Observer};
 use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
 use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
-use crate::cloud::Credentials;
+use crate::cloud::{CloudError, Credentials};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument, field};
 
 mod calls;
+mod claims;
 
 use calls::Caller;
 
@@ -286,13 +287,14 @@ impl<'a> Reconciling<'a> {
             // yet. The sweep wakes this resource when the instance changes.
             return Ok(self.requeue(Requeue::Around(self.ctx.timing.fast_interval)));
         }
-        let observed = match self.observe(&access, &creds, &key, mode).await {
+        let observed = match self.observe(&creds, &key, mode).await {
             Ok(o) => o,
             Err(report) => return self.finish(report).await,
         };
-        if observed.instance().is_some() {
-            self.recording = Some(access.record.clone());
-        }
+        let observed = match self.own(&access, &creds, &key, mode, observed).await {
+            Ok(o) => o,
+            Err(report) => return self.finish(report).await,
+        };
         let report = self.decide(&access, &creds, &key, mode, observed).await?;
         self.finish(report).await
     }
@@ -482,47 +484,42 @@ impl<'a> Reconciling<'a> {
 
     /// Finds and observes this resource's instance: by known id (status or
     /// `spec.instanceId`), else by the UID tag (the create guard).
+    /// (Whether it is this resource's is decided next, in `claims.rs`,
+    /// before anything of it is used or reported.)
     async fn observe(
         &self,
-        access: &Access,
         creds: &Credentials,
         key: &FleetKey,
         mode: Mode,
     ) -> Result<Observed, Report> {
         let observer = &self.ctx.observer;
-        let (ns, name) = (
-            self.obj.namespace().unwrap_or_default(),
-            self.obj.name_any(),
-        );
         let known = self.obj.known_instance_id();
         let found = match known {
-            Some(id) => {
-                observer.register(key, &access.provider, id, &ns, &name);
-                observer.observe(key, creds, id, self.max_age(mode)).await
-            }
-            None if self.look_up_by_tag(mode) => {
-                let found = observer.find_by_uid(key, creds, &self.uid).await;
-                if let Ok(Some(o)) = &found {
-                    tracing::info!(instance_id = %o.id, "found the instance by its UID tag; adopting it");
-                    observer.register(key, &access.provider, &o.id, &ns, &name);
-                }
-                found
-            }
+            Some(id) => observer.observe(key, creds, id, self.max_age(mode)).await,
+            None if self.look_up_by_tag(mode) => self.find_own(creds, key).await,
             None => Ok(None),
         };
         match found {
-            Ok(found) => {
-                if let Some(o) = &found {
-                    tracing::Span::current().record("instance_id", o.id.as_str());
-                }
-                Ok(Observed::from_lookup(known, found))
-            }
-            Err(e) => Err(Report::unobservable(
-                mode,
-                Arc::unwrap_or_clone(e),
-                self.ctx.timing,
-            )),
+            Ok(found) => Ok(Observed::from_lookup(known, found)),
+            Err(e) => Err(self.unobservable(mode, e)),
         }
+    }
+
+    /// The instance carrying this resource's UID tag (the create guard).
+    async fn find_own(
+        &self,
+        creds: &Credentials,
+        key: &FleetKey,
+    ) -> Result<Option<Arc<Observation>>, Arc<CloudError>> {
+        let found = self.ctx.observer.find_by_uid(key, creds, &self.uid).await;
+        if let Ok(Some(o)) = &found {
+            tracing::info!(instance_id = %o.id, "found the instance by its UID tag");
+        }
+        found
+    }
+
+    fn unobservable(&self, mode: Mode, e: Arc<CloudError>) -> Report {
+        Report::unobservable(mode, Arc::unwrap_or_clone(e), self.ctx.timing)
     }
 
     /// How old a cached view of the instance may be. A settled resource

@@ -38,6 +38,8 @@ pub struct Event {
 /// accepted in-place action's reason is [`CloudAction::event_reason`].
 pub mod event_reason {
     pub const CREATING: &str = "Creating";
+    /// An adopted instance is tagged with the resource's UID.
+    pub const ADOPTING: &str = "Adopting";
     /// The API booted an instance the spec wants stopped (ResetInstancesType
     /// does, as documented); the operator stops it again.
     pub const UNPLANNED_BOOT: &str = "UnplannedBoot";
@@ -180,6 +182,17 @@ impl Done {
             api_action: CREATE,
             what: "creating the instance".into(),
             event_reason: event_reason::CREATING,
+            instance_id: instance_id.into(),
+            request_id: request_id.into(),
+        }
+    }
+
+    /// The tag write that makes an adopted instance the resource's.
+    pub fn adopt(instance_id: &str, request_id: &str) -> Self {
+        Done {
+            api_action: crate::cloud::tag::ModifyResourceTags::NAME,
+            what: "adopting the instance (tagging it with this resource's UID)".into(),
+            event_reason: event_reason::ADOPTING,
             instance_id: instance_id.into(),
             request_id: request_id.into(),
         }
@@ -408,13 +421,24 @@ impl Report {
 
     /// The instance could not be observed (DescribeInstances failed).
     pub fn unobservable(mode: Mode, error: CloudError, timing: Timing) -> Self {
+        Report::failed_unobserved(mode, model::DescribeInstances::NAME, error, timing)
+    }
+
+    /// `api_action` failed before the instance was known to be the
+    /// resource's (an adoption's tag write): only the conditions say it.
+    pub fn failed_unobserved(
+        mode: Mode,
+        api_action: &'static str,
+        error: CloudError,
+        timing: Timing,
+    ) -> Self {
         let class = error.class();
         let requeue = match retry_base(class) {
             Some(base) => Requeue::backoff(base),
             None => Requeue::After(timing.poll_interval),
         };
         let outcome = Outcome::CloudFailed {
-            api_action: model::DescribeInstances::NAME,
+            api_action,
             class,
             failure: failure(&error),
             retried: true,
@@ -485,6 +509,17 @@ impl Report {
             )),
         };
         report.events.extend(note);
+        report
+    }
+
+    /// Deleting a resource whose known instance is not its own (and none
+    /// carries its UID tag): the finalizer goes, the instance is left alone.
+    pub fn released_not_owned(instance_id: &str, why: &str) -> Self {
+        let mut report = Report::released(Release::NeverCreated, None);
+        let note = format!("instance {instance_id} is left as it is: {why}");
+        let reason = event_reason::RELEASED;
+        let e = event(EventType::Normal, reason, event_action::DELETE, note);
+        report.events.push(e);
         report
     }
 

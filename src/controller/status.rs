@@ -66,6 +66,13 @@ pub mod reason {
     /// The API refused the requests' timestamps: the node's clock is off
     /// (not the credentials); the message names the measured skew.
     pub const CLOCK_SKEW: &str = "ClockSkew";
+    /// `status.instanceId` names an instance without this resource's UID tag.
+    pub const INSTANCE_NOT_OWNED: &str = "InstanceNotOwned";
+    /// `spec.instanceId` names an instance without the adoption proof (the
+    /// namespace tag) for this namespace.
+    pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
+    /// The instance carries the UID tag of another live resource.
+    pub const INSTANCE_CLAIMED: &str = "InstanceClaimed";
     pub const NOT_STALLED: &str = "NotStalled";
     /// A `CvmAccount`'s credentials were obtained and verified.
     pub const VERIFIED: &str = "Verified";

@@ -312,3 +312,106 @@ async fn admission_refuses_an_account_and_own_keys_together() {
         .to_string();
     assert!(err.contains("secretRef.namespace is required"), "{err}");
 }
+
+/// Accounts whose credentials are temporary — a role assumed with the
+/// operator's own keys, a web identity, the instance role — keep working
+/// over several lifetimes of their credentials (a few seconds here): the
+/// operator refreshes them ahead of expiry, for reconciles and sweeps alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_credentials_accounts_keep_working_across_refreshes() {
+    use cvm_operator::cloud::Secret;
+    use cvm_operator::sim::{SimInstanceRole, SimRole, SimWebIdentityTrust, StsConfig};
+    const LIFETIME: u64 = 6;
+    let role_account = "200000000007";
+    let arn = |name: &str| format!("qcs::cam::uin/{role_account}:roleName/{name}");
+    let env = TestEnv::new("acct-sts").await;
+    let own_uin = SimAccount::new(sim::DEFAULT_SECRET_ID, "").uin;
+    env.sim.sim.set_sts(StsConfig {
+        roles: vec![
+            SimRole {
+                arn: arn("ops"),
+                trusted_accounts: vec![own_uin],
+                external_id: Some("team-a".into()),
+                web_identity: None,
+            },
+            SimRole {
+                arn: arn("workload"),
+                web_identity: Some(SimWebIdentityTrust {
+                    provider_id: "tke-oidc".into(),
+                    tokens: vec![Secret::new("oidc-token-1")],
+                }),
+                ..SimRole::default()
+            },
+        ],
+        instance_role: Some(SimInstanceRole {
+            role_name: "cvm-node".into(),
+            role_arn: arn("node"),
+            duration_secs: LIFETIME,
+        }),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "oidc-token-1").unwrap();
+    let here = namespaces_named(&[&env.ns]);
+    let sources = [
+        (
+            "assume",
+            json!({"source": "Environment", "assumeRole": {
+            "roleArn": arn("ops"), "externalId": "team-a", "durationSeconds": LIFETIME}}),
+        ),
+        (
+            "web",
+            json!({"source": "WebIdentity", "webIdentity": {
+            "roleArn": arn("workload"), "providerId": "tke-oidc", "region": REGION,
+            "tokenFile": token.display().to_string(), "durationSeconds": LIFETIME}}),
+        ),
+        (
+            "node",
+            json!({"source": "InstanceRole", "instanceRole": {"roleName": "cvm-node"}}),
+        ),
+    ];
+    let mut names = Vec::new();
+    for (suffix, credentials) in &sources {
+        names.push(env.account(suffix, credentials.clone(), here.clone()).await);
+    }
+    let endpoint = env.sim.endpoint();
+    let _op = env.operator_with_own_accounts(&["--metadata-endpoint", &endpoint]);
+    for name in &names {
+        assert_eq!(env.wait_account_ready(name).await, role_account);
+        let mut m = base_manifest(name);
+        m["spec"]["accountRef"] = json!({"name": name});
+        env.create(m).await;
+    }
+    for name in &names {
+        let o = env.wait_ready(name).await;
+        let recorded = o.status.as_ref().unwrap().account.clone().unwrap();
+        assert_eq!(recorded.uin, role_account, "{name}");
+    }
+    // Past two lifetimes, changes still go through with fresh credentials.
+    tokio::time::sleep(Duration::from_secs(2 * LIFETIME)).await;
+    for name in &names {
+        env.patch_spec(
+            name,
+            json!({"internetAccessible": {"internetMaxBandwidthOut": 3}}),
+        )
+        .await;
+    }
+    for name in &names {
+        env.wait_for(name, Duration::from_secs(30), "resized", |o| {
+            o.status.as_ref().and_then(|s| s.internet_max_bandwidth_out) == Some(3)
+                && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+        })
+        .await;
+    }
+    let s = env.stats();
+    assert!(s.calls("AssumeRole") >= 3, "refreshed: {s:?}");
+    assert!(
+        s.calls("AssumeRoleWithWebIdentity") >= 3,
+        "refreshed: {s:?}"
+    );
+    assert!(
+        s.metadata >= 3,
+        "refreshed from the metadata service: {s:?}"
+    );
+    assert_eq!(s.instances, 3);
+}

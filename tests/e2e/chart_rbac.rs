@@ -106,7 +106,7 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
     assert_eq!(
         rules(cp, "clusterrole", "cvm-operator", None),
         json!([
-            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances"], "verbs": ["list", "watch", "patch"]},
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances"], "verbs": ["get", "list", "watch", "patch"]},
             {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances/status"], "verbs": ["patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
         ])
@@ -138,6 +138,7 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
         &[
             // What it does.
             ("list", CVM, None, true),
+            ("get", CVM, n, true),
             ("watch", CVM, None, true),
             ("patch", CVM, n, true),
             ("patch", &status, n, true),
@@ -155,7 +156,6 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
             ("delete", ACCOUNTS, None, false),
             ("list", "namespaces", None, false),
             ("update", "namespaces", None, false),
-            ("get", CVM, n, false),
             ("create", CVM, n, false),
             ("update", CVM, n, false),
             ("delete", CVM, n, false),

@@ -2,7 +2,7 @@
 
 use crate::chart_rbac;
 use crate::support::{self, *};
-use crate::{create_outside, mutations};
+use crate::{create_outside, give_to, mutations};
 use cvm_operator::sim;
 use std::time::{Duration, Instant};
 
@@ -248,6 +248,8 @@ async fn import_prints_manifests_that_adopt_existing_instances() {
     let env = TestEnv::new("import").await;
     let a = create_outside(&env, "legacy-api", "S5.SMALL2").await;
     let b = create_outside(&env, "legacy-db", "S5.MEDIUM4").await;
+    let theirs = create_outside(&env, "their-cache", "S5.SMALL2").await;
+    give_to(&env, &theirs, "someone-else").await;
     let out = std::process::Command::new(operator_bin())
         .args([
             "import",
@@ -269,6 +271,22 @@ async fn import_prints_manifests_that_adopt_existing_instances() {
     );
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains(&a) && yaml.contains(&b), "{yaml}");
+    // The import gives what it prints to the namespace (the adoption
+    // proof), and leaves what another namespace was given.
+    for id in [&a, &b] {
+        let i = crate::instance(&env, id).await.unwrap();
+        assert_eq!(
+            i.tag("cvm.tencentcloud.io/namespace"),
+            Some(env.ns.as_str())
+        );
+    }
+    assert!(
+        yaml.contains(&format!(
+            "# {theirs} skipped: given to namespace someone-else"
+        )),
+        "{yaml}"
+    );
+    assert!(!yaml.contains(&format!("instanceId: {theirs}")), "{yaml}");
     env.cp
         .run_tool("kubectl", &["apply", "-f", "-"], Some(&yaml));
     let _op = env.operator(&[]);
@@ -282,10 +300,10 @@ async fn import_prints_manifests_that_adopt_existing_instances() {
         );
     }
     let s = env.stats();
-    assert_eq!(s.calls("RunInstances"), 2, "adopted, not created");
+    assert_eq!(s.calls("RunInstances"), 3, "adopted, not created");
     assert_eq!(
         mutations(&s),
-        2,
+        3,
         "the imported spec matches: nothing to change"
     );
 }

@@ -1,7 +1,8 @@
 //! The lifecycle: create, power, resize, in-place changes, adoption, pause, drift, errors, admission.
 
 use crate::support::*;
-use crate::{create_outside, instance, instance_id, mutations};
+use crate::{create_outside, give_to, instance, instance_id, mutations};
+use cvm_operator::api::DeletionPolicy;
 use cvm_operator::cloud::model;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -196,6 +197,8 @@ async fn adopt_by_instance_id_and_observe_only() {
     let env = TestEnv::new("adopt").await;
     let existing = create_outside(&env, "legacy", "S5.SMALL2").await;
     let watched = create_outside(&env, "watched", "S5.SMALL2").await;
+    give_to(&env, &existing, &env.ns).await;
+    give_to(&env, &watched, &env.ns).await;
     let _op = env.operator(&[]);
     let mut m = base_manifest("legacy");
     m["spec"]["instanceId"] = existing.clone().into();
@@ -208,6 +211,17 @@ async fn adopt_by_instance_id_and_observe_only() {
     env.create(m).await;
     let o = env.wait_ready("legacy").await;
     assert_eq!(instance_id(&o), existing);
+    // Adopted: tagged with the resource's UID, kept on deletion by default.
+    let i = instance(&env, &existing).await.unwrap();
+    assert_eq!(i.tag("cvm.tencentcloud.io/uid"), o.metadata.uid.as_deref());
+    assert_eq!(i.tag("cvm.tencentcloud.io/name"), Some("legacy"));
+    assert_eq!(o.spec.effective_deletion_policy(), DeletionPolicy::Retain);
+    let adopting = env.events("legacy").await;
+    assert!(
+        adopting.iter().any(|(r, _)| r == "Adopting"),
+        "{adopting:?}"
+    );
+    let tag_writes = env.stats().calls("ModifyResourceTags");
 
     // ObserveOnly: a different spec is reported, never applied.
     let base = env.stats();
@@ -240,6 +254,13 @@ async fn adopt_by_instance_id_and_observe_only() {
         2,
         "only the two made outside Kubernetes"
     );
+    assert_eq!(
+        env.stats().calls("ModifyResourceTags"),
+        tag_writes,
+        "ObserveOnly claims nothing"
+    );
+    let i = instance(&env, &watched).await.unwrap();
+    assert_eq!(i.tag("cvm.tencentcloud.io/uid"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

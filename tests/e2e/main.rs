@@ -15,6 +15,7 @@ mod inplace;
 mod lifecycle;
 mod safety;
 mod secret_hygiene;
+mod tenancy;
 
 use cvm_operator::cloud::model;
 use cvm_operator::sim;
@@ -50,6 +51,24 @@ pub fn instance_id(o: &cvm_operator::api::CvmInstance) -> String {
         .as_ref()
         .and_then(|s| s.instance_id.clone())
         .expect("status.instanceId")
+}
+
+/// Gives instance `id` to `namespace`, as whoever controls the cloud account
+/// does (`cvm-operator import --namespace` does the same): the adoption proof.
+pub async fn give_to(env: &TestEnv, id: &str, namespace: &str) {
+    let uin = sim::SimAccount::new(sim::DEFAULT_SECRET_ID, "").uin;
+    let req = cvm_operator::cloud::tag::ModifyResourceTagsRequest {
+        resource: cvm_operator::cloud::tag::instance_resource(REGION, &uin, id),
+        replace_tags: Some(vec![cvm_operator::cloud::tag::Tag::new(
+            cvm_operator::api::NAMESPACE_TAG,
+            namespace,
+        )]),
+        delete_tags: None,
+    };
+    env.cloud()
+        .call::<cvm_operator::cloud::tag::ModifyResourceTags>(&env.creds(), REGION, &req)
+        .await
+        .expect("tag the instance");
 }
 
 /// Creates an instance directly in the cloud (as a person would).

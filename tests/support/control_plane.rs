@@ -291,6 +291,24 @@ impl ControlPlane {
         kube::Client::try_from(cfg).expect("client")
     }
 
+    /// A client acting as `user` (impersonated by the admin; in the group
+    /// `system:authenticated` only): what that user may do is what RBAC
+    /// grants them.
+    pub async fn client_as(&self, user: &str) -> kube::Client {
+        let yaml = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        let mut kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
+        for named in &mut kc.auth_infos {
+            if let Some(a) = named.auth_info.as_mut() {
+                a.impersonate = Some(user.to_string());
+                a.impersonate_groups = Some(vec!["system:authenticated".into()]);
+            }
+        }
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig is usable");
+        kube::Client::try_from(cfg).expect("client")
+    }
+
     /// A command for a cluster binary (kubectl, helm) with this kubeconfig.
     pub fn tool(&self, name: &str) -> Command {
         let bin = self

@@ -376,6 +376,16 @@ impl Operator {
 
     /// As [`start`](Self::start) with a given `RUST_LOG` (benchmarks log less).
     pub fn start_logging(env: &TestEnv, extra: &[&str], rust_log: &str) -> Self {
+        Self::spawn(env, extra, rust_log, &[])
+    }
+
+    /// As [`start`](Self::start) with environment variables set (or, with
+    /// an empty value, removed): other credentials of its own, say.
+    pub fn start_with_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Self {
+        Self::spawn(env, extra, "info,cvm_operator=debug", vars)
+    }
+
+    fn spawn(env: &TestEnv, extra: &[&str], rust_log: &str, vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("operator.log");
         let metrics_port = free_port();
@@ -401,12 +411,19 @@ impl Operator {
             format!("cvm-test={SHARED_ACCOUNTS}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(operator_bin())
-            .args(&args)
+        let mut cmd = Command::new(operator_bin());
+        cmd.args(&args)
             .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
             .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
             .env("RUST_LOG", rust_log)
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        for (k, v) in vars {
+            match v {
+                &"" => cmd.env_remove(k),
+                v => cmd.env(k, v),
+            };
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
             .stderr(f)

@@ -193,13 +193,13 @@ impl Reconciling<'_> {
 
     /// We just changed instance `id`: its cached view is out of date, and it
     /// is polled fast for a while.
-    fn changed(&self, key: &FleetKey, id: &str) {
+    pub(super) fn changed(&self, key: &FleetKey, id: &str) {
         self.ctx.observer.invalidate(key, id);
         self.ctx.observer.mark_hot(key, id);
     }
 
     /// Logs an accepted call and returns the `lastOperation` recording it.
-    fn succeeded(&self, done: &Done) -> LastOperation {
+    pub(super) fn succeeded(&self, done: &Done) -> LastOperation {
         let rid = done.request_id.as_str();
         tracing::Span::current().record("request_id", rid);
         tracing::info!(action = done.api_action, request_id = %rid, instance_id = %done.instance_id, "{}", done.what);
@@ -209,7 +209,7 @@ impl Reconciling<'_> {
 
     /// Logs a failed call; for a permanent failure, the `lastOperation` that
     /// blocks mutations until the spec changes.
-    fn failed(&self, api_action: &str, error: &CloudError) -> Option<LastOperation> {
+    pub(super) fn failed(&self, api_action: &str, error: &CloudError) -> Option<LastOperation> {
         if let Some(rid) = error.request_id() {
             tracing::Span::current().record("request_id", rid);
         }

@@ -109,7 +109,7 @@ Secrets are not here: see secretNamespaces in rbac.yaml.
 {{- define "cvm-operator.rules" -}}
 - apiGroups: ["cvm.tencentcloud.io"]
   resources: ["cvminstances"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["cvm.tencentcloud.io"]
   resources: ["cvminstances/status"]
   verbs: ["patch"]
