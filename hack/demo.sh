@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a local control plane, the operator on its in-process CVM
-# simulator, the manifests of examples/, and `kubectl get cvm` once they are
-# Ready. Everything keeps running for you to play with; `make dev-down` stops it.
+# simulator, the manifests of examples/ (account.yaml lets the namespace
+# `default` use the operator's own credentials), and `kubectl get cvm` once
+# they are Ready. Everything keeps running for you to play with; `make dev-down` stops it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -37,6 +38,7 @@ Try it:
   kubectl patch cvm batch-worker --type merge -p '{"spec":{"runState":"Running"}}'  # start it
   kubectl get cvm -w
   kubectl describe cvm web-1                                                          # conditions and events
+  kubectl get cvmaccount                                                              # the account examples/account.yaml lets namespace default use
   curl -s 127.0.0.1:18081/_sim/stats                                                  # API calls seen by the simulator
 Stop everything with: make dev-down
 MSG

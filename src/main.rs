@@ -108,6 +108,22 @@ struct RunArgs {
     /// own, so a resource cannot pick another operator's credentials by its labels.
     #[arg(long, env = "ACCOUNT_SELECTOR")]
     account_selector: Option<String>,
+    /// Where the operator's own credentials come from — what CvmAccounts with
+    /// `source: Environment` use (no namespace gets them otherwise). auto:
+    /// TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY (and
+    /// TENCENTCLOUD_SESSION_TOKEN), else TKE workload identity (TKE_REGION,
+    /// TKE_PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE, TKE_ROLE_ARN), else none.
+    #[arg(
+        long,
+        env = "CVM_OPERATOR_CREDENTIALS",
+        value_enum,
+        default_value = "auto"
+    )]
+    operator_credentials: OwnCredentials,
+    /// With `--operator-credentials instance-role`: the CVM role's name
+    /// (default: the role bound to the CVM, as the metadata service says).
+    #[arg(long, env = "CVM_INSTANCE_ROLE")]
+    instance_role: Option<String>,
     /// The CVM instance metadata service (instance-role credentials).
     #[arg(long, env = "CVM_METADATA_ENDPOINT", default_value = cvm_operator::cloud::metadata::DEFAULT_METADATA_ENDPOINT)]
     metadata_endpoint: String,
@@ -156,6 +172,16 @@ struct RunArgs {
     simulator_listen: SocketAddr,
     #[command(flatten)]
     sim: SimOptions,
+}
+
+/// See `RunArgs::operator_credentials`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OwnCredentials {
+    Auto,
+    Environment,
+    WebIdentity,
+    InstanceRole,
+    None,
 }
 
 #[derive(Args, Debug)]
@@ -328,14 +354,37 @@ async fn run_simulator(args: SimulatorArgs) -> Result<()> {
     Ok(())
 }
 
-fn credentials_from_env() -> Option<Credentials> {
-    match Credentials::from_env() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!(error = %e, "no operator credentials: CvmAccounts with source Environment cannot be used");
-            None
-        }
-    }
+/// The operator's own credentials, as `--operator-credentials` says.
+fn operator_credentials(args: &RunArgs, client: &CvmClient) -> Result<Option<CredentialProvider>> {
+    use cvm_operator::cloud::source_config::{CredentialSourceConfig, SourceContext};
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match args.operator_credentials {
+        OwnCredentials::None => None,
+        OwnCredentials::Auto => CredentialSourceConfig::from_environment(&env),
+        OwnCredentials::Environment => Some(CredentialSourceConfig::default()),
+        OwnCredentials::WebIdentity => Some(CredentialSourceConfig {
+            source: cvm_operator::cloud::source_config::SourceKind::WebIdentity,
+            ..Default::default()
+        }),
+        OwnCredentials::InstanceRole => Some(CredentialSourceConfig::instance_role(
+            args.instance_role.clone(),
+        )),
+    };
+    let Some(config) = config else {
+        tracing::warn!(
+            "no credentials of its own: CvmAccounts with source Environment cannot be used"
+        );
+        return Ok(None);
+    };
+    let ctx = SourceContext {
+        metadata_endpoint: args.metadata_endpoint.clone(),
+        ..SourceContext::new(client.clone(), &env)
+    };
+    let provider = config
+        .build(&ctx)
+        .context("the operator's own credentials (--operator-credentials)")?;
+    tracing::info!(source = %provider.describe(), "credentials of its own");
+    Ok(Some(provider))
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client> {
@@ -374,12 +423,7 @@ impl RunArgs {
             .unwrap_or_else(|| format!("cvm-operator-{}", uuid::Uuid::new_v4().simple()))
     }
 
-    fn controller_config(
-        &self,
-        client: ClientConfig,
-        credentials: Option<Credentials>,
-        identity: &str,
-    ) -> controller::Config {
+    fn controller_config(&self, client: ClientConfig, identity: &str) -> controller::Config {
         let timing = Timing {
             poll_interval: Duration::from_secs(self.poll_interval.max(1)),
             fast_interval: Duration::from_millis(self.fast_poll_ms.max(100)),
@@ -398,7 +442,8 @@ impl RunArgs {
             watch_namespace: self.watch_namespace.clone().filter(|s| !s.is_empty()),
             label_selector: self.label_selector.clone().filter(|s| !s.is_empty()),
             account_selector: self.account_selector.clone().filter(|s| !s.is_empty()),
-            operator_credentials: credentials.map(CredentialProvider::fixed),
+            // Built once the client exists (it makes the STS calls).
+            operator_credentials: None,
             metadata_endpoint: self.metadata_endpoint.clone(),
             client,
             instance_name: identity.to_string(),
@@ -432,11 +477,18 @@ async fn serve_health(addr: SocketAddr, state: server::ServerState) -> Result<()
     Ok(())
 }
 
-/// A cheap call once leading (a standby makes no cloud calls), so a wrong
-/// key or endpoint shows in the first log lines.
-async fn probe_credentials(client: &CvmClient, creds: &Credentials, region: &str) {
+/// A cheap call once leading (a standby makes no cloud calls), so wrong
+/// credentials of its own or a wrong endpoint show in the first log lines.
+async fn probe_credentials(client: &CvmClient, provider: &CredentialProvider, region: &str) {
+    let creds = match provider.credentials().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot obtain the operator's own credentials; accounts using them will report it");
+            return;
+        }
+    };
     let probe = client
-        .call::<model::DescribeZones>(creds, region, &model::DescribeZonesRequest {})
+        .call::<model::DescribeZones>(&creds, region, &model::DescribeZonesRequest {})
         .await;
     match probe {
         Ok(_) => {
@@ -453,14 +505,14 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let simulator = start_simulator(&args).await?;
     let endpoint = simulator.as_ref().map(|(s, _)| s.endpoint());
-    let credentials = match &simulator {
-        Some((_, creds)) => Some(creds.clone()),
-        None => credentials_from_env(),
-    };
     let client_config = args.cloud.client_config(endpoint.as_deref())?;
     let identity = args.identity();
-    let config = args.controller_config(client_config, credentials.clone(), &identity);
+    let mut config = args.controller_config(client_config, &identity);
     let handles = controller::handles(&config)?;
+    config.operator_credentials = match &simulator {
+        Some((_, creds)) => Some(CredentialProvider::fixed(creds.clone())),
+        None => operator_credentials(&args, handles.observer.client())?,
+    };
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = server::ServerState {
@@ -475,8 +527,8 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     let Some(leadership) = leading.await? else {
         return Ok(());
     };
-    if let Some(creds) = &credentials {
-        probe_credentials(handles.observer.client(), creds, &args.cloud.region).await;
+    if let Some(own) = &config.operator_credentials {
+        probe_credentials(handles.observer.client(), own, &args.cloud.region).await;
     }
     ready.store(true, Ordering::Relaxed);
 

@@ -74,7 +74,9 @@ pub struct WebIdentityConfig {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_session_name: Option<String>,
+    /// Default 7200, at most 43200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 43200), extend("format" = "int64"))]
     pub duration_seconds: Option<u64>,
 }
 
@@ -96,6 +98,7 @@ pub struct AssumeRoleConfig {
     pub role_session_name: Option<String>,
     /// Default 7200, at most 43200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 43200), extend("format" = "int64"))]
     pub duration_seconds: Option<u64>,
     /// Required when the role's trust policy names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +159,42 @@ impl<'a> SourceContext<'a> {
 }
 
 impl CredentialSourceConfig {
+    /// Where a process's own credentials come from when it is not told: the
+    /// official SDKs' order — the environment's keys
+    /// (`TENCENTCLOUD_SECRET_ID`/`_SECRET_KEY`), else TKE workload identity
+    /// (all of `TKE_REGION`, `TKE_PROVIDER_ID`, `TKE_WEB_IDENTITY_TOKEN_FILE`,
+    /// `TKE_ROLE_ARN`, as TKE's pod identity injects them). `None`: neither.
+    /// The CVM instance role is used only when asked for: probing the
+    /// metadata service off a CVM would stall start-up.
+    pub fn from_environment(env: &dyn Fn(&str) -> Option<String>) -> Option<Self> {
+        let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+        let tke = [
+            ENV_TKE_REGION,
+            ENV_TKE_PROVIDER_ID,
+            ENV_TKE_WEB_IDENTITY_TOKEN_FILE,
+            ENV_TKE_ROLE_ARN,
+        ];
+        if set(super::credentials::ENV_SECRET_ID) {
+            Some(Self::default())
+        } else if tke.iter().all(|k| set(k)) {
+            Some(Self {
+                source: SourceKind::WebIdentity,
+                ..Self::default()
+            })
+        } else {
+            None
+        }
+    }
+
+    /// The CVM instance role (`role`: the one bound to the CVM when `None`).
+    pub fn instance_role(role: Option<String>) -> Self {
+        Self {
+            source: SourceKind::InstanceRole,
+            instance_role: Some(InstanceRoleConfig { role_name: role }),
+            ..Self::default()
+        }
+    }
+
     /// The Secret the caller must read before [`build`](Self::build).
     pub fn secret_ref(&self) -> Option<&SecretKeysRef> {
         self.secret_ref.as_ref()
@@ -304,6 +343,34 @@ mod tests {
         let schema = serde_json::to_string(&schemars::schema_for!(CredentialSourceConfig)).unwrap();
         assert!(schema.contains("assumeRole") && schema.contains("WebIdentity"));
         assert!(serde_json::from_str::<CredentialSourceConfig>(r#"{"source":"Magic"}"#).is_err());
+    }
+
+    #[test]
+    fn own_credentials_follow_the_sdks_order() {
+        let tke = |k: &str| match k {
+            ENV_TKE_REGION => Some("ap-guangzhou".to_string()),
+            ENV_TKE_PROVIDER_ID => Some("OIDC".into()),
+            ENV_TKE_WEB_IDENTITY_TOKEN_FILE => Some("/var/run/token".into()),
+            ENV_TKE_ROLE_ARN => Some(ROLE.into()),
+            _ => None,
+        };
+        let both = |k: &str| match k {
+            crate::cloud::credentials::ENV_SECRET_ID => Some("AKIDenv".to_string()),
+            other => tke(other),
+        };
+        let partial = |k: &str| (k != ENV_TKE_PROVIDER_ID).then(|| tke(k)).flatten();
+        let blank =
+            |k: &str| (k == crate::cloud::credentials::ENV_SECRET_ID).then(|| " ".to_string());
+        let source = |env: &dyn Fn(&str) -> Option<String>| {
+            CredentialSourceConfig::from_environment(env).map(|c| c.source)
+        };
+        assert_eq!(source(&both), Some(SourceKind::Environment));
+        assert_eq!(source(&tke), Some(SourceKind::WebIdentity));
+        assert_eq!(source(&partial), None, "a partial TKE setup is not used");
+        assert_eq!(source(&blank), None);
+        assert_eq!(source(&|_| None), None);
+        let role = CredentialSourceConfig::instance_role(Some("cvm-node".into()));
+        assert!(role.validate().is_ok());
     }
 
     #[test]

@@ -11,9 +11,33 @@ async fn examples_apply_and_become_ready() {
     let env = TestEnv::new("examples").await;
     let _op = env.operator(&[]);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let out = env
-        .cp
-        .run_tool("kubectl", &["apply", "-n", &env.ns, "-f", dir], None);
+    // examples/account.yaml is the cluster-wide `CvmAccount default` (the
+    // tests share one of their own, for every namespace): the apiserver
+    // accepts it as written, and it selects the demo's namespace only.
+    let account = format!("{dir}/account.yaml");
+    let dry = env.cp.run_tool(
+        "kubectl",
+        &["apply", "--dry-run=server", "-o", "json", "-f", &account],
+        None,
+    );
+    let a: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert_eq!(a["metadata"]["name"], "default");
+    assert_eq!(a["spec"]["credentials"]["source"], "Environment");
+    assert_eq!(
+        a["spec"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "default"
+    );
+    let mut out = String::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        let path = f.unwrap().path();
+        if path.file_name().is_some_and(|n| n == "account.yaml") {
+            continue;
+        }
+        let file = path.display().to_string();
+        out += &env
+            .cp
+            .run_tool("kubectl", &["apply", "-n", &env.ns, "-f", &file], None);
+    }
     let names: Vec<String> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -180,31 +204,38 @@ fn helm_chart_lints_renders_and_installs() {
     chart_rbac::default_install_is_least_privilege(cp, &ns);
 }
 
-/// The chart's Deployment runs this binary's `run` with the chart's env: the
-/// operator started with exactly that environment reconciles.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_runs_with_the_charts_environment() {
-    let env = TestEnv::new("chartenv").await;
+/// Starts this binary's `run` as the chart's Deployment would (its args and
+/// env, rendered with `values`), plus `vars` (which win). Killed on drop.
+struct ChartOperator(std::process::Child, u16);
+
+impl Drop for ChartOperator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_as_the_chart(env: &TestEnv, values: &[String], vars: &[(&str, String)]) -> ChartOperator {
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/helm/cvm-operator");
-    let rendered = env.cp.run_tool(
-        "helm",
-        &[
-            "template",
-            "cvm-operator",
-            chart,
-            "-n",
-            &env.ns,
-            "--set",
-            &format!("endpoint={}", env.sim.endpoint()),
-            "--set",
-            &format!("watchNamespace={}", env.ns),
-            "--set",
-            "leaderElection.enabled=false",
-            "--show-only",
-            "templates/deployment.yaml",
-        ],
-        None,
-    );
+    let mut args: Vec<String> = vec![
+        "template".into(),
+        "cvm-operator".into(),
+        chart.into(),
+        "-n".into(),
+        env.ns.clone(),
+        "--show-only".into(),
+        "templates/deployment.yaml".into(),
+    ];
+    let defaults = [
+        format!("endpoint={}", env.sim.endpoint()),
+        format!("watchNamespace={}", env.ns),
+        "leaderElection.enabled=false".into(),
+    ];
+    for v in defaults.iter().chain(values) {
+        args.extend(["--set".to_string(), v.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rendered = env.cp.run_tool("helm", &args, None);
     let docs: Vec<serde_json::Value> = rendered
         .split("\n---")
         .filter(|d| d.contains("kind: Deployment"))
@@ -227,20 +258,135 @@ async fn operator_runs_with_the_charts_environment() {
     }
     let port = free_port();
     cmd.env("METRICS_ADDR", format!("127.0.0.1:{port}"))
-        .env("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID)
-        .env("TENCENTCLOUD_SECRET_KEY", sim::DEFAULT_SECRET_KEY)
         .env("ACCOUNT_SELECTOR", format!("cvm-test={SHARED_ACCOUNTS}"))
-        .stdout(std::process::Stdio::null())
+        .env_remove("TENCENTCLOUD_SECRET_ID")
+        .env_remove("TENCENTCLOUD_SECRET_KEY");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+    ChartOperator(cmd.spawn().unwrap(), port)
+}
+
+/// The chart's Deployment runs this binary's `run` with the chart's env: the
+/// operator started with exactly that environment reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_runs_with_the_charts_environment() {
+    let env = TestEnv::new("chartenv").await;
+    let keys = [
+        ("TENCENTCLOUD_SECRET_ID", sim::DEFAULT_SECRET_ID.to_string()),
+        (
+            "TENCENTCLOUD_SECRET_KEY",
+            sim::DEFAULT_SECRET_KEY.to_string(),
+        ),
+    ];
+    let op = run_as_the_chart(&env, &[], &keys);
     env.create(base_manifest("from-chart")).await;
     env.wait_ready("from-chart").await;
-    let health = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+    let health = reqwest::get(format!("http://127.0.0.1:{}/readyz", op.1))
         .await
         .unwrap();
     assert!(health.status().is_success());
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// TKE workload identity with no Secret at all: the chart projects the
+/// ServiceAccount token and sets the TKE_* variables; the operator exchanges
+/// the token for a role's credentials, which a CvmAccount with source
+/// Environment (the operator's own) then uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_runs_with_workload_identity_and_no_secret() {
+    use cvm_operator::cloud::Secret;
+    use cvm_operator::sim::{SimRole, SimWebIdentityTrust, StsConfig};
+    let env = TestEnv::new("chartwi").await;
+    let role = "qcs::cam::uin/200000000009:roleName/cvm-operator";
+    env.sim.sim.set_sts(StsConfig {
+        roles: vec![SimRole {
+            arn: role.into(),
+            web_identity: Some(SimWebIdentityTrust {
+                provider_id: "tke-oidc".into(),
+                tokens: vec![Secret::new("projected-sa-token")],
+            }),
+            ..SimRole::default()
+        }],
+        instance_role: None,
+    });
+    let values = [
+        "credentials.workloadIdentity.enabled=true".to_string(),
+        format!("credentials.workloadIdentity.roleArn={role}"),
+        "credentials.workloadIdentity.providerId=tke-oidc".into(),
+    ];
+    // Installed: no Secret, the token projected for STS.
+    let release = format!("wi-{}", &env.ns[env.ns.len() - 6..]);
+    let mut install = vec![
+        "install",
+        &release,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/helm/cvm-operator"),
+        "-n",
+        &env.ns,
+        "--skip-crds",
+    ];
+    for v in &values {
+        install.extend(["--set", v]);
+    }
+    env.cp.run_tool("helm", &install, None);
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let secrets = env.cp.run_tool(
+        "kubectl",
+        &[
+            "get", "secrets", "-n", &env.ns, "-l", &selector, "-o", "name",
+        ],
+        None,
+    );
+    assert_eq!(secrets.trim(), "", "no Secret");
+    let deploy = env.cp.run_tool(
+        "kubectl",
+        &[
+            "get",
+            "deployment",
+            "-n",
+            &env.ns,
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let d: serde_json::Value = serde_json::from_str(&deploy).unwrap();
+    let pod = &d["items"][0]["spec"]["template"]["spec"];
+    let projected = &pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tke-oidc-token")
+        .unwrap()["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(projected["audience"], "sts.cloud.tencent.com");
+    // Run with that environment (the projected token is a file here).
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "projected-sa-token").unwrap();
+    let vars = [
+        ("TKE_WEB_IDENTITY_TOKEN_FILE", token.display().to_string()),
+        ("ACCOUNT_SELECTOR", env.account_label()),
+    ];
+    let _op = run_as_the_chart(&env, &values, &vars);
+    let account = env
+        .account(
+            "own",
+            serde_json::json!({"source": "Environment"}),
+            namespaces_named(&[&env.ns]),
+        )
+        .await;
+    let mut m = base_manifest("by-role");
+    m["spec"]["accountRef"] = serde_json::json!({"name": account});
+    env.create(m).await;
+    let o = env.wait_ready("by-role").await;
+    assert_eq!(
+        o.status.as_ref().unwrap().account.as_ref().unwrap().uin,
+        "200000000009"
+    );
+    assert!(env.stats().calls("AssumeRoleWithWebIdentity") >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,16 @@ Fails on contradictory or half-filled credential values.
 {{- if and $c.sessionToken (not $c.secretId) }}
 {{- fail "credentials: sessionToken needs secretId and secretKey" }}
 {{- end }}
+{{- $sources := 0 }}
+{{- if or $c.existingSecret $c.secretId }}{{ $sources = add1 $sources }}{{ end }}
+{{- if $c.workloadIdentity.enabled }}{{ $sources = add1 $sources }}{{ end }}
+{{- if $c.instanceRole.enabled }}{{ $sources = add1 $sources }}{{ end }}
+{{- if gt $sources 1 }}
+{{- fail "credentials: use one of a Secret (existingSecret or secretId/secretKey), workloadIdentity or instanceRole" }}
+{{- end }}
+{{- if and $c.workloadIdentity.enabled (not (and $c.workloadIdentity.roleArn $c.workloadIdentity.providerId)) }}
+{{- fail "credentials.workloadIdentity needs roleArn and providerId" }}
+{{- end }}
 {{- if $c.existingSecret }}
 {{- $c.existingSecret }}
 {{- else if $c.secretId }}
