@@ -505,7 +505,12 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let simulator = start_simulator(&args).await?;
     let endpoint = simulator.as_ref().map(|(s, _)| s.endpoint());
-    let client_config = args.cloud.client_config(endpoint.as_deref())?;
+    let mut client_config = args.cloud.client_config(endpoint.as_deref())?;
+    // An API that stopped answering is probed a few times per poll interval
+    // (at most every 15 s), so its return is noticed well within one.
+    client_config.probe_interval = Duration::from_secs(args.poll_interval.max(1))
+        .div_f64(4.0)
+        .clamp(Duration::from_secs(1), Duration::from_secs(15));
     let identity = args.identity();
     let mut config = args.controller_config(client_config, &identity);
     let handles = controller::handles(&config)?;
@@ -518,6 +523,7 @@ async fn run_operator(args: RunArgs) -> Result<()> {
     let state = server::ServerState {
         metrics: handles.metrics.clone(),
         ready: ready.clone(),
+        cloud: Some(handles.observer.client().reachability().clone()),
     };
     serve_health(args.metrics_addr, state).await?;
 

@@ -9,6 +9,7 @@ use super::error::{CloudError, ErrorClass};
 use super::form;
 use super::model::{self, Action};
 use super::ratelimit::{Limiters, RateLimits};
+use super::reachability::{self, Reachability};
 use super::scrub::{self, SecretValues};
 use super::sign;
 use super::sts;
@@ -108,6 +109,9 @@ pub struct ClientConfig {
     /// After `AuthFailure.SignatureExpire`, sign with the API's time (from
     /// its `Date` header) and resend once (see [`clock`]).
     pub correct_clock_skew: bool,
+    /// While an endpoint does not answer, one call per this interval goes
+    /// through as a probe; the others fail at once (see [`reachability`]).
+    pub probe_interval: Duration,
     pub observer: Option<CallObserver>,
 }
 
@@ -124,6 +128,7 @@ impl Default for ClientConfig {
             language: Some("en-US".into()),
             clock_skew_secs: 0,
             correct_clock_skew: true,
+            probe_interval: Duration::from_secs(15),
             observer: None,
         }
     }
@@ -163,6 +168,7 @@ struct Inner {
     config: ClientConfig,
     limiters: Limiters,
     clock: SigningClock,
+    reachability: Reachability,
 }
 
 /// Cheap to clone; all clones share the connection pool and rate limits.
@@ -196,6 +202,7 @@ impl CvmClient {
                 http,
                 limiters: Limiters::new(config.rate_limits.clone()),
                 clock: SigningClock::new(config.clock_skew_secs, config.correct_clock_skew),
+                reachability: Reachability::new(config.probe_interval),
                 config,
             }),
         })
@@ -257,25 +264,23 @@ impl CvmClient {
         let mut attempt = 0u32;
         let mut corrected = false;
         let account = creds.map_or("", |c| c.secret_id());
+        let host = host_header(
+            &self
+                .inner
+                .config
+                .endpoint_for(A::SERVICE)
+                .url(A::SERVICE, region),
+        );
         loop {
+            self.admit::<A>(&host, creds, region)?;
             self.inner.limiters.acquire(account, region, A::NAME).await;
             let t0 = Instant::now();
             let result = self
                 .send_once::<A>(creds, region, &body)
                 .await
                 .map_err(|e| e.scrubbed(&secrets));
-            if let Some(obs) = &self.inner.config.observer {
-                obs(&CallRecord {
-                    action: A::NAME,
-                    region: region.to_string(),
-                    error: result
-                        .as_ref()
-                        .err()
-                        .map(|e| (e.code().to_string(), e.class())),
-                    duration: t0.elapsed(),
-                    attempt,
-                });
-            }
+            self.record_reachability(&host, &result);
+            self.report_call(A::NAME, region, &result, t0, attempt);
             let err = match result {
                 Ok(reply) => return Ok(reply),
                 Err(e) => e,
@@ -314,6 +319,83 @@ impl CvmClient {
                 "retrying"
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Tells the observer (metrics, tests) about one attempt.
+    fn report_call<T>(
+        &self,
+        action: &'static str,
+        region: &str,
+        result: &Result<T, CloudError>,
+        started: Instant,
+        attempt: u32,
+    ) {
+        if let Some(obs) = &self.inner.config.observer {
+            obs(&CallRecord {
+                action,
+                region: region.to_string(),
+                error: result
+                    .as_ref()
+                    .err()
+                    .map(|e| (e.code().to_string(), e.class())),
+                duration: started.elapsed(),
+                attempt,
+            });
+        }
+    }
+
+    /// Whether the endpoint is worth a call now (see [`reachability`]).
+    fn admit<A: Action>(
+        &self,
+        host: &str,
+        creds: Option<&Credentials>,
+        region: &str,
+    ) -> Result<(), CloudError> {
+        self.inner
+            .reachability
+            .admit(host, creds, region)
+            .map_err(|down| CloudError::Unreachable {
+                action: A::NAME.into(),
+                host: down.host,
+                since: down.since,
+                last_error: down.last_error,
+            })
+    }
+
+    fn record_reachability<T>(&self, host: &str, result: &Result<T, CloudError>) {
+        let (outcome, error) = match result {
+            Err(e) if e.unanswered() => (reachability::Outcome::Unanswered, Some(e)),
+            _ => (reachability::Outcome::Answered, None),
+        };
+        self.inner.reachability.record(host, outcome, || {
+            error.map_or_else(String::new, |e| format!("{}: {}", e.code(), e.message()))
+        });
+    }
+
+    /// Whether the API answers, per endpoint host.
+    pub fn reachability(&self) -> &Reachability {
+        &self.inner.reachability
+    }
+
+    /// Probes every endpoint that is down and due for a probe (a cheap
+    /// DescribeZones with the last caller's credentials), so an idle
+    /// operator still notices the API's return at once.
+    pub async fn probe_unreachable(&self) {
+        for (host, creds, region) in self.inner.reachability.probe_due() {
+            let req = model::DescribeZonesRequest {};
+            let (body, _) = match self.prepare::<model::DescribeZones>(Some(&creds), &region, &req)
+            {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            let t0 = Instant::now();
+            let result = self
+                .send_once::<model::DescribeZones>(Some(&creds), &region, &body)
+                .await;
+            self.report_call(model::DescribeZones::NAME, &region, &result, t0, 0);
+            tracing::debug!(%host, answered = !result.as_ref().is_err_and(|e| e.unanswered()), "probed the CVM API");
+            self.record_reachability(&host, &result);
         }
     }
 

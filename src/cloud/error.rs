@@ -27,6 +27,9 @@ pub enum ErrorClass {
     /// The request's timestamp was refused: the clock that signed it is off
     /// by more than the API allows (the credentials may be fine).
     ClockSkew,
+    /// Not sent: the API has not answered anyone lately (see
+    /// [`reachability`](super::reachability)); it is retried when it answers.
+    Unreachable,
     /// The request itself is wrong (parameters, quota, stock, image, type,
     /// zone…). Retrying the same request cannot succeed.
     Permanent,
@@ -41,13 +44,15 @@ impl ErrorClass {
             ErrorClass::NotFound => "not_found",
             ErrorClass::Auth => "auth",
             ErrorClass::ClockSkew => "clock_skew",
+            ErrorClass::Unreachable => "unreachable",
             ErrorClass::Permanent => "permanent",
         }
     }
 
-    pub const ALL: [ErrorClass; 7] = [
+    pub const ALL: [ErrorClass; 8] = [
         ErrorClass::Throttled,
         ErrorClass::Transient,
+        ErrorClass::Unreachable,
         ErrorClass::Busy,
         ErrorClass::NotFound,
         ErrorClass::Auth,
@@ -124,6 +129,18 @@ pub enum CloudError {
         request_id: String,
         skew_secs: Option<i64>,
     },
+    /// Not sent: calls to `host` have gone unanswered since `since` (the
+    /// last with `last_error`); one call per probe interval tries again.
+    #[error(
+        "{action} not sent: the CVM API at {host} has not answered since {} (last: {last_error})",
+        since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )]
+    Unreachable {
+        action: String,
+        host: String,
+        since: jiff::Timestamp,
+        last_error: String,
+    },
     /// The request may not have reached the service, or its answer was lost.
     #[error("{action} failed: network error{}: {message}", if *.connect { " before sending" } else { "" })]
     Network {
@@ -156,6 +173,7 @@ impl CloudError {
         match self {
             CloudError::Api { code, .. } => classify_code(code),
             CloudError::ClockSkew { .. } => ErrorClass::ClockSkew,
+            CloudError::Unreachable { .. } => ErrorClass::Unreachable,
             CloudError::Network { .. } | CloudError::Timeout { .. } => ErrorClass::Transient,
             CloudError::HttpStatus { status, .. } => match status {
                 429 => ErrorClass::Throttled,
@@ -174,6 +192,7 @@ impl CloudError {
         match self {
             CloudError::Api { action, .. }
             | CloudError::ClockSkew { action, .. }
+            | CloudError::Unreachable { action, .. }
             | CloudError::Network { action, .. }
             | CloudError::Timeout { action, .. }
             | CloudError::HttpStatus { action, .. }
@@ -188,6 +207,7 @@ impl CloudError {
         match self {
             CloudError::Api { code, .. } => code,
             CloudError::ClockSkew { .. } => SIGNATURE_EXPIRE,
+            CloudError::Unreachable { .. } => "ClientError.Unreachable",
             CloudError::Network { .. } => "ClientError.NetworkError",
             CloudError::Timeout { .. } => "ClientError.Timeout",
             CloudError::HttpStatus { .. } => "ClientError.HttpStatusCodeError",
@@ -269,7 +289,28 @@ impl CloudError {
                 action,
                 detail: s(detail),
             },
+            CloudError::Unreachable {
+                action,
+                host,
+                since,
+                last_error,
+            } => CloudError::Unreachable {
+                action,
+                host,
+                since,
+                last_error: s(last_error),
+            },
             other @ (CloudError::Timeout { .. } | CloudError::HttpStatus { .. }) => other,
+        }
+    }
+
+    /// True when no answer came: the connection failed or timed out, or a
+    /// gateway in front answered 5xx (see [`reachability`](super::reachability)).
+    pub fn unanswered(&self) -> bool {
+        match self {
+            CloudError::Network { .. } | CloudError::Timeout { .. } => true,
+            CloudError::HttpStatus { status, .. } => (500..=599).contains(status),
+            _ => false,
         }
     }
 
@@ -278,7 +319,7 @@ impl CloudError {
     pub fn certainly_not_executed(&self) -> bool {
         match self {
             CloudError::Network { connect, .. } => *connect,
-            CloudError::ClockSkew { .. } => true,
+            CloudError::ClockSkew { .. } | CloudError::Unreachable { .. } => true,
             CloudError::Api { code, .. } => matches!(
                 classify_code(code),
                 ErrorClass::Throttled | ErrorClass::Auth | ErrorClass::ClockSkew
@@ -386,8 +427,9 @@ mod tests {
         for (code, want) in table {
             assert_eq!(classify_code(code), *want, "{code}");
         }
-        // Every class is reachable.
-        for class in ErrorClass::ALL {
+        // Every class is reachable (but the client's own verdict that the
+        // API does not answer, which no code carries).
+        for class in ErrorClass::ALL.into_iter().filter(|c| *c != Unreachable) {
             assert!(table.iter().any(|(_, c)| *c == class), "{class:?}");
         }
     }

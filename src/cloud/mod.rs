@@ -11,6 +11,7 @@ pub mod metadata;
 pub mod model;
 pub mod provider;
 pub mod ratelimit;
+pub mod reachability;
 pub mod scrub;
 pub mod sign;
 pub mod source_config;

@@ -92,6 +92,7 @@ impl AccessError {
                 ErrorClass::Auth => reason::CREDENTIALS_REJECTED,
                 // The keys may be fine: the node's clock is not.
                 ErrorClass::ClockSkew => reason::CLOCK_SKEW,
+                ErrorClass::Unreachable => reason::CLOUD_UNREACHABLE,
                 ErrorClass::Permanent => reason::CREDENTIALS_INVALID,
                 _ => reason::CREDENTIALS_UNREADABLE,
             },

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub leader: Gauge,
     pub resources: Family<ReadyLabels, Gauge>,
     pub not_ready_max: Gauge<f64, AtomicU64>,
+    /// CVM API endpoints that do not answer now (see `cloud::reachability`).
+    pub cloud_unreachable: Gauge,
 }
 
 impl Default for Metrics {
@@ -120,10 +122,17 @@ impl Default for Metrics {
             "The longest time any CvmInstance has been continuously not Ready (0: all Ready)",
             not_ready_max.clone(),
         );
+        let cloud_unreachable = Gauge::default();
+        registry.register(
+            "cloud_endpoints_unreachable",
+            "CVM API endpoints that do not answer (calls wait; one probe per interval)",
+            cloud_unreachable.clone(),
+        );
         Self {
             registry,
             resources,
             not_ready_max,
+            cloud_unreachable,
             reconciles,
             errors,
             cloud_calls,

@@ -205,6 +205,8 @@ async fn gauges(
         metrics.set_instance_states(&observer.state_counts());
         let readiness = cached.state().into_iter().map(|o| o.readiness());
         metrics.set_readiness(readiness, jiff::Timestamp::now());
+        let down = observer.client().reachability().down().len();
+        metrics.cloud_unreachable.set(down as i64);
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

@@ -12,10 +12,11 @@ use super::observation::Observation;
 pub use super::observation::Timing;
 use crate::cloud::model::InstanceState;
 use crate::cloud::{
-    CloudError, CredentialProvider, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS,
+    CloudError, CredentialProvider, Credentials, CvmClient, ErrorClass, Identity,
+    client::MAX_DESCRIBE_IDS,
 };
 use batch::Batcher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -163,6 +164,8 @@ struct Inner {
     /// Create-guard lookups by UID tag, five per DescribeInstances.
     by_uid: Batcher<FleetKey, String, Option<Arc<Observation>>, Arc<CloudError>>,
     wake: mpsc::UnboundedSender<ResourceKey>,
+    /// Resources waiting for the API to answer again (woken when it does).
+    parked: Mutex<HashSet<ResourceKey>>,
 }
 
 /// Shared handle (cheap to clone).
@@ -187,6 +190,7 @@ impl Observer {
                     by_id: Batcher::new(MAX_DESCRIBE_IDS),
                     by_uid: Batcher::new(MAX_FILTER_VALUES),
                     wake,
+                    parked: Mutex::new(HashSet::new()),
                 }),
             },
             rx,
@@ -449,15 +453,70 @@ impl Observer {
                 }
             };
             for chunk in ids.chunks(MAX_DESCRIBE_IDS) {
-                if let Err(e) = self.describe_into_cache(&key, &creds, chunk).await {
-                    tracing::warn!(region = %key.region, error = %e, "sweep failed");
+                match self.describe_into_cache(&key, &creds, chunk).await {
+                    // Logged once per outage, by the client.
+                    Err(e) if e.class() == ErrorClass::Unreachable => {
+                        tracing::debug!(region = %key.region, error = %e, "sweep not sent");
+                    }
+                    Err(e) => tracing::warn!(region = %key.region, error = %e, "sweep failed"),
+                    Ok(_) => {}
                 }
             }
         }
     }
 
-    /// Runs the fast and slow sweeps until the task is dropped.
+    /// Whether `key` waits for the API to answer again (woken when it
+    /// does); its last reconcile decides.
+    pub fn park(&self, key: ResourceKey, waits: bool) {
+        let mut parked = self.inner.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if waits {
+            parked.insert(key);
+        } else if !parked.is_empty() {
+            parked.remove(&key);
+        }
+    }
+
+    /// Until the task is dropped: probes endpoints that do not answer (so
+    /// an idle operator notices their return within a probe interval), and
+    /// wakes every parked resource when one answers again. Apart from the
+    /// sweeps, which a call hanging on a dead endpoint may hold up.
+    async fn run_outage_watch(self) {
+        let reachability = self.inner.client.reachability().clone();
+        let mut recoveries = reachability.recoveries();
+        let mut probe = tokio::time::interval(reachability.probe_interval() / 2);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = recoveries.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let parked = std::mem::take(
+                        &mut *self.inner.parked.lock().unwrap_or_else(|e| e.into_inner()),
+                    );
+                    tracing::info!(resources = parked.len(), "the CVM API answers again; waking what waited");
+                    for key in parked {
+                        let _ = self.inner.wake.send(key);
+                    }
+                }
+                _ = probe.tick() => {
+                    if reachability.down().is_empty() {
+                        continue;
+                    }
+                    let client = self.inner.client.clone();
+                    tokio::spawn(async move { client.probe_unreachable().await });
+                }
+            }
+        }
+    }
+
+    /// Runs the fast and slow sweeps, and the outage watch, until the task
+    /// is dropped.
     pub async fn run_sweeps(self) {
+        tokio::join!(self.clone().run_outage_watch(), self.run_polls());
+    }
+
+    async fn run_polls(self) {
         let cfg = self.inner.config.clone();
         let Timing {
             poll_interval,

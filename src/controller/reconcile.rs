@@ -18,13 +18,13 @@ use super::credentials::CredentialStore;
 use super::events::Publisher;
 use super::metrics::Metrics;
 use super::observation::{Observation, Observed, Timing, WriteOnly};
-use super::observe::{FleetKey, Observer};
+use super::observe::{FleetKey, Observer, ResourceKey};
 use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
 use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
-use crate::cloud::{CloudError, Credentials};
+use crate::cloud::{CloudError, Credentials, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -578,6 +578,17 @@ impl<'a> Reconciling<'a> {
             Some(class) => self.ctx.metrics.error(Some(class)),
             None => self.ctx.reset_backoff(&self.uid),
         }
+        // Failed for want of an answer (or not sent for that reason): woken
+        // the moment the API answers again, whatever its backoff says.
+        let waits = matches!(
+            report.error,
+            Some(ErrorClass::Unreachable | ErrorClass::Transient)
+        );
+        let key = ResourceKey {
+            namespace: self.obj.namespace().unwrap_or_default(),
+            name: self.obj.name_any(),
+        };
+        self.ctx.observer.park(key, waits);
         let delay = self.ctx.delay(&self.uid, report.requeue);
         // Events before status: whoever sees the new status (a person, a
         // test, a dashboard) finds the events that explain it already there.

@@ -101,6 +101,8 @@ pub fn retry_base(class: ErrorClass) -> Option<Duration> {
         ErrorClass::Busy | ErrorClass::NotFound => Some(Duration::from_secs(2)),
         ErrorClass::Throttled | ErrorClass::Transient => Some(Duration::from_secs(5)),
         ErrorClass::Auth | ErrorClass::ClockSkew => Some(Duration::from_secs(30)),
+        // A backstop: the observer wakes whoever waits when the API answers.
+        ErrorClass::Unreachable => Some(Duration::from_secs(30)),
     }
 }
 
@@ -408,13 +410,17 @@ impl Report {
             launched: None,
         };
         let mut report = Report::new(mode, status, requeue);
-        let e = event(
-            EventType::Warning,
-            event_reason::CLOUD_API_ERROR,
-            api_action,
-            note,
-        );
-        report.events.push(e);
+        // An outage is the operator's, not the resource's: the condition
+        // says it once, the log once per outage, no event per retry.
+        if class != ErrorClass::Unreachable {
+            let e = event(
+                EventType::Warning,
+                event_reason::CLOUD_API_ERROR,
+                api_action,
+                note,
+            );
+            report.events.push(e);
+        }
         report.error = Some(class);
         report
     }
@@ -457,9 +463,16 @@ impl Report {
         action: &'static str,
     ) -> Self {
         let e = event(EventType::Warning, reason, action, message.clone());
+        let unreachable = reason == status::reason::CLOUD_UNREACHABLE;
         let outcome = Outcome::Credentials { reason, message };
         let requeue = Requeue::backoff(CREDENTIALS_RETRY);
         let mut report = Report::new(mode, StatusReport::ConditionsOnly(outcome), requeue);
+        if unreachable {
+            // Verifying the keys needs the API: an outage, said by the
+            // condition alone (see `cloud_failed`).
+            report.error = Some(ErrorClass::Unreachable);
+            return report;
+        }
         report.events.push(e);
         report.error = Some(ErrorClass::Auth);
         report

@@ -481,3 +481,57 @@ fn the_intent_records_a_pending_create() {
         "RunInstances sent; waiting for the instance id"
     );
 }
+
+#[test]
+fn an_outage_is_said_once_by_the_condition_not_by_events() {
+    let obj = resource();
+    let unreachable = || CloudError::Unreachable {
+        action: "StopInstances".into(),
+        host: "cvm.tencentcloudapi.com".into(),
+        since: "2026-11-30T10:00:00Z".parse().unwrap(),
+        last_error: "ClientError.Timeout: timed out".into(),
+    };
+    let o = present(Observation::fixture());
+    let r = Report::cloud_failed(
+        Mode::Apply,
+        o,
+        "StopInstances",
+        unreachable(),
+        None,
+        timing(),
+    );
+    assert!(r.events.is_empty(), "no event per retry: {:?}", r.events);
+    assert_eq!(r.error, Some(ErrorClass::Unreachable));
+    // The message does not count down, so retries rewrite nothing.
+    let s1 = applied(&r, &obj, Some(Duration::from_secs(30)));
+    let s2 = applied(&r, &obj, Some(Duration::from_secs(60)));
+    assert_eq!(s1, s2);
+    let (status, why, msg) = condition(&s1.conditions, SYNCED);
+    assert_eq!(
+        (status.as_str(), why.as_str()),
+        ("False", reason::CLOUD_UNREACHABLE)
+    );
+    assert!(
+        msg.contains("has not answered since 2026-11-30T10:00:00Z"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("retried when it answers again"), "{msg}");
+    let stalled = condition(&s1.conditions, crate::controller::status::STALLED);
+    assert_eq!(stalled.0, "False", "time, not a person, ends an outage");
+    // Not observable for the same reason: conditions only, no event.
+    let r = Report::unobservable(Mode::Apply, unreachable(), timing());
+    assert!(r.events.is_empty());
+    let Some(StatusWrite::Conditions(c)) = r.status_write(&obj, None, &now()) else {
+        panic!("conditions only");
+    };
+    assert_eq!(condition(&c, SYNCED).1, reason::CLOUD_UNREACHABLE);
+    // Keys that cannot be verified for want of an answer: the same.
+    let r = Report::credentials_failed(
+        Mode::Apply,
+        reason::CLOUD_UNREACHABLE,
+        "not answered".into(),
+        "ResolveCredentials",
+    );
+    assert!(r.events.is_empty());
+    assert_eq!(r.error, Some(ErrorClass::Unreachable));
+}

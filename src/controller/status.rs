@@ -73,6 +73,9 @@ pub mod reason {
     pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
     /// The instance carries the UID tag of another live resource.
     pub const INSTANCE_CLAIMED: &str = "InstanceClaimed";
+    /// The CVM API does not answer (refused, timed out, 5xx); the resource
+    /// is reconciled again as soon as it does.
+    pub const CLOUD_UNREACHABLE: &str = "CloudUnreachable";
     pub const NOT_STALLED: &str = "NotStalled";
     /// A `CvmAccount`'s credentials were obtained and verified.
     pub const VERIFIED: &str = "Verified";
@@ -260,9 +263,13 @@ fn synced(
             let reason = match class {
                 ErrorClass::Auth => reason::CREDENTIALS_REJECTED,
                 ErrorClass::ClockSkew => reason::CLOCK_SKEW,
+                ErrorClass::Unreachable => reason::CLOUD_UNREACHABLE,
                 _ => reason::RECONCILE_ERROR,
             };
             let tail = match (retried, next_attempt) {
+                // Woken when the API answers: no countdown, so the message
+                // (and the status) stays the same through the outage.
+                _ if *class == ErrorClass::Unreachable => "retried when it answers again".into(),
                 (true, Some(d)) => format!("retrying in {}s", d.as_secs().max(1)),
                 (true, None) => "retrying".into(),
                 (false, _) => "not retried until the spec changes".into(),
@@ -395,7 +402,10 @@ fn is_stalled(outcome: &Outcome) -> bool {
         Outcome::CloudFailed { class, retried, .. } => {
             !retried || matches!(class, ErrorClass::Auth | ErrorClass::ClockSkew)
         }
-        Outcome::Credentials { reason, .. } => *reason != reason::CREDENTIALS_UNREADABLE,
+        Outcome::Credentials { reason, .. } => !matches!(
+            *reason,
+            reason::CREDENTIALS_UNREADABLE | reason::CLOUD_UNREACHABLE
+        ),
         Outcome::Waiting(w) => matches!(
             w,
             Wait::NotAllowed(_)

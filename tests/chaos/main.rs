@@ -13,4 +13,5 @@
 mod support;
 
 mod clock_skew;
+mod cloud_outage;
 mod knobs;

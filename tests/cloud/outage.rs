@@ -176,3 +176,55 @@ async fn a_skewed_clock_is_measured_and_corrected() {
     sim.sim.set_clock_offset(0);
     zones(&fixing).await.unwrap();
 }
+
+#[tokio::test]
+async fn calls_wait_while_the_api_does_not_answer_and_resume_at_its_first_answer() {
+    let sim = start(fast_config()).await;
+    let c = client_for(&sim, |cfg| {
+        no_retries(cfg);
+        cfg.probe_interval = Duration::from_millis(500);
+    });
+    let recoveries = c.reachability().recoveries();
+    zones(&c).await.unwrap();
+    sim.sim.set_outage(OutageMode::ServerError);
+    // Unanswered for 5 s and three calls: the endpoint is down.
+    let t0 = Instant::now();
+    while c.reachability().down().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never declared down"
+        );
+        let e = zones(&c).await.unwrap_err();
+        assert!(
+            e.unanswered() || e.class() == ErrorClass::Unreachable,
+            "{e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(t0.elapsed() >= Duration::from_secs(5));
+    // Calls now fail at once, without reaching the simulator…
+    let reached = sim.sim.stats().outage.values().sum::<u64>();
+    let mut not_sent = 0;
+    for _ in 0..20 {
+        match zones(&c).await.unwrap_err() {
+            CloudError::Unreachable { last_error, .. } => {
+                assert!(last_error.contains("503"), "{last_error}");
+                not_sent += 1;
+            }
+            other => assert!(other.unanswered(), "{other:?}"),
+        }
+    }
+    assert!(not_sent >= 19, "{not_sent}");
+    let during = sim.sim.stats().outage.values().sum::<u64>() - reached;
+    assert!(during <= 1, "{during} calls reached the simulator");
+    // …but for one probe per interval, which notices the return.
+    sim.sim.set_outage(OutageMode::None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.probe_unreachable().await;
+    assert!(c.reachability().down().is_empty());
+    assert!(
+        recoveries.has_changed().unwrap(),
+        "the recovery is announced"
+    );
+    zones(&c).await.unwrap();
+}

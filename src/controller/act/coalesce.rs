@@ -43,6 +43,7 @@ pub fn split(ids: &[String], error: &CloudError) -> Split {
         // About the call, not about any instance: the same for every id.
         ErrorClass::Throttled
         | ErrorClass::Transient
+        | ErrorClass::Unreachable
         | ErrorClass::Auth
         | ErrorClass::ClockSkew => Split::Whole,
         ErrorClass::Busy | ErrorClass::NotFound | ErrorClass::Permanent => {
