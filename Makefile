@@ -46,6 +46,7 @@ chaos: envtest ## Chaos cases (restarts, outages, clock skew, failover, rotation
 crds: ## Regenerate crds/, the chart's copy and deploy/manifests
 	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmInstance > crds/cvminstances.yaml
 	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmAccount > crds/cvmaccounts.yaml
+	$(CARGO) run -q --bin cvm-operator -- crd --kind CvmInstanceSet > crds/cvminstancesets.yaml
 	hack/render-manifests.sh
 
 demo: ## Local control plane + operator on the in-process simulator + examples/

@@ -28,6 +28,7 @@ fi
 
 kubectl apply -f examples/
 log "waiting for the instances to become Ready"
+kubectl wait --for=condition=Ready cvmset --all --timeout=120s >/dev/null
 kubectl wait --for=condition=Ready cvm --all --timeout=120s >/dev/null
 kubectl get cvm
 cat <<MSG
@@ -36,6 +37,7 @@ Try it:
   export KUBECONFIG=$DEV/kubeconfig PATH=$ASSETS:\$PATH
   kubectl patch cvm web-1 --type merge -p '{"spec":{"instanceType":"S5.LARGE8"}}'   # resize (stop, resize, start)
   kubectl patch cvm batch-worker --type merge -p '{"spec":{"runState":"Running"}}'  # start it
+  kubectl scale cvmset/workers --replicas=10                                          # a fleet: one RunInstances
   kubectl get cvm -w
   kubectl describe cvm web-1                                                          # conditions and events
   kubectl get cvmaccount                                                              # the account examples/account.yaml lets namespace default use

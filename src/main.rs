@@ -205,7 +205,7 @@ struct ImportArgs {
 #[derive(Args, Debug)]
 struct CrdArgs {
     /// Only this kind's CRD (default: all of them, one YAML document each).
-    #[arg(long, value_parser = ["CvmInstance", "CvmAccount"])]
+    #[arg(long, value_parser = ["CvmInstance", "CvmAccount", "CvmInstanceSet"])]
     kind: Option<String>,
 }
 
@@ -601,14 +601,15 @@ async fn async_main() -> Result<()> {
         Command::Import(args) => run_import(args).await,
         Command::Simulator(args) => run_simulator(args).await,
         Command::Crd(args) => {
-            let (instance, account) = (
-                cvm_operator::api::crd_yaml(),
-                cvm_operator::api::account::crd_yaml(),
-            );
-            match args.kind.as_deref() {
-                Some("CvmInstance") => print!("{instance}"),
-                Some(_) => print!("{account}"),
-                None => print!("{instance}{account}"),
+            let all = [
+                ("CvmInstance", cvm_operator::api::crd_yaml()),
+                ("CvmAccount", cvm_operator::api::account::crd_yaml()),
+                ("CvmInstanceSet", cvm_operator::api::set::crd_yaml()),
+            ];
+            for (kind, yaml) in all {
+                if args.kind.as_deref().is_none_or(|k| k == kind) {
+                    print!("{yaml}");
+                }
             }
             Ok(())
         }

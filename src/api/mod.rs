@@ -16,6 +16,7 @@ pub mod limits;
 use limits::*;
 pub mod account;
 pub use account::{AccountKind, AccountRecord, CvmAccount, CvmAccountSpec, CvmAccountStatus};
+pub mod set;
 
 pub const GROUP: &str = "cvm.tencentcloud.io";
 /// The finalizer that guards the cloud instance (with a `/`, as the

@@ -96,6 +96,13 @@ pub struct Created {
     pub instance_id: String,
 }
 
+/// What a RunInstances of several instances returned.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    pub request_id: String,
+    pub instance_ids: Vec<String>,
+}
+
 /// Mutations that may share a call: same region, same credentials (by
 /// their identity, never the bare SecretId: a borrowed SecretId with a wrong
 /// key must never ride on its owner's call, nor fail it), same action, same
@@ -134,13 +141,22 @@ fn batch_params(action: &CloudAction) -> Option<String> {
 /// RunInstances-like quota of mutating actions (10 calls/s) makes any wait
 /// that saves calls cheap; a lone action pays this once.
 pub const MUTATION_WINDOW: Duration = Duration::from_millis(50);
+/// The window while the same mutation was sent moments ago
+/// ([`BURST_MEMORY`]): a mass deletion or stop arrives spread over seconds
+/// (reconciles run 100 at a time), so waiting up to half a second fills
+/// calls of up to 100 ids instead of sending one per 50 ms; the mutation
+/// itself takes seconds in the cloud.
+pub const BURST_WINDOW: Duration = Duration::from_millis(500);
+/// How long after a batch another of the same key counts as a burst.
+const BURST_MEMORY: Duration = Duration::from_secs(2);
 
 /// Sends mutating calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Actor {
     client: CvmClient,
     batches: Arc<Batcher<MutationKey, String, coalesce::Answer, Infallible>>,
-    window: Duration,
+    /// When each key's last batch was started.
+    recent: Arc<Mutex<HashMap<MutationKey, std::time::Instant>>>,
     /// Account uins by credential identity.
     uins: Arc<Mutex<HashMap<Identity, String>>>,
 }
@@ -152,7 +168,7 @@ impl Actor {
             // The per-call limit of every batched action is 100 ids, the
             // same as DescribeInstances'.
             batches: Arc::new(Batcher::new(MAX_DESCRIBE_IDS)),
-            window: MUTATION_WINDOW,
+            recent: Arc::default(),
             uins: Arc::default(),
         }
     }
@@ -204,9 +220,10 @@ impl Actor {
                 unique.into_iter().zip(answers).collect();
             Ok(ids.iter().map(|id| by_id[id].clone()).collect())
         };
+        let window = self.window(&key);
         let answer = self
             .batches
-            .submit(&key, id.to_string(), self.window, flush)
+            .submit(&key, id.to_string(), window, flush)
             .await;
         match answer {
             Some(Ok(a)) => a,
@@ -219,37 +236,57 @@ impl Actor {
         }
     }
 
-    /// RunInstances with a resolved request.
+    /// The window of a batch that would start now: long while the same
+    /// mutation is being sent for many resources, short otherwise.
+    fn window(&self, key: &MutationKey) -> Duration {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        recent.retain(|_, t| now.duration_since(*t) < BURST_MEMORY);
+        let burst = recent.contains_key(key);
+        recent.insert(key.clone(), now);
+        if burst { BURST_WINDOW } else { MUTATION_WINDOW }
+    }
+
+    /// RunInstances with a resolved request, for one instance.
     pub async fn create(
         &self,
         creds: &Credentials,
         region: &str,
         req: &model::RunInstancesRequest,
     ) -> Result<Created, CloudError> {
+        let launched = self.launch(creds, region, req).await?;
+        Ok(Created {
+            request_id: launched.request_id,
+            instance_id: launched.instance_ids.into_iter().next().unwrap_or_default(),
+        })
+    }
+
+    /// RunInstances with a resolved request: the ids, never none.
+    pub async fn launch(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        req: &model::RunInstancesRequest,
+    ) -> Result<Launched, CloudError> {
         let reply = self
             .client
             .call::<model::RunInstances>(creds, region, req)
             .await?;
-        let id = reply
-            .body
-            .instance_id_set
-            .unwrap_or_default()
-            .into_iter()
-            .next();
-        match id {
-            Some(instance_id) => Ok(Created {
-                request_id: reply.request_id,
-                instance_id,
-            }),
+        let ids = reply.body.instance_id_set.unwrap_or_default();
+        if ids.is_empty() {
             // A replay while the first create is still processing can
             // return no ids (seen on other Tencent products): retry later.
-            None => Err(CloudError::Api {
+            return Err(CloudError::Api {
                 action: model::RunInstances::NAME.into(),
                 code: "InternalError.EmptyInstanceIdSet".into(),
                 message: "RunInstances returned no instance id".into(),
                 request_id: reply.request_id,
-            }),
+            });
         }
+        Ok(Launched {
+            request_id: reply.request_id,
+            instance_ids: ids,
+        })
     }
 
     /// One action on the instances `ids`; returns the RequestId. `values`:

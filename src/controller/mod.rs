@@ -19,6 +19,7 @@ pub mod applied;
 pub mod cache;
 pub mod credentials;
 pub mod events;
+pub mod fleet;
 pub mod leader;
 pub mod metrics;
 pub mod observation;
@@ -33,7 +34,7 @@ pub mod verify_account;
 
 use crate::api::{CvmAccount, CvmInstance};
 use crate::cloud::{ClientConfig, CredentialProvider, CvmClient};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -159,6 +160,9 @@ pub async fn run(
         let object = ObjectRef::<cache::CachedInstance>::new(&key.name).within(&key.namespace);
         Some((object, rx))
     });
+    // One shutdown for both controllers.
+    let shutdown = shutdown.shared();
+    let sets = tokio::spawn(fleet::run(ctx.clone(), config.clone(), shutdown.clone()));
     tracing::info!(
         namespace = config.watch_namespace.as_deref().unwrap_or("<all>"),
         selector = config.label_selector.as_deref().unwrap_or(""),
@@ -176,6 +180,7 @@ pub async fn run(
             }
         })
         .await;
+    let _ = sets.await;
     sweeps.abort();
     gauge.abort();
     account_task.abort();

@@ -118,7 +118,7 @@ impl Context {
         exp.mul_f64(0.75 + fastrand::f64() * 0.5)
     }
 
-    fn reset_backoff(&self, uid: &str) {
+    pub(in crate::controller) fn reset_backoff(&self, uid: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -126,7 +126,7 @@ impl Context {
     }
 
     /// The delay a requeue asks for (`None`: wait for a change).
-    fn delay(&self, uid: &str, requeue: Requeue) -> Option<Duration> {
+    pub(in crate::controller) fn delay(&self, uid: &str, requeue: Requeue) -> Option<Duration> {
         match requeue {
             Requeue::AwaitChange => None,
             Requeue::After(d) => Some(d),
@@ -156,7 +156,7 @@ pub(crate) fn now() -> Time {
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
-fn rfc3339_now() -> String {
+pub(in crate::controller) fn rfc3339_now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
@@ -192,6 +192,44 @@ pub fn error_policy(obj: Arc<CachedInstance>, error: &Error, ctx: Arc<Context>) 
     let delay = ctx.backoff(&obj.uid().unwrap_or_default(), Duration::from_millis(500));
     tracing::warn!(name = %obj.name_any(), %error, ?delay, "reconcile failed");
     Action::requeue(delay)
+}
+
+/// Adds or removes our finalizer on `obj`; the resourceVersion makes it a
+/// compare-and-swap, so a concurrent writer's finalizers are never lost.
+/// False when our copy was out of date (409): the watch brings the fresh one.
+pub(in crate::controller) async fn patch_finalizer<K>(
+    api: &Api<K>,
+    obj: &K,
+    present: bool,
+) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut finalizers: Vec<&str> = obj
+        .finalizers()
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != api::FINALIZER)
+        .collect();
+    if present {
+        finalizers.push(api::FINALIZER);
+    }
+    let rv = obj.resource_version();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rv}});
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Already gone: nothing left to release.
+        Err(kube::Error::Api(s)) if !present && s.code == 404 => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// How long a reconcile waits for the watch to deliver our own status write.
@@ -699,34 +737,9 @@ impl<'a> Reconciling<'a> {
         Ok(Action::await_change())
     }
 
-    /// Adds or removes our finalizer; the resourceVersion makes it a
-    /// compare-and-swap, so a concurrent writer's finalizers are never lost.
-    /// False when our copy was out of date (409): the watch brings the fresh one.
+    /// See [`patch_finalizer`].
     async fn set_finalizer(&self, present: bool) -> Result<bool, Error> {
-        let mut finalizers: Vec<&str> = self
-            .obj
-            .finalizers()
-            .iter()
-            .map(String::as_str)
-            .filter(|f| *f != api::FINALIZER)
-            .collect();
-        if present {
-            finalizers.push(api::FINALIZER);
-        }
-        let rv = self.obj.resource_version();
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": rv}});
-        let params = PatchParams::default();
-        match self
-            .api
-            .patch(&self.obj.name_any(), &params, &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(true),
-            // Already gone: nothing left to release.
-            Err(kube::Error::Api(s)) if !present && s.code == 404 => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(patch_finalizer(&self.api, &self.obj, present).await?)
     }
 
     /// Stops observing the resource's instance.

@@ -476,6 +476,18 @@ pub fn account_ready(
     condition(prev, READY, c, generation, now)
 }
 
+/// A condition for another resource's status (a set's): its
+/// `lastTransitionTime` moves only when its status flips.
+pub fn transition(
+    prev: &[Condition],
+    type_: &str,
+    (status, reason, message): (bool, &'static str, String),
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    condition(prev, type_, cond(status, reason, message), generation, now)
+}
+
 /// What one status carries besides the conditions.
 pub struct Facts<'a> {
     pub mode: Mode,

@@ -6,6 +6,7 @@ use crate::support::control_plane::ControlPlane;
 use serde_json::{Value, json};
 
 const CVM: &str = "cvminstances.cvm.tencentcloud.io";
+const SETS: &str = "cvminstancesets.cvm.tencentcloud.io";
 const LEASES: &str = "leases.coordination.k8s.io";
 const ACCOUNTS: &str = "cvmaccounts.cvm.tencentcloud.io";
 
@@ -106,8 +107,10 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
     assert_eq!(
         rules(cp, "clusterrole", "cvm-operator", None),
         json!([
-            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
             {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstances/status"], "verbs": ["patch"]},
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstancesets"], "verbs": ["list", "watch", "patch"]},
+            {"apiGroups": ["cvm.tencentcloud.io"], "resources": ["cvminstancesets/status"], "verbs": ["patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
         ])
     );
@@ -131,6 +134,7 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
     let other_lease = format!("{LEASES}/someone-else");
     let status = format!("{CVM}/status");
     let finalizers = format!("{CVM}/finalizers");
+    let set_status = format!("{SETS}/status");
     let n = Some(ns);
     assert_grants(
         cp,
@@ -142,6 +146,13 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
             ("watch", CVM, None, true),
             ("patch", CVM, n, true),
             ("patch", &status, n, true),
+            // A set's members: created, updated, deleted.
+            ("create", CVM, n, true),
+            ("delete", CVM, n, true),
+            ("list", SETS, None, true),
+            ("watch", SETS, None, true),
+            ("patch", SETS, n, true),
+            ("patch", &set_status, n, true),
             ("create", "events.events.k8s.io", n, true),
             ("create", LEASES, n, true),
             ("get", &lease, n, true),
@@ -156,9 +167,11 @@ pub fn default_install_is_least_privilege(cp: &ControlPlane, ns: &str) {
             ("delete", ACCOUNTS, None, false),
             ("list", "namespaces", None, false),
             ("update", "namespaces", None, false),
-            ("create", CVM, n, false),
             ("update", CVM, n, false),
-            ("delete", CVM, n, false),
+            ("deletecollection", CVM, n, false),
+            ("create", SETS, n, false),
+            ("delete", SETS, n, false),
+            ("update", &set_status, n, false),
             ("update", &status, n, false),
             ("update", &finalizers, n, false),
             ("patch", "events.events.k8s.io", n, false),

@@ -10,6 +10,8 @@ mod accounts;
 mod admission;
 mod chart_rbac;
 mod deploy;
+mod fleet;
+mod fleet_crash;
 mod gitops;
 mod inplace;
 mod lifecycle;

@@ -39,6 +39,7 @@ pub fn install_crds(cp: &ControlPlane) {
                 "--for=condition=Established",
                 "crd/cvminstances.cvm.tencentcloud.io",
                 "crd/cvmaccounts.cvm.tencentcloud.io",
+                "crd/cvminstancesets.cvm.tencentcloud.io",
                 "--timeout=60s",
             ],
             None,
