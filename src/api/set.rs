@@ -349,6 +349,21 @@ impl CvmInstanceSet {
     }
 }
 
+impl super::CvmInstance {
+    /// The UID of the `CvmInstanceSet` that is this resource's controller
+    /// (its owner reference), when it is a set's member.
+    pub fn controlling_set(&self) -> Option<&str> {
+        let refs = self.metadata.owner_references.as_deref()?;
+        refs.iter()
+            .find(|r| {
+                r.controller == Some(true)
+                    && r.kind == "CvmInstanceSet"
+                    && r.api_version.starts_with(super::GROUP)
+            })
+            .map(|r| r.uid.as_str())
+    }
+}
+
 /// A stable hash of the template (metadata and spec), the members'
 /// `template-hash` label: equal templates hash alike in every process.
 pub fn template_hash(template: &CvmInstanceTemplate) -> String {

@@ -88,7 +88,13 @@ impl CachedInstance {
         let meta = &mut self.metadata;
         meta.managed_fields = None;
         meta.labels = None;
-        meta.owner_references = None;
+        // Only a set's controller reference (its members' ownership proof).
+        if let Some(refs) = &mut meta.owner_references {
+            refs.retain(|r| r.controller == Some(true) && r.kind == "CvmInstanceSet");
+            if refs.is_empty() {
+                meta.owner_references = None;
+            }
+        }
         // Only the annotations reconciles read.
         let kept: std::collections::BTreeMap<String, String> = meta
             .annotations
@@ -297,5 +303,29 @@ mod tests {
         writes.wrote("u", &failed);
         writes.forget("u");
         assert!(!writes.cache_is_behind("u", Some(&old)));
+    }
+
+    #[test]
+    fn a_members_set_reference_survives_the_slimming() {
+        let owner = |kind: &str, uid: &str, controller: bool| {
+            serde_json::json!({"apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": kind,
+                               "name": "web", "uid": uid, "controller": controller})
+        };
+        let json = serde_json::json!({
+            "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+            "metadata": {"name": "web-3", "namespace": "ns", "uid": "u-3",
+                         "ownerReferences": [owner("CvmInstanceSet", "set-uid", true),
+                                             owner("ConfigMap", "cm-uid", false)]},
+            "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3",
+                     "imageId": "img-pi0ii46r", "instanceType": "S5.SMALL1"},
+        });
+        let mut cached: CachedInstance = serde_json::from_value(json).unwrap();
+        cached.slim();
+        let (obj, _) = cached.expand().unwrap();
+        assert_eq!(obj.controlling_set(), Some("set-uid"));
+        assert_eq!(
+            obj.metadata.owner_references.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 }

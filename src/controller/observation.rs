@@ -35,6 +35,8 @@ pub struct Observation {
     /// proof) and the name of the resource that created or adopted it.
     pub namespace_tag: Option<String>,
     pub name_tag: Option<String>,
+    /// The UID of the `CvmInstanceSet` that launched it, if one did.
+    pub set_tag: Option<String>,
     /// What the in-place changes compare with (see [`Settings`]).
     pub settings: Box<Settings>,
 }
@@ -136,6 +138,7 @@ impl Observation {
             settings: Box::new(Settings::from_instance(i)),
             namespace_tag: i.tag(crate::api::NAMESPACE_TAG).map(str::to_string),
             name_tag: i.tag(crate::api::NAME_TAG).map(str::to_string),
+            set_tag: i.tag(crate::api::set::SET_TAG).map(str::to_string),
         }
     }
 
@@ -163,6 +166,7 @@ impl Observation {
             stopped_mode: None,
             charge_type: "POSTPAID_BY_HOUR".into(),
             uid_tag: None,
+            set_tag: None,
             settings: Box::new(Settings {
                 image_id: "img-pi0ii46r".into(),
                 host_name: "VM-3-2-centos".into(),

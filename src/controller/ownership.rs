@@ -7,6 +7,7 @@
 use super::observation::Observation;
 use super::status::reason;
 use crate::api::account::{DEFAULT_ACCOUNT, Selection};
+use crate::api::set::SET_TAG;
 use crate::api::{AccountKind, AccountRecord, CvmAccount, CvmInstanceSpec, NAMESPACE_TAG, UID_TAG};
 use std::collections::BTreeMap;
 
@@ -219,6 +220,9 @@ pub struct Asker<'a> {
     /// `managementPolicy: ObserveOnly`: reads need the adoption proof but
     /// claim nothing (a claim is a tag write).
     pub observe_only: bool,
+    /// The UID of the `CvmInstanceSet` that is the asker's controller (its
+    /// owner reference), when it is a set's member.
+    pub set: Option<&'a str>,
 }
 
 /// Whether `o` is the asker's. Decided before anything is mutated,
@@ -255,6 +259,9 @@ pub fn ownership(
     if asker.observe_only {
         return Ownership::Owned;
     }
+    if let (Some(set), None) = (&o.set_tag, &o.uid_tag) {
+        return member(asker, id, set);
+    }
     let claimed_by = match (&o.namespace_tag, &o.name_tag) {
         (Some(ns), Some(name)) => format!("CvmInstance {ns}/{name}"),
         _ => "another resource".into(),
@@ -275,6 +282,25 @@ pub fn ownership(
             ),
         ),
     }
+}
+
+/// An instance a `CvmInstanceSet` launched (its UID in the set tag, the
+/// namespace tag already checked, no resource's UID tag): its set's members'
+/// without a claim — the set launched it for the member that adopts it, and
+/// 1,000 members need no 1,000 tag writes — and nobody else's. A member is
+/// a `CvmInstance` whose controller owner reference names the set: only
+/// someone who may create `CvmInstance`s in the set's own namespace can
+/// make one, someone who could change the set's members anyway.
+fn member(asker: Asker<'_>, id: &str, set: &str) -> Ownership {
+    if asker.set == Some(set) {
+        return Ownership::Owned;
+    }
+    Ownership::Refused(Refusal {
+        reason: reason::INSTANCE_CLAIMED,
+        message: format!(
+            "instance {id} was launched by the CvmInstanceSet with UID {set} for its members (tag {SET_TAG}): nothing is done; whoever controls the cloud account can remove that tag to hand the instance over"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -458,6 +484,7 @@ mod tests {
             uid: "uid-me",
             namespace: "team-b",
             observe_only: false,
+            set: None,
         };
         let tagged = |uid: Option<&str>, ns: Option<&str>, name: Option<&str>| Observation {
             uid_tag: uid.map(str::to_string),
@@ -591,5 +618,56 @@ mod tests {
             ownership(watcher, Adoption, &victims, None),
             Ownership::Refused(_)
         ));
+    }
+
+    #[test]
+    fn a_sets_instance_is_its_members_and_nobody_elses() {
+        let member = Asker {
+            uid: "uid-member",
+            namespace: "team-b",
+            observe_only: false,
+            set: Some("uid-set"),
+        };
+        let launched = |set: &str, ns: &str, uid: Option<&str>| Observation {
+            set_tag: Some(set.to_string()),
+            namespace_tag: Some(ns.to_string()),
+            uid_tag: uid.map(str::to_string),
+            ..Observation::fixture()
+        };
+        let ours = launched("uid-set", "team-b", None);
+        let refused = |o: Ownership| match o {
+            Ownership::Refused(r) => r.reason,
+            other => panic!("{other:?}"),
+        };
+        use Source::*;
+        // The set's member adopting it: owned at once, no claim (no tag write).
+        assert_eq!(ownership(member, Adoption, &ours, None), Ownership::Owned);
+        // A member of another set, or a resource that is nobody's member.
+        let other_member = Asker {
+            set: Some("uid-other"),
+            ..member
+        };
+        let loner = Asker {
+            set: None,
+            ..member
+        };
+        for asker in [other_member, loner] {
+            let r = refused(ownership(asker, Adoption, &ours, None));
+            assert_eq!(r, reason::INSTANCE_CLAIMED);
+        }
+        // The namespace proof still comes first: a set's instance given to
+        // another namespace is refused to a member claiming the set's UID.
+        let elsewhere = launched("uid-set", "team-a", None);
+        let r = refused(ownership(member, Adoption, &elsewhere, None));
+        assert_eq!(r, reason::ADOPTION_REFUSED);
+        // A status id is never enough, member or not.
+        let r = refused(ownership(member, Status, &ours, None));
+        assert_eq!(r, reason::INSTANCE_NOT_OWNED);
+        // Once a resource's UID tag is on it, the ordinary claim rules hold.
+        let claimed = launched("uid-set", "team-b", Some("uid-someone"));
+        assert_eq!(
+            ownership(member, Adoption, &claimed, None),
+            Ownership::AskClaimant
+        );
     }
 }

@@ -105,6 +105,11 @@ async fn a_small_set_launches_in_one_call_scales_and_goes() {
         1,
         "three instances, one call"
     );
+    assert_eq!(
+        env.stats().calls("ModifyResourceTags"),
+        0,
+        "members own their instances by the set's tag: no tag write each"
+    );
     let m = members(&env, "web").await;
     let mut names: Vec<String> = m.iter().map(|m| m.metadata.name.clone().unwrap()).collect();
     names.sort();
@@ -480,4 +485,40 @@ async fn deleting_many_separate_instances_costs_a_few_terminate_calls() {
     // call depends on how fast the reconciles reach it: 2 on an idle
     // machine, more when other tests share its two cores).
     assert!(calls <= 10, "{n} deletions took {calls} TerminateInstances");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_is_not_a_member_cannot_take_a_sets_instance() {
+    let env = TestEnv::new("fleet-own").await;
+    let _op = env.operator(&[]);
+    create_set(&env, set_manifest("web", 1)).await;
+    wait_settled(&env, "web", 1, Duration::from_secs(60)).await;
+    let id = members(&env, "web").await[0]
+        .spec
+        .instance_id
+        .clone()
+        .unwrap();
+    // Same namespace (the proof tag matches), but no owner reference to the set.
+    let mut thief = base_manifest("thief");
+    thief["spec"]["instanceId"] = id.clone().into();
+    thief["spec"]["runState"] = "Stopped".into();
+    env.create(thief).await;
+    let o = env
+        .wait_for("thief", Duration::from_secs(30), "refused", |o| {
+            condition(o, "Synced").is_some_and(|c| c.1 == "InstanceClaimed")
+        })
+        .await;
+    let status = o.status.unwrap();
+    assert!(
+        status.instance_state.is_none(),
+        "nothing of the instance reported"
+    );
+    let i = crate::instance(&env, &id).await.unwrap();
+    assert_eq!(
+        i.instance_state,
+        Some(cvm_operator::cloud::model::InstanceState::Running)
+    );
+    assert_eq!(env.stats().calls("StopInstances"), 0);
+    assert_eq!(env.stats().calls("ModifyResourceTags"), 0);
+    wait_settled(&env, "web", 1, Duration::from_secs(10)).await;
 }

@@ -49,6 +49,7 @@ impl Reconciling<'_> {
             uid: &self.uid,
             namespace: self.obj.metadata.namespace.as_deref().unwrap_or_default(),
             observe_only: self.obj.spec.management_policy == ManagementPolicy::ObserveOnly,
+            set: self.obj.controlling_set(),
         };
         let mut decision = ownership::ownership(asker, source, &o, None);
         if decision == Ownership::AskClaimant {
