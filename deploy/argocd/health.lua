@@ -32,6 +32,7 @@ local PERMANENT = {
   StopRequired = true,
   RebootRequired = true,
   ReinstallRequired = true,
+  InstanceTypeUnavailable = true,
   TerminationProtected = true,
   CredentialsRejected = true,
   CredentialsNotFound = true,

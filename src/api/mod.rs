@@ -5,7 +5,6 @@
 //! naming the field: immutable fields by CEL `self == oldSelf`, formats by
 //! schema patterns, ranges by min/max, combinations by root CEL rules.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use kube::KubeSchema;
 use kube::core::crd::CustomResourceExt;
@@ -15,6 +14,7 @@ use std::collections::BTreeMap;
 pub mod limits;
 use limits::*;
 pub mod account;
+pub mod transitions;
 pub use account::{AccountKind, AccountRecord, CvmAccount, CvmAccountSpec, CvmAccountStatus};
 pub mod set;
 
@@ -75,12 +75,10 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
     validation = Rule::new("!(has(self.accountRef) && has(self.credentialsSecretRef))").message("spec.accountRef and spec.credentialsSecretRef are mutually exclusive: use an admin's CvmAccount or your own keys"),
     validation = Rule::new("!(has(self.userData) && has(self.userDataSecretRef))").message("spec.userData and spec.userDataSecretRef are mutually exclusive"),
     validation = Rule::new("has(self.instanceId) == has(oldSelf.instanceId) && (!has(self.instanceId) || self.instanceId == oldSelf.instanceId)").message("spec.instanceId is immutable: it can only be set when the CvmInstance is created"),
-    validation = Rule::new("has(self.projectId) == has(oldSelf.projectId) && (!has(self.projectId) || self.projectId == oldSelf.projectId)").message("spec.projectId is immutable"),
-    validation = Rule::new("has(self.systemDisk) == has(oldSelf.systemDisk) && (!has(self.systemDisk) || self.systemDisk == oldSelf.systemDisk)").message("spec.systemDisk is immutable"),
-    validation = Rule::new("has(self.dataDisks) == has(oldSelf.dataDisks) && (!has(self.dataDisks) || self.dataDisks == oldSelf.dataDisks)").message("spec.dataDisks is immutable"),
-    validation = Rule::new("has(self.vpc) == has(oldSelf.vpc) && (!has(self.vpc) || self.vpc == oldSelf.vpc)").message("spec.vpc is immutable"),
-    validation = Rule::new("has(self.loginSettings) == has(oldSelf.loginSettings) && (!has(self.loginSettings) || self.loginSettings == oldSelf.loginSettings)").message("spec.loginSettings is immutable"),
-    validation = Rule::new("has(self.prepaid) == has(oldSelf.prepaid) && (!has(self.prepaid) || self.prepaid == oldSelf.prepaid)").message("spec.prepaid is immutable"),
+    validation = Rule::new("has(self.systemDisk) == has(oldSelf.systemDisk)").message("spec.systemDisk cannot be added or removed after creation: change its diskSize (it can grow)"),
+    validation = Rule::new("has(self.dataDisks) == has(oldSelf.dataDisks)").message("spec.dataDisks cannot be added or removed after creation: the operator grows the disks the instance was created with"),
+    validation = Rule::new("has(self.vpc) == has(oldSelf.vpc)").message("spec.vpc cannot be added or removed after creation: change its subnetId or privateIpAddress (or vpcId with a subnet of it)"),
+    validation = Rule::new("!has(oldSelf.prepaid) || !has(self.prepaid) || self.prepaid.period == oldSelf.prepaid.period").message("spec.prepaid.period is the length of the purchase and cannot change once the instance is prepaid (renew in the console; renewFlag can change)"),
     validation = Rule::new("has(self.spot) == has(oldSelf.spot) && (!has(self.spot) || self.spot == oldSelf.spot)").message("spec.spot is immutable: a spot instance's bid is fixed at purchase; create a new CvmInstance to change it"),
     validation = Rule::new("!has(self.tags) || self.tags.all(k, !k.startsWith('cvm.tencentcloud.io/'))").message("spec.tags must not use the reserved prefix cvm.tencentcloud.io/"),
     validation = Rule::new("!(has(self.resizePolicy) && self.resizePolicy == 'Never' && has(self.disruptionPolicy) && has(self.disruptionPolicy.stopStart) && self.disruptionPolicy.stopStart == 'Allowed')").message("spec.resizePolicy: Never contradicts spec.disruptionPolicy.stopStart: Allowed; resizePolicy is deprecated: remove it and keep disruptionPolicy.stopStart"),
@@ -105,25 +103,32 @@ pub struct CvmInstanceSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("spec.zone is immutable: create a new CvmInstance to move an instance"))]
     pub zone: String,
 
-    /// Image, e.g. `img-pi0ii46r`. Immutable.
+    /// Image, e.g. `img-pi0ii46r`. A new image reinstalls the operating
+    /// system (ResetInstance: the system disk is formatted) only when
+    /// `disruptionPolicy.reinstall` is `Allowed`; otherwise it is reported
+    /// (`ReinstallRequired`).
     #[schemars(length(max = 12), regex(pattern = r"^img-[0-9a-z]{8}$"))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.imageId is immutable: reinstalling is not supported; create a new CvmInstance"))]
     pub image_id: String,
 
-    /// Instance type, e.g. `S5.MEDIUM4`. Changing it resizes the instance
-    /// (see `resizePolicy`).
+    /// Instance type, e.g. `S5.MEDIUM4`. Changing it resizes the instance:
+    /// checked first (DescribeInstancesModification), then in the one stop
+    /// window (`disruptionPolicy.stopStart`).
     #[schemars(length(min = 3, max = 32), regex(pattern = r"^[A-Z0-9]+\.[A-Z0-9]+$"))]
     pub instance_type: String,
 
-    /// Project id (default 0). Immutable.
+    /// Project id (default 0). Changes in place; unset leaves it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub project_id: Option<i64>,
 
     /// Billing: POSTPAID_BY_HOUR (default), PREPAID (with `prepaid`) or
-    /// SPOTPAID (optionally with `spot`). Immutable.
+    /// SPOTPAID (optionally with `spot`). POSTPAID_BY_HOUR can become
+    /// PREPAID in place; nothing else can change.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.instanceChargeType is immutable"))]
+    #[x_kube(
+        validation = transitions::prepaid_stays_prepaid_rule(),
+        validation = transitions::spot_stays_spot_rule()
+    )]
     pub instance_charge_type: InstanceChargeType,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,16 +152,40 @@ pub struct CvmInstanceSpec {
     #[x_kube(validation = host_name_rule())]
     pub host_name: Option<String>,
 
-    /// Immutable.
+    /// The system disk: its size can grow in place (online while running),
+    /// its type cannot change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_disk: Option<SystemDiskSpec>,
 
-    /// At most 21 (RunInstances: one local and 20 cloud disks). Immutable.
+    /// At most 21 (RunInstances: one local and 20 cloud disks). Each cloud
+    /// disk's size can grow in place; the list, types and snapshots cannot
+    /// change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 21))]
+    #[schemars(length(max = transitions::MAX_DATA_DISKS))]
+    #[x_kube(
+        validation = transitions::data_disks_count_rule(),
+        validation = transitions::data_disks_type_rule(),
+        validation = transitions::data_disks_snapshot_rule(),
+        validation = transitions::data_disks_deletion_rule(),
+        validation = transitions::data_disks_grow_rule(),
+        validation = transitions::data_disks_local_rule()
+    )]
     pub data_disks: Option<Vec<DataDiskSpec>>,
 
-    /// VPC placement; the default VPC when absent. Immutable.
+    /// The placement group (at most one, `ps-…`): set at creation, and
+    /// changed in place (a running instance may move to another host, which
+    /// restarts it: `disruptionPolicy.reboot`). `[]` leaves the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 1),
+        inner(length(max = 11), regex(pattern = r"^ps-[0-9a-z]{8}$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub disaster_recover_group_ids: Option<Vec<String>>,
+
+    /// VPC placement; the default VPC when absent. The subnet and private
+    /// IP (and the VPC, with one of its subnets) change in place, with the
+    /// instance stopped (`disruptionPolicy.stopStart`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc: Option<VpcSpec>,
 
@@ -174,7 +203,9 @@ pub struct CvmInstanceSpec {
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub security_group_ids: Option<Vec<String>>,
 
-    /// Login: key pairs or a password from a Secret. Immutable.
+    /// Login: key pairs or a password from a Secret. Both change in place
+    /// with the instance stopped (`disruptionPolicy.stopStart`), also when
+    /// the password's Secret changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_settings: Option<LoginSettingsSpec>,
 
@@ -416,12 +447,15 @@ pub struct SpotSpec {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = transitions::local_system_disk_rule())]
 pub struct SystemDiskSpec {
     #[serde(default)]
+    #[x_kube(validation = transitions::disk_type_rule("spec.systemDisk.diskType"))]
     pub disk_type: DiskType,
-    /// GiB, 20-1024.
+    /// GiB, 20-1024. It can only grow.
     #[serde(default = "default_system_disk_size")]
     #[schemars(range(min = 20, max = 1024))]
+    #[x_kube(validation = transitions::disk_grows_rule())]
     pub disk_size: i64,
 }
 
@@ -517,218 +551,8 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-/// What the operator observes and did. Written only by the operator.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CvmInstanceStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub instance_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub instance_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub instance_type: Option<String>,
-    /// As the cloud reports it (the console allows 128 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128))]
-    pub instance_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub zone: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 45)))]
-    pub private_ip_addresses: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 45)))]
-    pub public_ip_addresses: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub internet_max_bandwidth_out: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = STATUS_LIST_MAX), inner(length(max = 64)))]
-    pub security_group_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub created_time: Option<String>,
-    /// The last cloud operation the operator started (or saw fail).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_operation: Option<LastOperation>,
-    /// The last restart asked for with `cvm.tencentcloud.io/restartedAt`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart: Option<RestartStatus>,
-    /// The account the instance was created or adopted in. A later change
-    /// of account is refused (`CredentialsAccountChanged`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<AccountRecord>,
-    /// What was applied of the values the API never shows back, as salted
-    /// slow hashes (never the values): a change of them is applied.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied: Option<AppliedValues>,
-    /// The generation the status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready` and `Synced`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(transform = bounded_conditions)]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LastOperation {
-    /// The CVM action, e.g. `RunInstances`.
-    #[schemars(length(max = 64))]
-    pub action: String,
-    /// Pending (sent, outcome unknown), Succeeded, Failed.
-    #[schemars(with = "String", length(max = 16))]
-    pub state: OperationState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub request_id: Option<String>,
-    /// The Tencent error code when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128))]
-    pub code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = STATUS_MESSAGE_MAX))]
-    pub message: Option<String>,
-    /// The spec generation it was attempted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<i64>,
-    /// RFC 3339.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub time: Option<String>,
-}
-
-/// Fingerprints of write-only values as last applied
-/// (`pbkdf2-sha256$<rounds>$<salt>$<hash>`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppliedValues {
-    /// Of the user data (from `userData` or `userDataSecretRef`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128))]
-    pub user_data: Option<String>,
-    /// Of the login password (from `loginSettings.passwordSecretRef`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128))]
-    pub password: Option<String>,
-}
-
-/// A restart request (`cvm.tencentcloud.io/restartedAt`) and what became of it.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RestartStatus {
-    /// The annotation's value this is about.
-    #[schemars(length(max = RESTART_VALUE_MAX))]
-    pub requested_at: String,
-    /// Pending (recorded before RebootInstances is sent: a crash never
-    /// reboots twice), Rebooted, Skipped (the instance was stopped), Failed.
-    pub state: RestartState,
-    /// While Pending: the instance's `LatestOperationRequestId` before the
-    /// call. Another one later means the call reached the cloud.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub previous_operation: Option<String>,
-    /// RebootInstances' RequestId.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub request_id: Option<String>,
-}
-
-unit_enum!(RestartState {
-    Pending,
-    Rebooted,
-    Skipped,
-    Failed
-});
-
-/// Where the last operation stands. The schema keeps a plain string (as it
-/// always was); the operator writes only these three values.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum OperationState {
-    /// Sent; the answer is not in yet (a create's intent, before the call).
-    #[default]
-    Pending,
-    Succeeded,
-    /// Refused permanently: not retried until the spec changes.
-    Failed,
-}
-
-impl OperationState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            OperationState::Pending => "Pending",
-            OperationState::Succeeded => "Succeeded",
-            OperationState::Failed => "Failed",
-        }
-    }
-}
-
-/// Lets callers (and tests) compare with the wire spelling.
-impl PartialEq<&str> for OperationState {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// A failed call, as `lastOperation` records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Failure {
-    pub code: String,
-    pub message: String,
-    pub request_id: Option<String>,
-}
-
-impl LastOperation {
-    /// Sent (or about to be), outcome unknown: the create guard's intent.
-    pub fn pending(action: &str, generation: Option<i64>, time: String) -> Self {
-        Self {
-            action: action.into(),
-            state: OperationState::Pending,
-            generation,
-            time: Some(time),
-            ..Default::default()
-        }
-    }
-
-    pub fn succeeded(
-        action: &str,
-        request_id: &str,
-        generation: Option<i64>,
-        time: String,
-    ) -> Self {
-        Self {
-            action: action.into(),
-            state: OperationState::Succeeded,
-            request_id: Some(request_id.into()),
-            generation,
-            time: Some(time),
-            ..Default::default()
-        }
-    }
-
-    pub fn failed(action: &str, failure: Failure, generation: Option<i64>, time: String) -> Self {
-        Self {
-            action: action.into(),
-            state: OperationState::Failed,
-            request_id: failure.request_id,
-            code: Some(clipped(failure.code, 128)),
-            message: Some(clipped(failure.message, STATUS_MESSAGE_MAX)),
-            generation,
-            time: Some(time),
-        }
-    }
-
-    /// True when this failed permanently for `generation`: mutations wait
-    /// for a spec change.
-    pub fn blocks(&self, generation: Option<i64>) -> bool {
-        self.state == OperationState::Failed && self.generation == generation
-    }
-}
+mod status;
+pub use status::*;
 
 impl CvmInstanceSpec {
     /// The effective disruption policy: `disruptionPolicy`'s members, the

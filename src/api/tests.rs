@@ -64,6 +64,12 @@ fn defaults_fill_in_policies() {
     assert_eq!(StopType::SOFT_FIRST.as_str(), "SOFT_FIRST");
 }
 
+/// `old` → `new` refused with a message containing `message`.
+fn refused(old: serde_json::Value, new: serde_json::Value, message: &str) {
+    let err = update_error(old, new.clone());
+    assert!(err.contains(message), "{}: {err}", new["spec"]);
+}
+
 #[test]
 fn immutable_fields_are_rejected_on_update_naming_the_field() {
     let cases: Vec<(&[&str], serde_json::Value, &str)> = vec![
@@ -78,54 +84,109 @@ fn immutable_fields_are_rejected_on_update_naming_the_field() {
             "spec.region is immutable",
         ),
         (
-            &["spec", "imageId"],
-            json!("img-487zeit5"),
-            "spec.imageId is immutable",
-        ),
-        (
             &["spec", "instanceChargeType"],
             json!("SPOTPAID"),
-            "spec.instanceChargeType is immutable",
+            "SPOTPAID is fixed at purchase",
         ),
         (
             &["spec", "systemDisk"],
             json!({"diskType": "CLOUD_SSD", "diskSize": 60}),
-            "spec.systemDisk is immutable",
+            "spec.systemDisk cannot be added or removed",
         ),
         (
             &["spec", "dataDisks"],
             json!([{"diskSize": 100}]),
-            "spec.dataDisks is immutable",
+            "spec.dataDisks cannot be added or removed",
         ),
         (
             &["spec", "vpc"],
             json!({"vpcId": "vpc-gz000001", "subnetId": "subnet-gz000003"}),
-            "spec.vpc is immutable",
-        ),
-        (
-            &["spec", "loginSettings"],
-            json!({"keyIds": ["skey-gz000001"]}),
-            "spec.loginSettings is immutable",
+            "spec.vpc cannot be added or removed",
         ),
         (
             &["spec", "instanceId"],
             json!("ins-abcdefgh"),
             "spec.instanceId is immutable",
         ),
-        (
-            &["spec", "projectId"],
-            json!(3),
-            "spec.projectId is immutable",
-        ),
     ];
     for (path, value, message) in cases {
-        let err = update_error(base(), with(base(), path, value.clone()));
-        assert!(err.contains(message), "{path:?}={value}: {err}");
+        refused(base(), with(base(), path, value), message);
     }
-    // Changing a set value is caught as well as adding one.
-    let old = with(base(), &["spec", "projectId"], json!(1));
-    let err = update_error(old.clone(), with(old, &["spec", "projectId"], json!(2)));
-    assert!(err.contains("spec.projectId is immutable"), "{err}");
+    let prepaid = with(
+        with(base(), &["spec", "instanceChargeType"], json!("PREPAID")),
+        &["spec", "prepaid"],
+        json!({"period": 1}),
+    );
+    // A prepaid instance stays prepaid, saying why; and its period stays.
+    let mut back = prepaid.clone();
+    back["spec"]["instanceChargeType"] = json!("POSTPAID_BY_HOUR");
+    back["spec"].as_object_mut().unwrap().remove("prepaid");
+    refused(
+        prepaid.clone(),
+        back,
+        "a PREPAID instance cannot become postpaid — the API refuses it",
+    );
+    let longer = with(prepaid.clone(), &["spec", "prepaid", "period"], json!(12));
+    refused(
+        prepaid,
+        longer,
+        "spec.prepaid.period is the length of the purchase",
+    );
+    // Disks: only grow, keep their type, count and snapshots; local ones stay.
+    let disks = with(
+        with(
+            base(),
+            &["spec", "systemDisk"],
+            json!({"diskType": "CLOUD_PREMIUM", "diskSize": 50}),
+        ),
+        &["spec", "dataDisks"],
+        json!([{"diskSize": 100}, {"diskType": "LOCAL_BASIC", "diskSize": 100}]),
+    );
+    let disk = |path: &[&str], v: serde_json::Value| with(disks.clone(), path, v);
+    for (new, message) in [
+        (
+            disk(&["spec", "systemDisk", "diskSize"], json!(40)),
+            "spec.systemDisk.diskSize can only grow",
+        ),
+        (
+            disk(&["spec", "systemDisk", "diskType"], json!("CLOUD_SSD")),
+            "spec.systemDisk.diskType is immutable",
+        ),
+        (
+            disk(
+                &["spec", "dataDisks"],
+                json!([{"diskSize": 90}, {"diskType": "LOCAL_BASIC", "diskSize": 100}]),
+            ),
+            "spec.dataDisks[].diskSize can only grow",
+        ),
+        (
+            disk(
+                &["spec", "dataDisks"],
+                json!([{"diskSize": 100}, {"diskType": "LOCAL_BASIC", "diskSize": 200}]),
+            ),
+            "spec.dataDisks[].diskSize of a local disk cannot change",
+        ),
+        (
+            disk(&["spec", "dataDisks"], json!([{"diskSize": 100}])),
+            "the number of spec.dataDisks cannot change",
+        ),
+        (
+            disk(
+                &["spec", "dataDisks"],
+                json!([{"diskSize": 100, "diskType": "CLOUD_SSD"}, {"diskType": "LOCAL_BASIC", "diskSize": 100}]),
+            ),
+            "spec.dataDisks[].diskType is immutable",
+        ),
+        (
+            disk(
+                &["spec", "dataDisks"],
+                json!([{"diskSize": 100, "snapshotId": "snap-abcdefgh"}, {"diskType": "LOCAL_BASIC", "diskSize": 100}]),
+            ),
+            "spec.dataDisks[].snapshotId is immutable",
+        ),
+    ] {
+        refused(disks.clone(), new, message);
+    }
 }
 
 #[test]
@@ -152,6 +213,38 @@ fn mutable_fields_pass_update_rules() {
     back["spec"].as_object_mut().unwrap().remove("hostName");
     back["spec"]["camRoleName"] = json!("");
     assert_eq!(update_error(new, back), "");
+    // Issue 10's other rows.
+    let before = with(
+        with(
+            with(
+                base(),
+                &["spec", "systemDisk"],
+                json!({"diskType": "CLOUD_PREMIUM", "diskSize": 50}),
+            ),
+            &["spec", "dataDisks"],
+            json!([{"diskSize": 100}]),
+        ),
+        &["spec", "vpc"],
+        json!({"vpcId": "vpc-gz000001", "subnetId": "subnet-gz000003"}),
+    );
+    let mut after = before.clone();
+    after["spec"]["imageId"] = json!("img-487zeit5");
+    after["spec"]["projectId"] = json!(1000001);
+    after["spec"]["instanceChargeType"] = json!("PREPAID");
+    after["spec"]["prepaid"] = json!({"period": 1, "renewFlag": "NOTIFY_AND_AUTO_RENEW"});
+    after["spec"]["systemDisk"]["diskSize"] = json!(60);
+    after["spec"]["dataDisks"][0]["diskSize"] = json!(200);
+    after["spec"]["vpc"] = json!({"vpcId": "vpc-gz000002", "subnetId": "subnet-gz200003", "privateIpAddress": "10.2.3.7"});
+    after["spec"]["loginSettings"] = json!({"keyIds": ["skey-gz000002"]});
+    after["spec"]["disasterRecoverGroupIds"] = json!(["ps-gz000001"]);
+    assert_eq!(update_error(before, after.clone()), "");
+    // Then the renew flag, keys to a password, leaving the group.
+    let mut later = after.clone();
+    later["spec"]["prepaid"]["renewFlag"] = json!("DISABLE_NOTIFY_AND_MANUAL_RENEW");
+    later["spec"]["loginSettings"] =
+        json!({"passwordSecretRef": {"name": "pw", "key": "password"}});
+    later["spec"]["disasterRecoverGroupIds"] = json!([]);
+    assert_eq!(update_error(after, later), "");
 }
 
 #[test]

@@ -12,7 +12,7 @@ pub use requests::run_request;
 
 use super::credentials::{CredentialStore, CredentialsError};
 use super::observe::batch::Batcher;
-use super::plan::CloudAction;
+use super::plan::{CloudAction, TypeCheck};
 use crate::api::{self, CvmInstance, CvmInstanceSpec};
 use crate::cloud::model::{self, Action as _, Secret};
 use crate::cloud::{
@@ -329,12 +329,77 @@ impl Actor {
                 let req = r::modify_tags(region, &uin, &ids, replace, delete);
                 self.call::<tag::ModifyResourceTags>(c, &req).await
             }
+            CloudAction::SetProject { project_id } => {
+                let req = r::project(ids, *project_id);
+                self.call::<ModifyInstancesProject>(c, &req).await
+            }
+            CloudAction::ConvertToPrepaid { period, renew_flag } => {
+                let req = r::to_prepaid(ids, *period, renew_flag);
+                self.call::<ModifyInstancesChargeType>(c, &req).await
+            }
+            CloudAction::SetRenewFlag { flag } => {
+                let req = r::renew_flag(ids, flag);
+                self.call::<ModifyInstancesRenewFlag>(c, &req).await
+            }
+            CloudAction::GrowDisk { disk, size, online } => {
+                let req = r::grow_disk(&ids, disk, *size, *online);
+                self.call::<ResizeInstanceDisks>(c, &req).await
+            }
+            CloudAction::SetPlacementGroup { ids: groups } => {
+                let req = r::placement_group(ids, groups);
+                self.call::<ModifyInstancesDisasterRecoverGroup>(c, &req)
+                    .await
+            }
+            CloudAction::DetachKeyPairs { ids: keys } => {
+                let req = r::key_pairs(ids, keys);
+                self.call::<DisassociateInstancesKeyPairs>(c, &req).await
+            }
+            CloudAction::AttachKeyPairs { ids: keys } => {
+                let req = r::key_pairs(ids, keys);
+                self.call::<AssociateInstancesKeyPairs>(c, &req).await
+            }
+            CloudAction::ResetPassword => {
+                let req = r::reset_password(ids, values).map_err(invalid(action))?;
+                self.call::<ResetInstancesPassword>(c, &req).await
+            }
+            CloudAction::MoveNetwork { to } => {
+                let req = r::move_network(ids, to);
+                self.call::<ModifyInstancesVpcAttribute>(c, &req).await
+            }
+            CloudAction::Reinstall { .. } => {
+                let req = r::reinstall(&ids, action, values);
+                self.call::<ResetInstance>(c, &req).await
+            }
             CloudAction::Restart { stop_type, .. } => {
                 self.call::<RebootInstances>(c, &r::reboot(ids, *stop_type))
                     .await
             }
             CloudAction::Terminate => self.call::<TerminateInstances>(c, &r::terminate(ids)).await,
         }
+    }
+
+    /// Whether instance `id` may change to `want` (DescribeInstancesModification):
+    /// asked before any stop for a type change.
+    pub async fn check_type(
+        &self,
+        creds: &Credentials,
+        region: &str,
+        id: &str,
+        want: &str,
+    ) -> Result<TypeCheck, CloudError> {
+        let req = model::DescribeInstancesModificationRequest {
+            instance_ids: vec![id.to_string()],
+            filters: None,
+        };
+        let reply = self
+            .client
+            .call::<model::DescribeInstancesModification>(creds, region, &req)
+            .await?;
+        let offered = reply
+            .body
+            .instance_type_config_status_set
+            .unwrap_or_default();
+        Ok(requests::type_check(&offered, want))
     }
 
     /// The account's uin (for Tag service resource names), asked of STS

@@ -2,11 +2,13 @@
 //! one next cloud action, or why to wait. Pure and total: no I/O, no clock;
 //! every (state, operation state, difference) has a tested answer below.
 
+mod detect;
 mod drift;
 mod fix;
 pub mod restart;
 
-pub use drift::{Disruption, Drift, Needs, PendingChange, drift};
+pub use detect::drift;
+pub use drift::{DiskRef, Disruption, Drift, Needs, Network, PendingChange};
 use fix::Fix;
 pub use restart::RestartInput;
 
@@ -29,7 +31,7 @@ pub enum Mode {
 /// The API action of a create.
 pub const CREATE: &str = model::RunInstances::NAME;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
     pub spec: &'a CvmInstanceSpec,
     /// `spec.instanceName`, or the resource name.
@@ -44,6 +46,20 @@ pub struct PlanInput<'a> {
     pub restart: RestartInput<'a>,
     /// The values the API never shows back, compared with what was applied.
     pub write_only: WriteOnly,
+    /// Whether the instance may change to the spec's type (asked of the API
+    /// when the plan says [`Step::CheckType`]).
+    pub type_check: TypeCheck,
+}
+
+/// What DescribeInstancesModification said of the spec's instance type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TypeCheck {
+    /// Not asked (yet).
+    #[default]
+    Unchecked,
+    Available,
+    /// Not a type this instance can change to, or sold out here: why.
+    Unavailable(String),
 }
 
 /// A mutation refused permanently for the current generation: nothing more
@@ -122,6 +138,49 @@ pub enum CloudAction {
     SetHostName {
         name: String,
     },
+    SetProject {
+        project_id: i64,
+    },
+    /// ModifyInstancesChargeType POSTPAID_BY_HOUR → PREPAID.
+    ConvertToPrepaid {
+        period: i64,
+        renew_flag: String,
+    },
+    SetRenewFlag {
+        flag: String,
+    },
+    /// ResizeInstanceDisks: online while the instance runs.
+    GrowDisk {
+        disk: DiskRef,
+        size: i64,
+        online: bool,
+    },
+    /// ModifyInstancesDisasterRecoverGroup with `Force` (a running instance
+    /// may move to another host, restarting); empty leaves the group.
+    SetPlacementGroup {
+        ids: Vec<String>,
+    },
+    DetachKeyPairs {
+        ids: Vec<String>,
+    },
+    AttachKeyPairs {
+        ids: Vec<String>,
+    },
+    /// ResetInstancesPassword with the password the spec's Secret holds.
+    ResetPassword,
+    /// ModifyInstancesVpcAttribute.
+    MoveNetwork {
+        to: Network,
+    },
+    /// ResetInstance: the operating system is reinstalled (the system disk
+    /// formatted) with the login, host name and user data of the spec.
+    Reinstall {
+        image_id: String,
+        /// The spec's key pairs (else the password from its Secret, else the
+        /// image's own login).
+        key_ids: Option<Vec<String>>,
+        host_name: Option<String>,
+    },
     /// RebootInstances for a `cvm.tencentcloud.io/restartedAt` value; the
     /// intent is recorded in status before the call.
     Restart {
@@ -146,6 +205,18 @@ impl CloudAction {
             | CloudAction::SetUserData
             | CloudAction::SetHostName { .. } => model::ModifyInstancesAttribute::NAME,
             CloudAction::SetTags { .. } => tag::ModifyResourceTags::NAME,
+            CloudAction::SetProject { .. } => model::ModifyInstancesProject::NAME,
+            CloudAction::ConvertToPrepaid { .. } => model::ModifyInstancesChargeType::NAME,
+            CloudAction::SetRenewFlag { .. } => model::ModifyInstancesRenewFlag::NAME,
+            CloudAction::GrowDisk { .. } => model::ResizeInstanceDisks::NAME,
+            CloudAction::SetPlacementGroup { .. } => {
+                model::ModifyInstancesDisasterRecoverGroup::NAME
+            }
+            CloudAction::DetachKeyPairs { .. } => model::DisassociateInstancesKeyPairs::NAME,
+            CloudAction::AttachKeyPairs { .. } => model::AssociateInstancesKeyPairs::NAME,
+            CloudAction::ResetPassword => model::ResetInstancesPassword::NAME,
+            CloudAction::MoveNetwork { .. } => model::ModifyInstancesVpcAttribute::NAME,
+            CloudAction::Reinstall { .. } => model::ResetInstance::NAME,
             CloudAction::Restart { .. } => model::RebootInstances::NAME,
             CloudAction::Terminate => model::TerminateInstances::NAME,
         }
@@ -167,6 +238,16 @@ impl CloudAction {
             CloudAction::SetTags { .. } => "UpdatingTags",
             CloudAction::SetUserData => "UpdatingUserData",
             CloudAction::SetHostName { .. } => "UpdatingHostName",
+            CloudAction::SetProject { .. } => "UpdatingProject",
+            CloudAction::ConvertToPrepaid { .. } => "ConvertingToPrepaid",
+            CloudAction::SetRenewFlag { .. } => "UpdatingRenewFlag",
+            CloudAction::GrowDisk { .. } => "GrowingDisk",
+            CloudAction::SetPlacementGroup { .. } => "UpdatingPlacementGroup",
+            CloudAction::DetachKeyPairs { .. } => "DetachingKeyPairs",
+            CloudAction::AttachKeyPairs { .. } => "AttachingKeyPairs",
+            CloudAction::ResetPassword => "ResettingPassword",
+            CloudAction::MoveNetwork { .. } => "MovingNetwork",
+            CloudAction::Reinstall { .. } => "Reinstalling",
             CloudAction::Restart { .. } => "Restarting",
             CloudAction::Terminate => "Terminating",
         }
@@ -217,13 +298,53 @@ impl CloudAction {
                 format!("rebooting the instance ({RESTARTED_AT_ANNOTATION}: {requested_at})")
             }
             CloudAction::Terminate => "terminating the instance".into(),
+            other => other.describe_in_place(),
+        }
+    }
+
+    /// The descriptions of issue 10's in-place changes.
+    fn describe_in_place(&self) -> String {
+        match self {
+            CloudAction::SetProject { project_id } => {
+                format!("moving the instance to project {project_id}")
+            }
+            CloudAction::ConvertToPrepaid { period, renew_flag } => {
+                format!("converting the instance to PREPAID for {period} months ({renew_flag})")
+            }
+            CloudAction::SetRenewFlag { flag } => format!("setting the renew flag to {flag}"),
+            CloudAction::GrowDisk { disk, size, online } => format!(
+                "growing {} to {size} GB ({})",
+                match disk {
+                    DiskRef::System => "the system disk".to_string(),
+                    DiskRef::Data { id, .. } => format!("data disk {id}"),
+                },
+                if *online { "online" } else { "while stopped" }
+            ),
+            CloudAction::SetPlacementGroup { ids } if ids.is_empty() => {
+                "taking the instance out of its placement group".into()
+            }
+            CloudAction::SetPlacementGroup { ids } => format!(
+                "moving the instance to placement group {} (a running instance may restart on another host)",
+                ids.join(",")
+            ),
+            CloudAction::DetachKeyPairs { ids } => format!("detaching key pairs {}", ids.join(",")),
+            CloudAction::AttachKeyPairs { ids } => format!("attaching key pairs {}", ids.join(",")),
+            CloudAction::ResetPassword => "resetting the login password from its Secret".into(),
+            CloudAction::MoveNetwork { to } => format!("moving the instance to {to}"),
+            CloudAction::Reinstall { image_id, .. } => format!(
+                "reinstalling the operating system from {image_id} (the system disk is formatted)"
+            ),
+            other => format!("{other:?}"),
         }
     }
 
     /// The API boots the instance when it does this, also from STOPPED
-    /// (ResetInstancesType, as documented).
+    /// (ResetInstancesType and ResetInstance, as documented).
     pub fn boots(&self) -> bool {
-        matches!(self, CloudAction::ResetType { .. })
+        matches!(
+            self,
+            CloudAction::ResetType { .. } | CloudAction::Reinstall { .. }
+        )
     }
 }
 
@@ -244,6 +365,9 @@ pub enum Wait {
     /// Changes left that need a disruption `disruptionPolicy` does not
     /// allow (the first one names the condition's reason).
     NotAllowed(Vec<Refused>),
+    /// The instance cannot change to the type the spec asks for (checked
+    /// before any stop): a person must pick another.
+    TypeUnavailable { instance_type: String, why: String },
     /// LAUNCH_FAILED is final: report, never retry.
     LaunchFailed { message: String },
     /// The instance vanished (or the adopted id does not exist): report,
@@ -279,6 +403,9 @@ pub enum Step {
     /// RunInstances: the resource has no instance yet.
     Create,
     Act(CloudAction),
+    /// Ask the API whether the instance can change to this type before
+    /// acting for it, then plan again with the answer.
+    CheckType(String),
     Wait(Wait),
     /// Deletion is complete (or must not touch the cloud): drop the finalizer.
     Release(Release),
@@ -290,6 +417,7 @@ impl Step {
         match self {
             Step::Create => "creating the instance".into(),
             Step::Act(a) => a.describe(),
+            Step::CheckType(t) => format!("checking that the instance can change to {t}"),
             Step::Wait(w) => format!("waiting ({w:?})"),
             Step::Release(_) => "releasing the resource".into(),
         }
@@ -474,9 +602,13 @@ fn settled_step(
     };
     let step = match (fix::next(input, o, drift), reboot) {
         (Fix::Act(action), _) => Step::Act(action),
+        (Fix::CheckType(t), _) => Step::CheckType(t),
         // Asked for explicitly: also when other changes wait for a person.
         (_, Some(at)) => Step::Act(restart(at)),
         (Fix::NotAllowed(refused), None) => Step::Wait(Wait::NotAllowed(refused)),
+        (Fix::TypeUnavailable { instance_type, why }, None) => {
+            Step::Wait(Wait::TypeUnavailable { instance_type, why })
+        }
         (Fix::Blocked, None) => Step::Wait(Wait::Blocked(
             input
                 .blocked
@@ -498,9 +630,12 @@ fn settled_step(
 fn pending_change(o: &Observation, d: &Drift) -> PendingChange {
     let running = o.state == InstanceState::Running;
     let disruption = match d.needs() {
-        Needs::Nothing => Disruption::None,
+        // Stopped without charging: started and stopped again first (or,
+        // to stop charging, the other way round).
+        _ if fix::must_restop(o, d) || matches!(d, Drift::StoppedMode { .. }) => Disruption::Stop,
+        Needs::Nothing | Needs::Online => Disruption::None,
         Needs::RebootWhenRunning if running => Disruption::Reboot,
-        Needs::Stopped if running || fix::must_restop(o, d) => Disruption::Stop,
+        Needs::Stopped if running => Disruption::Stop,
         Needs::Reinstall => Disruption::Reinstall,
         Needs::Power if running => Disruption::Stop,
         Needs::RebootWhenRunning | Needs::Stopped | Needs::Power => Disruption::None,

@@ -43,6 +43,7 @@ fn run(spec: &CvmInstanceSpec, o: &Observation) -> Plan {
         blocked: None,
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     })
 }
 
@@ -50,10 +51,12 @@ fn step(spec: &CvmInstanceSpec, o: &Observation) -> Step {
     run(spec, o).step
 }
 
-/// A spec and how its write-only values compare with what was applied.
+/// A spec, how its write-only values compare with what was applied, and
+/// what the instance shows besides the fixture (rows that need it).
 struct Case {
     s: CvmInstanceSpec,
     w: WriteOnly,
+    o: fn(&mut Observation),
 }
 
 impl Case {
@@ -61,6 +64,7 @@ impl Case {
         Case {
             s,
             w: WriteOnly::default(),
+            o: |_| {},
         }
     }
 
@@ -74,11 +78,14 @@ impl Case {
             blocked: None,
             restart: RestartInput::default(),
             write_only: self.w,
+            type_check: TypeCheck::Available,
         }
     }
 
     fn run(&self, o: &Observation) -> Plan {
-        plan(&self.input(&present(o)))
+        let mut o = o.clone();
+        (self.o)(&mut o);
+        plan(&self.input(&present(&o)))
     }
 
     fn step(&self, o: &Observation) -> Step {
@@ -153,7 +160,112 @@ fn differences() -> Vec<Difference> {
             "host-name",
             Box::new(|c| c.s.host_name = Some("web-2".into())),
         ),
+        ("project", Box::new(|c| c.s.project_id = Some(1000001))),
+        (
+            "prepaid",
+            Box::new(|c| {
+                c.s.instance_charge_type = InstanceChargeType::PREPAID;
+                c.s.prepaid = Some(PrepaidSpec {
+                    period: 1,
+                    renew_flag: RenewFlag::NOTIFY_AND_MANUAL_RENEW,
+                });
+            }),
+        ),
+        (
+            "renew-flag",
+            Box::new(|c| {
+                c.s.instance_charge_type = InstanceChargeType::PREPAID;
+                c.s.prepaid = Some(PrepaidSpec {
+                    period: 1,
+                    renew_flag: RenewFlag::NOTIFY_AND_AUTO_RENEW,
+                });
+                c.o = |o| {
+                    o.charge_type = "PREPAID".into();
+                    o.settings.renew_flag = "NOTIFY_AND_MANUAL_RENEW".into();
+                };
+            }),
+        ),
+        (
+            "system-disk",
+            Box::new(|c| {
+                c.s.system_disk = Some(SystemDiskSpec {
+                    disk_type: DiskType::CLOUD_PREMIUM,
+                    disk_size: 60,
+                })
+            }),
+        ),
+        (
+            "data-disk",
+            Box::new(|c| {
+                let disk = |size| DataDiskSpec {
+                    disk_type: DiskType::CLOUD_PREMIUM,
+                    disk_size: size,
+                    delete_with_instance: true,
+                    snapshot_id: None,
+                };
+                c.s.data_disks = Some(vec![disk(100), disk(200)]);
+                c.o = |o| {
+                    o.settings.data_disks = vec![data_disk("disk-1", 100), data_disk("disk-2", 100)]
+                };
+            }),
+        ),
+        (
+            "placement-group",
+            Box::new(|c| c.s.disaster_recover_group_ids = Some(vec!["ps-gz000001".into()])),
+        ),
+        (
+            "keys",
+            Box::new(|c| {
+                c.s.login_settings = Some(LoginSettingsSpec {
+                    key_ids: Some(vec!["skey-gz000002".into()]),
+                    password_secret_ref: None,
+                });
+                c.o = |o| o.settings.key_ids = vec!["skey-gz000001".into()];
+            }),
+        ),
+        ("password", Box::new(|c| c.w.password = Compared::Changed)),
+        (
+            "vpc",
+            Box::new(|c| {
+                c.s.vpc = Some(VpcSpec {
+                    vpc_id: "vpc-gz000001".into(),
+                    subnet_id: "subnet-gz000004".into(),
+                    private_ip_address: None,
+                })
+            }),
+        ),
+        ("image", Box::new(|c| c.s.image_id = "img-487zeit5".into())),
+        (
+            "stopped-mode",
+            Box::new(|c| {
+                c.s.run_state = RunState::Stopped;
+                c.s.stopped_mode = StoppedMode::STOP_CHARGING;
+            }),
+        ),
     ]
+}
+
+fn data_disk(id: &str, size: i64) -> crate::controller::observation::Disk {
+    crate::controller::observation::Disk {
+        id: id.into(),
+        disk_type: "CLOUD_PREMIUM".into(),
+        size,
+    }
+}
+
+fn window(fields: &[&'static str]) -> Step {
+    Step::Act(CloudAction::Stop {
+        stop_type: StopType::SOFT_FIRST,
+        stopped_mode: StoppedMode::KEEP_CHARGING,
+        to_apply: fields.to_vec(),
+    })
+}
+
+fn reinstall_refused() -> Step {
+    Step::Wait(Wait::NotAllowed(vec![Refused {
+        field: "spec.imageId",
+        disruption: Disruption::Reinstall,
+    }]))
 }
 
 #[test]
@@ -261,81 +373,109 @@ fn waits_on_a_moving_instance_still_report_its_drift() {
     assert!(run(&spec(), &starting_as_wanted).drift.is_empty());
 }
 
+/// What the planner does about each row of [`differences`] on a settled
+/// instance, running or stopped (as the spec asks).
+fn expected(what: &str, running: bool) -> Step {
+    let act = Step::Act;
+    let stop = |stopped_mode, to_apply: &[&'static str]| CloudAction::Stop {
+        stop_type: StopType::SOFT_FIRST,
+        stopped_mode,
+        to_apply: to_apply.to_vec(),
+    };
+    let data_disk = DiskRef::Data {
+        index: 1,
+        id: "disk-2".into(),
+    };
+    match (what, running) {
+        ("none", _) => Step::Wait(Wait::InSync),
+        ("type", true) => act(stop(StoppedMode::KEEP_CHARGING, &["spec.instanceType"])),
+        ("type", false) => act(CloudAction::ResetType {
+            instance_type: "S5.LARGE8".into(),
+        }),
+        // "power" asks for Stopped: a stop, or nothing when it is.
+        ("power", true) => act(stop(StoppedMode::KEEP_CHARGING, &[])),
+        ("power", false) => Step::Wait(Wait::InSync),
+        ("bandwidth", _) => act(CloudAction::SetBandwidth { mbps: 20 }),
+        ("name", _) => act(CloudAction::Rename {
+            name: "other".into(),
+        }),
+        ("security-groups", _) => act(CloudAction::SetSecurityGroups {
+            ids: vec!["sg-gz000002".into()],
+        }),
+        ("security-group-order", _) => act(CloudAction::SetSecurityGroups {
+            ids: vec!["sg-gz000002".into(), "sg-gz000001".into()],
+        }),
+        ("protection", _) => act(CloudAction::SetTerminationProtection { enabled: true }),
+        ("cam-role", _) => act(CloudAction::SetCamRole {
+            name: "CVM_QcsRole".into(),
+        }),
+        ("tags", _) => act(CloudAction::SetTags {
+            replace: vec![("team".into(), "b".into())],
+            delete: vec![],
+        }),
+        ("user-data", _) => act(CloudAction::SetUserData),
+        // Running: the call reboots it (allowed by default); stopped: used
+        // at the next boot.
+        ("host-name", _) => act(CloudAction::SetHostName {
+            name: "web-2".into(),
+        }),
+        ("project", _) => act(CloudAction::SetProject {
+            project_id: 1000001,
+        }),
+        ("prepaid", _) => act(CloudAction::ConvertToPrepaid {
+            period: 1,
+            renew_flag: "NOTIFY_AND_MANUAL_RENEW".into(),
+        }),
+        ("renew-flag", _) => act(CloudAction::SetRenewFlag {
+            flag: "NOTIFY_AND_AUTO_RENEW".into(),
+        }),
+        // Disks grow online while it runs, as they are while stopped.
+        ("system-disk", online) => act(CloudAction::GrowDisk {
+            disk: DiskRef::System,
+            size: 60,
+            online,
+        }),
+        ("data-disk", online) => act(CloudAction::GrowDisk {
+            disk: data_disk,
+            size: 200,
+            online,
+        }),
+        ("placement-group", _) => act(CloudAction::SetPlacementGroup {
+            ids: vec!["ps-gz000001".into()],
+        }),
+        // What needs a stopped instance: the one stop first, or at once.
+        ("keys", true) => window(&["spec.loginSettings.keyIds"]),
+        ("keys", false) => act(CloudAction::DetachKeyPairs {
+            ids: vec!["skey-gz000001".into()],
+        }),
+        ("password", true) => window(&["spec.loginSettings.passwordSecretRef"]),
+        ("password", false) => act(CloudAction::ResetPassword),
+        ("vpc", true) => window(&["spec.vpc"]),
+        ("vpc", false) => act(CloudAction::MoveNetwork {
+            to: Network {
+                vpc_id: "vpc-gz000001".into(),
+                subnet_id: "subnet-gz000004".into(),
+                private_ip: String::new(),
+            },
+        }),
+        // Reinstalling is never done unless allowed.
+        ("image", _) => reinstall_refused(),
+        // Running, asked to stop without charging: a plain stop; stopped
+        // while charging: started, to stop again.
+        ("stopped-mode", true) => act(stop(StoppedMode::STOP_CHARGING, &[])),
+        ("stopped-mode", false) => act(CloudAction::Start),
+        (other, _) => panic!("no expectation for {other}"),
+    }
+}
+
 #[test]
 fn every_difference_on_a_running_instance() {
     let o = obs();
-    let table: Vec<(&str, Step)> = vec![
-        ("none", Step::Wait(Wait::InSync)),
-        (
-            "type",
-            Step::Act(CloudAction::Stop {
-                stop_type: StopType::SOFT_FIRST,
-                stopped_mode: StoppedMode::KEEP_CHARGING,
-                to_apply: vec!["spec.instanceType"],
-            }),
-        ),
-        (
-            "power",
-            Step::Act(CloudAction::Stop {
-                stop_type: StopType::SOFT_FIRST,
-                stopped_mode: StoppedMode::KEEP_CHARGING,
-                to_apply: vec![],
-            }),
-        ),
-        (
-            "bandwidth",
-            Step::Act(CloudAction::SetBandwidth { mbps: 20 }),
-        ),
-        (
-            "name",
-            Step::Act(CloudAction::Rename {
-                name: "other".into(),
-            }),
-        ),
-        (
-            "security-groups",
-            Step::Act(CloudAction::SetSecurityGroups {
-                ids: vec!["sg-gz000002".into()],
-            }),
-        ),
-        (
-            "security-group-order",
-            Step::Act(CloudAction::SetSecurityGroups {
-                ids: vec!["sg-gz000002".into(), "sg-gz000001".into()],
-            }),
-        ),
-        (
-            "protection",
-            Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
-        ),
-        (
-            "cam-role",
-            Step::Act(CloudAction::SetCamRole {
-                name: "CVM_QcsRole".into(),
-            }),
-        ),
-        (
-            "tags",
-            Step::Act(CloudAction::SetTags {
-                replace: vec![("team".into(), "b".into())],
-                delete: vec![],
-            }),
-        ),
-        ("user-data", Step::Act(CloudAction::SetUserData)),
-        // Rebooting is allowed by default; the call reboots it.
-        (
-            "host-name",
-            Step::Act(CloudAction::SetHostName {
-                name: "web-2".into(),
-            }),
-        ),
-    ];
-    for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
-        assert_eq!(what, what2);
+    for (what, diff) in differences() {
         let mut c = Case::of(spec());
         diff(&mut c);
         let p = c.run(&o);
-        assert_eq!(p.step, want, "{what}");
+        assert_eq!(p.step, expected(what, true), "{what}");
         assert_eq!(
             p.drift.len(),
             usize::from(what != "none"),
@@ -360,69 +500,10 @@ fn every_difference_on_a_stopped_instance() {
     };
     let mut stopped_spec = spec();
     stopped_spec.run_state = RunState::Stopped;
-    let table: Vec<(&str, Step)> = vec![
-        ("none", Step::Wait(Wait::InSync)),
-        (
-            "type",
-            Step::Act(CloudAction::ResetType {
-                instance_type: "S5.LARGE8".into(),
-            }),
-        ),
-        // "power" sets runState Stopped, which already holds here.
-        ("power", Step::Wait(Wait::InSync)),
-        (
-            "bandwidth",
-            Step::Act(CloudAction::SetBandwidth { mbps: 20 }),
-        ),
-        (
-            "name",
-            Step::Act(CloudAction::Rename {
-                name: "other".into(),
-            }),
-        ),
-        (
-            "security-groups",
-            Step::Act(CloudAction::SetSecurityGroups {
-                ids: vec!["sg-gz000002".into()],
-            }),
-        ),
-        (
-            "security-group-order",
-            Step::Act(CloudAction::SetSecurityGroups {
-                ids: vec!["sg-gz000002".into(), "sg-gz000001".into()],
-            }),
-        ),
-        (
-            "protection",
-            Step::Act(CloudAction::SetTerminationProtection { enabled: true }),
-        ),
-        (
-            "cam-role",
-            Step::Act(CloudAction::SetCamRole {
-                name: "CVM_QcsRole".into(),
-            }),
-        ),
-        (
-            "tags",
-            Step::Act(CloudAction::SetTags {
-                replace: vec![("team".into(), "b".into())],
-                delete: vec![],
-            }),
-        ),
-        ("user-data", Step::Act(CloudAction::SetUserData)),
-        // Stopped: the name is set, used at the next boot; no reboot.
-        (
-            "host-name",
-            Step::Act(CloudAction::SetHostName {
-                name: "web-2".into(),
-            }),
-        ),
-    ];
-    for ((what, diff), (what2, want)) in differences().into_iter().zip(table) {
-        assert_eq!(what, what2);
+    for (what, diff) in differences() {
         let mut c = Case::of(stopped_spec.clone());
         diff(&mut c);
-        assert_eq!(c.step(&o), want, "{what}");
+        assert_eq!(c.step(&o), expected(what, false), "{what}");
     }
     // Wanted running: the resize comes first (cheaper while stopped), then the start.
     let mut s = spec();
@@ -579,14 +660,19 @@ fn observe_only_and_paused_never_act() {
 
         let mut c = Case::of(spec());
         diff(&mut c);
-        let observed = present(&obs());
+        let mut o = obs();
+        (c.o)(&mut o);
+        let observed = present(&o);
         let p = plan(&PlanInput {
             paused: true,
             ..c.input(&observed)
         });
         assert!(!matches!(p.step, Step::Act(_)), "{what}: {:?}", p.step);
-        if what != "none" {
-            assert!(matches!(p.step, Step::Wait(Wait::Paused { .. })), "{what}");
+        match what {
+            "none" => {}
+            // Nothing it would do: the reinstall is not allowed anyway.
+            "image" => assert_eq!(p.step, reinstall_refused()),
+            _ => assert!(matches!(p.step, Step::Wait(Wait::Paused { .. })), "{what}"),
         }
     }
 }
@@ -604,6 +690,7 @@ fn absent_instances() {
             blocked: blocked.as_ref(),
             restart: RestartInput::default(),
             write_only: WriteOnly::default(),
+            type_check: TypeCheck::Available,
         })
         .step
     };
@@ -640,6 +727,7 @@ fn absent_instances() {
         blocked: None,
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
     // ObserveOnly never creates either.
@@ -654,6 +742,7 @@ fn absent_instances() {
         blocked: None,
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     });
     assert!(matches!(p.step, Step::Wait(Wait::NotFound { .. })));
 }
@@ -671,6 +760,7 @@ fn permanent_failure_blocks_until_the_spec_changes() {
         blocked: Some(&Blocked::Action("ResetInstancesType".into())),
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     });
     assert_eq!(
         p.step,
@@ -689,6 +779,7 @@ fn delete(s: &CvmInstanceSpec, observed: Observed) -> Step {
         blocked: None,
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     })
     .step
 }
@@ -774,6 +865,7 @@ fn deletion_policies_and_protection() {
         blocked: Some(&Blocked::Create),
         restart: RestartInput::default(),
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     });
     assert_eq!(p.step, Step::Act(CloudAction::Terminate));
 }
@@ -865,6 +957,7 @@ fn with_restart(
             recorded,
         },
         write_only: WriteOnly::default(),
+        type_check: TypeCheck::Available,
     })
 }
 
@@ -1000,6 +1093,7 @@ fn a_permanent_failure_still_lets_the_power_state_be_restored() {
             blocked: Some(&Blocked::Action(action.into())),
             restart: RestartInput::default(),
             write_only: WriteOnly::default(),
+            type_check: TypeCheck::Available,
         })
         .step
     };
@@ -1062,7 +1156,7 @@ fn pending_changes_name_field_values_and_disruption() {
 }
 
 #[test]
-fn a_window_stop_keeps_charging_unless_the_instance_stays_stopped() {
+fn a_window_stop_keeps_charging_even_for_an_instance_to_stay_stopped() {
     let mut s = spec();
     s.instance_type = "S5.LARGE8".into();
     s.stopped_mode = StoppedMode::STOP_CHARGING;
@@ -1115,7 +1209,7 @@ fn a_reboot_waits_for_a_stop_window_that_is_coming_anyway() {
         Step::Act(CloudAction::Stop {
             stop_type: StopType::SOFT_FIRST,
             stopped_mode: StoppedMode::KEEP_CHARGING,
-            to_apply: vec!["spec.instanceType"],
+            to_apply: vec!["spec.hostName", "spec.instanceType"],
         })
     );
     // Stopped in the window: the host name, then the type (which boots it).
@@ -1238,4 +1332,265 @@ fn user_data_is_applied_when_it_changed_and_never_shown() {
         ("(as last applied)", "(changed)")
     );
     assert!(CloudAction::SetUserData.describe().contains("next boot"));
+}
+
+/// Keys, password, VPC and a data disk in one edit (the brief's one stop
+/// window), with the instance as each step leaves it.
+fn window_case() -> (Case, Observation) {
+    let mut c = Case::of(spec());
+    c.s.login_settings = Some(LoginSettingsSpec {
+        key_ids: Some(vec!["skey-gz000002".into()]),
+        password_secret_ref: None,
+    });
+    c.w.password = Compared::Changed;
+    c.s.vpc = Some(VpcSpec {
+        vpc_id: "vpc-gz000001".into(),
+        subnet_id: "subnet-gz000004".into(),
+        private_ip_address: None,
+    });
+    let disk = DataDiskSpec {
+        disk_type: DiskType::CLOUD_PREMIUM,
+        disk_size: 200,
+        delete_with_instance: true,
+        snapshot_id: None,
+    };
+    c.s.data_disks = Some(vec![disk]);
+    let mut o = obs();
+    o.settings.key_ids = vec!["skey-gz000001".into()];
+    o.settings.data_disks = vec![data_disk("disk-1", 100)];
+    (c, o)
+}
+
+#[test]
+fn changes_that_need_a_stop_share_one_stop_in_a_fixed_order() {
+    let (mut c, mut o) = window_case();
+    // Running: one stop for all of them (the disk waits for it too).
+    assert_eq!(
+        c.step(&o),
+        window(&[
+            "spec.dataDisks[].diskSize",
+            "spec.loginSettings.keyIds",
+            "spec.loginSettings.passwordSecretRef",
+            "spec.vpc",
+        ])
+    );
+    assert!(
+        c.run(&o)
+            .pending
+            .iter()
+            .all(|p| p.disruption == Disruption::Stop || p.field == "spec.dataDisks[].diskSize"),
+        "{:?}",
+        c.run(&o).pending
+    );
+    o.state = InstanceState::Stopped;
+    o.stopped_mode = Some(StoppedMode::KEEP_CHARGING);
+    // Stopped: each change in turn, nothing started in between.
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let step = c.step(&o);
+        seen.push(step.clone());
+        match step {
+            Step::Act(CloudAction::GrowDisk { online, size, .. }) => {
+                assert!(!online, "offline, in the window");
+                o.settings.data_disks[0].size = size;
+            }
+            Step::Act(CloudAction::DetachKeyPairs { .. }) => o.settings.key_ids.clear(),
+            Step::Act(CloudAction::AttachKeyPairs { ids }) => o.settings.key_ids = ids,
+            Step::Act(CloudAction::ResetPassword) => c.w.password = Compared::Same,
+            Step::Act(CloudAction::MoveNetwork { to }) => o.settings.subnet_id = to.subnet_id,
+            Step::Act(CloudAction::Start) => o.state = InstanceState::Running,
+            Step::Wait(Wait::InSync) => break,
+            other => panic!("unexpected {other:?} after {seen:?}"),
+        }
+    }
+    let actions: Vec<&str> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Step::Act(a) => Some(a.api_action()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "ResizeInstanceDisks",
+            "DisassociateInstancesKeyPairs",
+            "AssociateInstancesKeyPairs",
+            "ResetInstancesPassword",
+            "ModifyInstancesVpcAttribute",
+            "StartInstances",
+        ]
+    );
+}
+
+#[test]
+fn a_type_change_goes_last_in_the_window_and_the_api_starts_the_instance() {
+    let (mut c, mut o) = window_case();
+    c.s.instance_type = "S5.LARGE8".into();
+    o.state = InstanceState::Stopped;
+    o.stopped_mode = Some(StoppedMode::KEEP_CHARGING);
+    o.settings.data_disks[0].size = 200;
+    o.settings.key_ids = vec!["skey-gz000002".into()];
+    c.w.password = Compared::Same;
+    // Only the VPC and the type are left: the VPC first, the type (which
+    // boots it) last.
+    assert!(matches!(
+        c.step(&o),
+        Step::Act(CloudAction::MoveNetwork { .. })
+    ));
+    o.settings.subnet_id = "subnet-gz000004".into();
+    assert!(matches!(
+        c.step(&o),
+        Step::Act(CloudAction::ResetType { .. })
+    ));
+}
+
+#[test]
+fn a_type_is_checked_before_any_stop_and_an_impossible_one_stops_nothing() {
+    let mut c = Case::of(spec());
+    c.s.instance_type = "S5.LARGE8".into();
+    let check = |c: &Case, o: &Observation, type_check: TypeCheck| {
+        let observed = present(o);
+        plan(&PlanInput {
+            type_check,
+            ..c.input(&observed)
+        })
+        .step
+    };
+    let stopped = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+        ..obs()
+    };
+    // Not asked yet: ask before the stop, and before the resize itself.
+    for o in [obs(), stopped.clone()] {
+        assert_eq!(
+            check(&c, &o, TypeCheck::Unchecked),
+            Step::CheckType("S5.LARGE8".into())
+        );
+    }
+    let why = "S5.LARGE8 is not a type this instance can change to";
+    let unavailable = Step::Wait(Wait::TypeUnavailable {
+        instance_type: "S5.LARGE8".into(),
+        why: why.into(),
+    });
+    assert_eq!(
+        check(&c, &obs(), TypeCheck::Unavailable(why.into())),
+        unavailable
+    );
+    // Other changes still go through; the window no longer holds the type.
+    c.w.password = Compared::Changed;
+    assert_eq!(
+        check(&c, &obs(), TypeCheck::Unavailable(why.into())),
+        window(&["spec.loginSettings.passwordSecretRef"])
+    );
+    // A change that does not concern the type is not held back by the check.
+    let mut d = Case::of(spec());
+    d.s.instance_type = "S5.LARGE8".into();
+    d.s.instance_name = Some("renamed".into());
+    assert!(matches!(
+        check(&d, &obs(), TypeCheck::Unchecked),
+        Step::Act(CloudAction::Rename { .. })
+    ));
+}
+
+#[test]
+fn a_reinstall_is_opt_in_and_carries_the_login_host_name_and_user_data() {
+    let mut c = Case::of(spec());
+    c.s.image_id = "img-487zeit5".into();
+    c.s.host_name = Some("web-2".into());
+    c.s.login_settings = Some(LoginSettingsSpec {
+        key_ids: Some(vec!["skey-gz000002".into()]),
+        password_secret_ref: None,
+    });
+    c.w.user_data = Compared::Changed;
+    assert_eq!(c.step(&obs()), reinstall_refused());
+    let p = c.run(&obs());
+    assert_eq!(p.drift.len(), 1, "the rest rides along: {:?}", p.drift);
+    assert_eq!(p.pending[0].disruption, Disruption::Reinstall);
+    c.s.disruption_policy = Some(DisruptionPolicy {
+        reinstall: Some(Permission::Allowed),
+        ..Default::default()
+    });
+    let reinstall = CloudAction::Reinstall {
+        image_id: "img-487zeit5".into(),
+        key_ids: Some(vec!["skey-gz000002".into()]),
+        host_name: Some("web-2".into()),
+    };
+    assert!(reinstall.boots());
+    assert_eq!(c.step(&obs()), Step::Act(reinstall));
+}
+
+#[test]
+fn stopped_without_charging_is_started_to_be_changed_and_stopped_again() {
+    let mut c = Case::of(spec());
+    c.s.run_state = RunState::Stopped;
+    c.s.stopped_mode = StoppedMode::STOP_CHARGING;
+    c.w.password = Compared::Changed;
+    let o = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::STOP_CHARGING),
+        ..obs()
+    };
+    assert_eq!(c.step(&o), Step::Act(CloudAction::Start));
+    assert_eq!(c.run(&o).pending[0].disruption, Disruption::Stop);
+    // Running: the window stops it keeping charging.
+    assert_eq!(
+        c.step(&obs()),
+        window(&["spec.loginSettings.passwordSecretRef"])
+    );
+    // Changed while stopped keeping charging: started, then stopped as asked.
+    let charging = Observation {
+        state: InstanceState::Stopped,
+        stopped_mode: Some(StoppedMode::KEEP_CHARGING),
+        ..obs()
+    };
+    assert_eq!(c.step(&charging), Step::Act(CloudAction::ResetPassword));
+    c.w.password = Compared::Same;
+    assert_eq!(c.step(&charging), Step::Act(CloudAction::Start));
+    // The policy may forbid that cycle.
+    c.s.disruption_policy = Some(DisruptionPolicy {
+        stop_start: Some(Permission::Never),
+        ..Default::default()
+    });
+    assert_eq!(
+        c.step(&charging),
+        refused("spec.stoppedMode", Disruption::Stop)
+    );
+}
+
+#[test]
+fn what_the_api_cannot_do_is_not_a_difference() {
+    let mut c = Case::of(spec());
+    // A disk grown outside Kubernetes (disks never shrink).
+    c.s.system_disk = Some(SystemDiskSpec {
+        disk_type: DiskType::CLOUD_PREMIUM,
+        disk_size: 40,
+    });
+    // A spot instance adopted by a spec that says PREPAID.
+    c.s.instance_charge_type = InstanceChargeType::PREPAID;
+    c.s.prepaid = Some(PrepaidSpec {
+        period: 1,
+        renew_flag: RenewFlag::NOTIFY_AND_MANUAL_RENEW,
+    });
+    let o = Observation {
+        charge_type: "SPOTPAID".into(),
+        ..obs()
+    };
+    assert_eq!(c.step(&o), Step::Wait(Wait::InSync));
+    // Keys compare as sets; an IP is compared only when the spec names one.
+    c.s.login_settings = Some(LoginSettingsSpec {
+        key_ids: Some(vec!["skey-b".into(), "skey-a".into()]),
+        password_secret_ref: None,
+    });
+    c.s.vpc = Some(VpcSpec {
+        vpc_id: "vpc-gz000001".into(),
+        subnet_id: "subnet-gz000003".into(),
+        private_ip_address: None,
+    });
+    let mut o = o;
+    o.settings.key_ids = vec!["skey-a".into(), "skey-b".into()];
+    assert_eq!(c.step(&o), Step::Wait(Wait::InSync));
+    c.s.vpc.as_mut().unwrap().private_ip_address = Some("172.16.3.9".into());
+    assert_eq!(c.step(&o), window(&["spec.vpc"]));
 }

@@ -5,10 +5,11 @@
 //! errors and decides when to look again.
 //!
 //! The finalizer is owned here: added before the first cloud call, removed
-//! only when the deletion is complete. The only other status write is a
-//! create's intent, recorded before RunInstances: from then on a crash is
+//! only when the deletion is complete. The only other status writes are
+//! intents: a create's, recorded before RunInstances (from then on a crash is
 //! recovered by the ClientToken and the UID tag, and a deletion knows that a
-//! create may be in flight.
+//! create may be in flight), and a restart's, before RebootInstances (a crash
+//! is recovered by the instance's latest operation: see `plan::restart`).
 
 use super::accounts::{Access, Accounts};
 use super::act::{self, Actor, SecretValues};
@@ -20,7 +21,7 @@ use super::metrics::Metrics;
 use super::observation::{Observation, Observed, Timing, WriteOnly};
 use super::observe::{FleetKey, Observer, ResourceKey};
 use super::ownership::{self, AccountChoice, Refusal};
-use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step};
+use super::plan::{self, Blocked, CREATE, Mode, PlanInput, RestartInput, Step, TypeCheck};
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
 use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
@@ -361,21 +362,14 @@ impl<'a> Reconciling<'a> {
             values.user_data.as_ref(),
             values.password.as_ref(),
         );
-        let blocked = self.blocked().filter(|_| mode == Mode::Apply);
-        let name = self.obj.desired_instance_name();
-        let plan = plan::plan(&PlanInput {
-            spec: &self.obj.spec,
-            instance_name: &name,
-            observed: &observed,
-            mode,
-            paused: self.obj.is_paused(),
-            blocked: blocked.as_ref(),
-            restart: RestartInput {
-                requested: self.obj.restart_requested(),
-                recorded: status.and_then(|s| s.restart.as_ref()),
-            },
-            write_only,
-        });
+        let mut plan = self.plan(mode, &observed, write_only, TypeCheck::Unchecked);
+        if let Step::CheckType(want) = &plan.step {
+            let check = match self.check_type(creds, &observed, want, last.clone()).await {
+                Ok(check) => check,
+                Err(report) => return Ok(report),
+            };
+            plan = self.plan(mode, &observed, write_only, check);
+        }
         let present = observed.instance().is_some();
         let caller = Caller {
             creds,
@@ -398,9 +392,36 @@ impl<'a> Reconciling<'a> {
                 self.forget_instance();
                 Report::released(why, observed.instance_id())
             }
+            Step::CheckType(_) => unreachable!("planned again with the type checked"),
         };
         let baseline = (mode == Mode::Apply && present).then_some((write_only, &values));
         Ok(self.complete(report, plan, baseline))
+    }
+
+    /// The plan for what is observed.
+    fn plan(
+        &self,
+        mode: Mode,
+        observed: &Observed,
+        write_only: WriteOnly,
+        type_check: TypeCheck,
+    ) -> plan::Plan {
+        let blocked = self.blocked().filter(|_| mode == Mode::Apply);
+        let status = self.obj.status.as_ref();
+        plan::plan(&PlanInput {
+            spec: &self.obj.spec,
+            instance_name: &self.obj.desired_instance_name(),
+            observed,
+            mode,
+            paused: self.obj.is_paused(),
+            blocked: blocked.as_ref(),
+            restart: RestartInput {
+                requested: self.obj.restart_requested(),
+                recorded: status.and_then(|s| s.restart.as_ref()),
+            },
+            write_only,
+            type_check,
+        })
     }
 
     /// What a report adds after the step: the restart record, the values

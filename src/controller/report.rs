@@ -243,6 +243,10 @@ impl Report {
         timing: Timing,
     ) -> Self {
         let requeue = match (mode, wait.is_transient()) {
+            // Sold out now, maybe not later: look again now and then.
+            (Mode::Apply, _) if matches!(wait, Wait::TypeUnavailable { .. }) => {
+                Requeue::Around(timing.poll_interval)
+            }
             // The fast sweep wakes us on each change; this is a backstop.
             (Mode::Apply, true) => Requeue::Around(timing.fast_interval * 3),
             // Settled, or waiting for a person.
@@ -250,10 +254,7 @@ impl Report {
             (Mode::Delete, true) => Requeue::Around(timing.fast_interval),
             (Mode::Delete, false) => Requeue::After(timing.poll_interval / 10),
         };
-        let refusal = match &wait {
-            Wait::NotAllowed(refused) => Some(status::refusal(refused)),
-            _ => None,
-        };
+        let refusal = status::refusal(&wait);
         let status = StatusReport::Full {
             observed,
             outcome: Outcome::Waiting(wait),

@@ -44,6 +44,7 @@ pub mod reason {
     pub const RECONCILE_PAUSED: &str = "ReconcilePaused";
     pub const DRIFT_DETECTED: &str = "DriftDetected";
     pub const STOP_REQUIRED: &str = "StopRequired";
+    pub const INSTANCE_TYPE_UNAVAILABLE: &str = "InstanceTypeUnavailable";
     pub const REBOOT_REQUIRED: &str = "RebootRequired";
     pub const REINSTALL_REQUIRED: &str = "ReinstallRequired";
     pub const TERMINATION_PROTECTED: &str = "TerminationProtected";
@@ -320,6 +321,13 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
             "managementPolicy is ObserveOnly: differences are reported, not corrected",
         ),
         Wait::NotAllowed(refused) => not_allowed(refused),
+        Wait::TypeUnavailable { instance_type, why } => cond(
+            false,
+            reason::INSTANCE_TYPE_UNAVAILABLE,
+            format!(
+                "spec.instanceType {instance_type} cannot be applied: {why}; nothing was stopped. Choose a type the instance can change to (or wait, if it is sold out)"
+            ),
+        ),
         Wait::LaunchFailed { message } => cond(
             false,
             reason::LAUNCH_FAILED,
@@ -366,11 +374,14 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
     }
 }
 
-/// The reason and message of changes the disruption policy holds back
-/// (for the condition and its event).
-pub fn refusal(refused: &[Refused]) -> (&'static str, String) {
-    let c = not_allowed(refused);
-    (c.reason, c.message)
+/// The waits that deserve a Warning event besides their condition: a
+/// change not made (its disruption is not allowed, its type cannot be had).
+/// Their (reason, message).
+pub fn refusal(w: &Wait) -> Option<(&'static str, String)> {
+    matches!(w, Wait::NotAllowed(_) | Wait::TypeUnavailable { .. }).then(|| {
+        let c = waiting(w, None);
+        (c.reason, c.message)
+    })
 }
 
 /// Changes the disruption policy holds back: the first one's disruption
@@ -409,6 +420,7 @@ fn is_stalled(outcome: &Outcome) -> bool {
         Outcome::Waiting(w) => matches!(
             w,
             Wait::NotAllowed(_)
+                | Wait::TypeUnavailable { .. }
                 | Wait::LaunchFailed { .. }
                 | Wait::NotFound { .. }
                 | Wait::Blocked(_)

@@ -151,6 +151,7 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
     const TENANT_ID: &str = "AKIDTENANT00000000000000000000001";
     const TENANT_KEY: &str = "tenant-secret-key-must-not-leak-42";
     const PASSWORD: &str = "Sup3r-Secret-Passw0rd!";
+    const ROTATED_PASSWORD: &str = "R0tated-Secret-Passw0rd!";
     let mut cfg = fast_sim();
     cfg.accounts.push(SimAccount::new(TENANT_ID, TENANT_KEY));
     let env = TestEnv::with_sim("secrets", cfg).await;
@@ -232,6 +233,32 @@ async fn per_resource_credentials_and_no_secret_in_status_events_or_logs() {
         !events.iter().any(|(r, _)| r == "DriftDetected"),
         "a new Secret value is not drift of the instance: {events:?}"
     );
+
+    // Rotating the password in its Secret resets it, in one stop window.
+    let before = env.stats();
+    let rotated = json!({"stringData": {"password": ROTATED_PASSWORD}});
+    secrets
+        .patch("login", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .unwrap();
+    let applied = o.status.clone().unwrap().applied.unwrap();
+    let o = env
+        .wait_for(
+            "tenant-vm",
+            Duration::from_secs(40),
+            "the rotated password applied, running again",
+            |o| {
+                let now = o.status.as_ref().and_then(|s| s.applied.clone());
+                now.is_some_and(|a| a.password != applied.password)
+                    && condition(o, "Ready").is_some_and(|c| c.0 == "True")
+                    && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+            },
+        )
+        .await;
+    let after = env.stats();
+    for action in ["ResetInstancesPassword", "StopInstances", "StartInstances"] {
+        assert_eq!(after.calls(action) - before.calls(action), 1, "{action}");
+    }
 
     // A wrong password Secret key is a clear condition, not a leak.
     let mut m = base_manifest("bad-ref");

@@ -5,7 +5,7 @@ use super::SecretValues;
 use crate::api::{self, CvmInstance, CvmInstanceSpec, InstanceChargeType, StopType};
 use crate::cloud::model;
 use crate::cloud::tag;
-use crate::controller::plan::CloudAction;
+use crate::controller::plan::{CloudAction, DiskRef, Network, TypeCheck};
 use kube::ResourceExt;
 
 /// The RunInstances request for a resource.
@@ -56,6 +56,10 @@ pub fn run_request(obj: &CvmInstance, secrets: &SecretValues) -> model::RunInsta
         user_data: secrets.user_data.clone(),
         disable_api_termination: spec.disable_api_termination,
         cam_role_name: spec.cam_role_name.clone().filter(|r| !r.is_empty()),
+        disaster_recover_group_ids: spec
+            .disaster_recover_group_ids
+            .clone()
+            .filter(|g| !g.is_empty()),
         ..Default::default()
     }
 }
@@ -232,6 +236,186 @@ pub(super) fn modify_tags(
     }
 }
 
+pub(super) fn project(ids: Vec<String>, project_id: i64) -> model::ModifyInstancesProjectRequest {
+    model::ModifyInstancesProjectRequest {
+        instance_ids: ids,
+        project_id,
+    }
+}
+
+pub(super) fn to_prepaid(
+    ids: Vec<String>,
+    period: i64,
+    renew_flag: &str,
+) -> model::ModifyInstancesChargeTypeRequest {
+    model::ModifyInstancesChargeTypeRequest {
+        instance_ids: ids,
+        instance_charge_type: InstanceChargeType::PREPAID.as_str().into(),
+        instance_charge_prepaid: Some(model::InstanceChargePrepaid {
+            period: Some(period),
+            renew_flag: Some(renew_flag.into()),
+        }),
+        modify_portable_data_disk: None,
+    }
+}
+
+pub(super) fn renew_flag(ids: Vec<String>, flag: &str) -> model::ModifyInstancesRenewFlagRequest {
+    model::ModifyInstancesRenewFlagRequest {
+        instance_ids: ids,
+        renew_flag: flag.into(),
+    }
+}
+
+/// One disk of the (first) instance. Online (`ResizeOnline`) while it
+/// runs; a stopped one is grown as it is (never `ForceStop`: the operator
+/// stops instances itself, once, when the policy allows).
+pub(super) fn grow_disk(
+    ids: &[String],
+    disk: &DiskRef,
+    size: i64,
+    online: bool,
+) -> model::ResizeInstanceDisksRequest {
+    let mut req = model::ResizeInstanceDisksRequest {
+        instance_id: ids.first().cloned().unwrap_or_default(),
+        resize_online: online.then_some(true),
+        ..Default::default()
+    };
+    match disk {
+        DiskRef::System => {
+            req.system_disk = Some(model::SystemDisk {
+                disk_size: Some(size),
+                ..Default::default()
+            })
+        }
+        DiskRef::Data { id, .. } => {
+            req.data_disks = Some(vec![model::DataDisk {
+                disk_id: Some(id.clone()),
+                disk_size: Some(size),
+                ..Default::default()
+            }])
+        }
+    }
+    req
+}
+
+/// `Force`: the instance may move to another host (a running one restarts,
+/// which the planner counts as a reboot); without it the API may refuse.
+pub(super) fn placement_group(
+    ids: Vec<String>,
+    groups: &[String],
+) -> model::ModifyInstancesDisasterRecoverGroupRequest {
+    model::ModifyInstancesDisasterRecoverGroupRequest {
+        instance_ids: ids,
+        disaster_recover_group_ids: Some(groups.to_vec()),
+        force: Some(true),
+        ..Default::default()
+    }
+}
+
+/// Associate or Disassociate: the instance is stopped (no `ForceStop`).
+pub(super) fn key_pairs(ids: Vec<String>, keys: &[String]) -> model::InstancesKeyPairsRequest {
+    model::InstancesKeyPairsRequest {
+        instance_ids: ids,
+        key_ids: keys.to_vec(),
+        force_stop: None,
+    }
+}
+
+/// `Err`: no password to set.
+pub(super) fn reset_password(
+    ids: Vec<String>,
+    values: &SecretValues,
+) -> Result<model::ResetInstancesPasswordRequest, &'static str> {
+    Ok(model::ResetInstancesPasswordRequest {
+        instance_ids: ids,
+        password: values.password.clone().ok_or("no password to set")?,
+        user_name: None,
+        force_stop: None,
+    })
+}
+
+/// The instance is stopped (`ForceStop: false`: the API's default would
+/// stop a running one itself); the host name is kept.
+pub(super) fn move_network(
+    ids: Vec<String>,
+    to: &Network,
+) -> model::ModifyInstancesVpcAttributeRequest {
+    let ips = (!to.private_ip.is_empty()).then(|| vec![to.private_ip.clone()]);
+    model::ModifyInstancesVpcAttributeRequest {
+        instance_ids: ids,
+        virtual_private_cloud: model::VirtualPrivateCloud {
+            vpc_id: Some(to.vpc_id.clone()),
+            subnet_id: Some(to.subnet_id.clone()),
+            private_ip_addresses: ips,
+            ..Default::default()
+        },
+        force_stop: Some(false),
+        reserve_host_name: Some(true),
+    }
+}
+
+/// ResetInstance with what the spec says of the login (keys, or the
+/// password from its Secret; neither: the API's default, a random password
+/// sent to the account owner), the host name and the user data.
+pub(super) fn reinstall(
+    ids: &[String],
+    action: &CloudAction,
+    values: &SecretValues,
+) -> model::ResetInstanceRequest {
+    let CloudAction::Reinstall {
+        image_id,
+        key_ids,
+        host_name,
+    } = action
+    else {
+        return Default::default();
+    };
+    let login = match (key_ids.clone(), &values.password) {
+        (Some(keys), _) => Some(model::LoginSettings {
+            key_ids: Some(keys),
+            ..Default::default()
+        }),
+        (None, Some(pw)) => Some(model::LoginSettings {
+            password: Some(pw.clone()),
+            ..Default::default()
+        }),
+        (None, None) => None,
+    };
+    model::ResetInstanceRequest {
+        instance_id: ids.first().cloned().unwrap_or_default(),
+        image_id: Some(image_id.clone()),
+        login_settings: login,
+        host_name: host_name.clone(),
+        user_data: values.user_data.clone(),
+        ..Default::default()
+    }
+}
+
+/// What DescribeInstancesModification's answer says of `want`.
+pub(super) fn type_check(offered: &[model::InstanceTypeConfigStatus], want: &str) -> TypeCheck {
+    let found = offered.iter().find(|s| {
+        s.instance_type_config
+            .as_ref()
+            .and_then(|c| c.instance_type.as_deref())
+            == Some(want)
+    });
+    match found {
+        Some(s) if s.status.as_deref() == Some("SELL") => TypeCheck::Available,
+        Some(s) => TypeCheck::Unavailable(format!(
+            "{want} is not available now ({}{})",
+            s.status.as_deref().unwrap_or("?"),
+            s.message
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )),
+        None => TypeCheck::Unavailable(format!(
+            "{want} is not a type this instance can change to (DescribeInstancesModification does not offer it)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,9 +587,133 @@ mod tests {
 
     #[test]
     fn a_create_binds_the_cam_role_unless_empty() {
-        let req = wire(&resource(json!({"camRoleName": "CVM_QcsRole"})));
+        let req = wire(&resource(
+            json!({"camRoleName": "CVM_QcsRole", "disasterRecoverGroupIds": ["ps-gz000001"]}),
+        ));
         assert_eq!(req["CamRoleName"], "CVM_QcsRole");
+        assert_eq!(req["DisasterRecoverGroupIds"], json!(["ps-gz000001"]));
         let req = wire(&resource(json!({"camRoleName": ""})));
         assert!(req.get("CamRoleName").is_none());
+    }
+
+    #[test]
+    fn in_place_requests_have_the_wire_shape_of_the_api() {
+        let ids = || vec!["ins-abcdefgh".to_string()];
+        assert_eq!(
+            v(project(ids(), 1000001)),
+            json!({"InstanceIds": ["ins-abcdefgh"], "ProjectId": 1000001})
+        );
+        assert_eq!(
+            v(to_prepaid(ids(), 3, "NOTIFY_AND_AUTO_RENEW")),
+            json!({"InstanceIds": ["ins-abcdefgh"], "InstanceChargeType": "PREPAID",
+                   "InstanceChargePrepaid": {"Period": 3, "RenewFlag": "NOTIFY_AND_AUTO_RENEW"}})
+        );
+        assert_eq!(
+            v(renew_flag(ids(), "DISABLE_NOTIFY_AND_MANUAL_RENEW")),
+            json!({"InstanceIds": ["ins-abcdefgh"], "RenewFlag": "DISABLE_NOTIFY_AND_MANUAL_RENEW"})
+        );
+        assert_eq!(
+            v(grow_disk(&ids(), &DiskRef::System, 60, true)),
+            json!({"InstanceId": "ins-abcdefgh", "SystemDisk": {"DiskSize": 60}, "ResizeOnline": true})
+        );
+        let data = DiskRef::Data {
+            index: 0,
+            id: "disk-1".into(),
+        };
+        assert_eq!(
+            v(grow_disk(&ids(), &data, 200, false)),
+            json!({"InstanceId": "ins-abcdefgh", "DataDisks": [{"DiskId": "disk-1", "DiskSize": 200}]}),
+            "stopped: neither ResizeOnline nor ForceStop"
+        );
+        assert_eq!(
+            v(placement_group(ids(), &[])),
+            json!({"InstanceIds": ["ins-abcdefgh"], "DisasterRecoverGroupIds": [], "Force": true})
+        );
+        assert_eq!(
+            v(key_pairs(ids(), &["skey-gz000001".to_string()])),
+            json!({"InstanceIds": ["ins-abcdefgh"], "KeyIds": ["skey-gz000001"]})
+        );
+        let to = Network {
+            vpc_id: "vpc-gz000001".into(),
+            subnet_id: "subnet-gz000004".into(),
+            private_ip: "172.16.4.9".into(),
+        };
+        assert_eq!(
+            v(move_network(ids(), &to)),
+            json!({"InstanceIds": ["ins-abcdefgh"], "ForceStop": false, "ReserveHostName": true,
+                   "VirtualPrivateCloud": {"VpcId": "vpc-gz000001", "SubnetId": "subnet-gz000004",
+                                           "PrivateIpAddresses": ["172.16.4.9"]}})
+        );
+    }
+
+    #[test]
+    fn a_password_or_a_reinstall_carries_secrets_only_inside() {
+        let ids = vec!["ins-abcdefgh".to_string()];
+        let values = SecretValues {
+            password: Some(Secret::new("N3w-Passw0rd!x")),
+            user_data: Some(Secret::new("ZWNobyBoaQ==")),
+        };
+        let req = reset_password(ids.clone(), &values).unwrap();
+        assert!(!format!("{req:?}").contains("N3w-Passw0rd"));
+        assert_eq!(
+            serde_json::to_value(&req).unwrap()["Password"],
+            "N3w-Passw0rd!x"
+        );
+        assert!(reset_password(ids.clone(), &SecretValues::default()).is_err());
+        let with_keys = CloudAction::Reinstall {
+            image_id: "img-487zeit5".into(),
+            key_ids: Some(vec!["skey-gz000001".into()]),
+            host_name: Some("web-2".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(reinstall(&ids, &with_keys, &values)).unwrap(),
+            json!({"InstanceId": "ins-abcdefgh", "ImageId": "img-487zeit5",
+                   "LoginSettings": {"KeyIds": ["skey-gz000001"]}, "HostName": "web-2",
+                   "UserData": "ZWNobyBoaQ=="}),
+            "keys win: no password beside them"
+        );
+        let with_password = CloudAction::Reinstall {
+            image_id: "img-487zeit5".into(),
+            key_ids: None,
+            host_name: None,
+        };
+        let req = reinstall(&ids, &with_password, &values);
+        assert!(!format!("{req:?}").contains("N3w-Passw0rd"));
+        assert_eq!(
+            serde_json::to_value(&req).unwrap()["LoginSettings"],
+            json!({"Password": "N3w-Passw0rd!x"})
+        );
+    }
+
+    #[test]
+    fn a_type_check_reads_the_offer() {
+        let offer = |t: &str, status: &str| model::InstanceTypeConfigStatus {
+            status: Some(status.into()),
+            message: Some(format!("{t} message")),
+            instance_type_config: Some(model::InstanceTypeConfig {
+                instance_type: Some(t.into()),
+                ..Default::default()
+            }),
+        };
+        let offered = [
+            offer("S5.LARGE8", "SELL"),
+            offer("S6.LARGE16", "UNAVAILABLE"),
+        ];
+        assert_eq!(type_check(&offered, "S5.LARGE8"), TypeCheck::Available);
+        let TypeCheck::Unavailable(why) = type_check(&offered, "S6.LARGE16") else {
+            panic!("sold out")
+        };
+        assert!(why.contains("UNAVAILABLE: S6.LARGE16 message"), "{why}");
+        let TypeCheck::Unavailable(why) = type_check(&offered, "GN7.2XLARGE32") else {
+            panic!("not offered")
+        };
+        assert!(
+            why.contains("not a type this instance can change to"),
+            "{why}"
+        );
+    }
+
+    fn v<T: serde::Serialize>(request: T) -> Value {
+        serde_json::to_value(request).unwrap()
     }
 }

@@ -1,15 +1,20 @@
-//! The differences between a spec and an instance: how each is found, the
-//! spec field it concerns, and what applying it needs from the instance.
-//! Pure.
+//! The differences between a spec and an instance: the spec field each
+//! concerns, its values, and what applying it needs from the instance.
+//! Found by [`detect`](super::detect). Pure.
 
-use super::super::observation::{Compared, Observation, WriteOnly};
-use crate::api::{CvmInstanceSpec, RunState};
-use crate::cloud::model::InstanceState;
+use crate::controller::observation::Observation;
 
 /// A difference between the spec and the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
     PowerState {
+        want: String,
+        have: String,
+    },
+    /// Stopped as the spec asks, but still charging although it asks for
+    /// `stoppedMode: STOP_CHARGING` (changes made while stopped need a stop
+    /// that keeps charging).
+    StoppedMode {
         want: String,
         have: String,
     },
@@ -44,7 +49,48 @@ pub enum Drift {
     /// The user data differs from what was last applied (by fingerprint:
     /// the API never shows it back).
     UserData,
+    Project {
+        want: i64,
+        have: i64,
+    },
+    /// POSTPAID_BY_HOUR → PREPAID, for `period` months.
+    ChargeType {
+        have: String,
+        period: i64,
+        renew_flag: String,
+    },
+    RenewFlag {
+        want: String,
+        have: String,
+    },
+    /// A disk to grow (the system disk, or a data disk by its id).
+    DiskSize {
+        disk: DiskRef,
+        want: i64,
+        have: i64,
+    },
     HostName {
+        want: String,
+        have: String,
+    },
+    /// The placement group (empty: none).
+    PlacementGroup {
+        want: Vec<String>,
+        have: Vec<String>,
+    },
+    KeyIds {
+        want: Vec<String>,
+        have: Vec<String>,
+    },
+    /// The password differs from what was last applied (by fingerprint).
+    Password,
+    Vpc {
+        want: Network,
+        have: Network,
+    },
+    /// A new image: a reinstall, which also sets the login, the host name
+    /// and the user data.
+    Image {
         want: String,
         have: String,
     },
@@ -53,15 +99,33 @@ pub enum Drift {
 /// Tags as (key, value), sorted by key.
 pub type Tags = Vec<(String, String)>;
 
-/// Tags the operator leaves alone besides its own: the API reserves these
-/// prefixes, so the spec cannot hold them either.
-const FOREIGN_TAG_PREFIXES: &[&str] = &["qcs:", "project:"];
+/// Which disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskRef {
+    System,
+    /// `spec.dataDisks[index]`, the instance's disk `id`.
+    Data {
+        index: usize,
+        id: String,
+    },
+}
+
+/// Where an instance sits in its VPC. `private_ip` empty: any address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Network {
+    pub vpc_id: String,
+    pub subnet_id: String,
+    pub private_ip: String,
+}
 
 /// What applying a difference needs from the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     /// Nothing: applied in any settled state.
     Nothing,
+    /// Nothing while it runs (done online); done offline instead inside a
+    /// stop window that comes anyway (a disk to grow).
+    Online,
     /// A reboot when it runs (the change takes effect at boot).
     RebootWhenRunning,
     /// A stopped instance (the one stop window).
@@ -103,7 +167,7 @@ pub struct PendingChange {
     pub disruption: Disruption,
 }
 
-fn list(ids: &[String]) -> String {
+pub(super) fn list(ids: &[String]) -> String {
     format!("[{}]", ids.join(","))
 }
 
@@ -112,18 +176,24 @@ fn tag_list(tags: &Tags) -> String {
     list(&each)
 }
 
-/// The instance's tags the spec manages: all but the operator's own and
-/// those under prefixes the API reserves.
-fn managed_tags(o: &Observation) -> Tags {
-    let mut tags: Tags = o
-        .settings
-        .tags
-        .iter()
-        .filter(|(k, _)| !FOREIGN_TAG_PREFIXES.iter().any(|p| k.starts_with(p)))
-        .cloned()
-        .collect();
-    tags.sort();
-    tags
+impl Network {
+    pub fn of(o: &Observation) -> Self {
+        Network {
+            vpc_id: o.settings.vpc_id.clone(),
+            subnet_id: o.settings.subnet_id.clone(),
+            private_ip: o.private_ips.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.vpc_id, self.subnet_id)?;
+        if !self.private_ip.is_empty() {
+            write!(f, "/{}", self.private_ip)?;
+        }
+        Ok(())
+    }
 }
 
 impl Drift {
@@ -131,6 +201,7 @@ impl Drift {
     pub fn field(&self) -> &'static str {
         match self {
             Drift::PowerState { .. } => "spec.runState",
+            Drift::StoppedMode { .. } => "spec.stoppedMode",
             Drift::InstanceType { .. } => "spec.instanceType",
             Drift::Bandwidth { .. } => "spec.internetAccessible.internetMaxBandwidthOut",
             Drift::Name { .. } => "spec.instanceName",
@@ -139,7 +210,20 @@ impl Drift {
             Drift::CamRole { .. } => "spec.camRoleName",
             Drift::Tags { .. } => "spec.tags",
             Drift::UserData => "spec.userData",
+            Drift::Project { .. } => "spec.projectId",
+            Drift::ChargeType { .. } => "spec.instanceChargeType",
+            Drift::RenewFlag { .. } => "spec.prepaid.renewFlag",
+            Drift::DiskSize {
+                disk: DiskRef::System,
+                ..
+            } => "spec.systemDisk.diskSize",
+            Drift::DiskSize { .. } => "spec.dataDisks[].diskSize",
             Drift::HostName { .. } => "spec.hostName",
+            Drift::PlacementGroup { .. } => "spec.disasterRecoverGroupIds",
+            Drift::KeyIds { .. } => "spec.loginSettings.keyIds",
+            Drift::Password => "spec.loginSettings.passwordSecretRef",
+            Drift::Vpc { .. } => "spec.vpc",
+            Drift::Image { .. } => "spec.imageId",
         }
     }
 
@@ -147,45 +231,75 @@ impl Drift {
     pub fn values(&self) -> (String, String) {
         match self {
             Drift::PowerState { want, have }
+            | Drift::StoppedMode { want, have }
             | Drift::InstanceType { want, have }
             | Drift::Name { want, have }
             | Drift::CamRole { want, have }
-            | Drift::HostName { want, have } => (have.clone(), want.clone()),
-            Drift::Bandwidth { want, have } => (have.to_string(), want.to_string()),
-            Drift::SecurityGroups { want, have } => (list(have), list(want)),
+            | Drift::HostName { want, have }
+            | Drift::RenewFlag { want, have }
+            | Drift::Image { want, have } => (have.clone(), want.clone()),
+            Drift::Bandwidth { want, have } | Drift::Project { want, have } => {
+                (have.to_string(), want.to_string())
+            }
+            Drift::DiskSize { want, have, .. } => (have.to_string(), want.to_string()),
+            Drift::SecurityGroups { want, have }
+            | Drift::PlacementGroup { want, have }
+            | Drift::KeyIds { want, have } => (list(have), list(want)),
             Drift::TerminationProtection { want, have } => (have.to_string(), want.to_string()),
             Drift::Tags { want, have } => (tag_list(have), tag_list(want)),
+            Drift::ChargeType { have, period, .. } => {
+                (have.clone(), format!("PREPAID ({period} months)"))
+            }
+            Drift::Vpc { want, have } => (have.to_string(), want.to_string()),
             // Never the values: they may be secret.
-            Drift::UserData => ("(as last applied)".into(), "(changed)".into()),
+            Drift::UserData | Drift::Password => ("(as last applied)".into(), "(changed)".into()),
         }
     }
 
     /// What applying it needs from the instance.
     pub fn needs(&self) -> Needs {
         match self {
-            Drift::PowerState { .. } => Needs::Power,
-            Drift::InstanceType { .. } => Needs::Stopped,
+            Drift::PowerState { .. } | Drift::StoppedMode { .. } => Needs::Power,
+            Drift::InstanceType { .. }
+            | Drift::KeyIds { .. }
+            | Drift::Password
+            | Drift::Vpc { .. } => Needs::Stopped,
+            Drift::DiskSize { .. } => Needs::Online,
+            Drift::HostName { .. } | Drift::PlacementGroup { .. } => Needs::RebootWhenRunning,
+            Drift::Image { .. } => Needs::Reinstall,
             Drift::Bandwidth { .. }
             | Drift::Name { .. }
             | Drift::SecurityGroups { .. }
             | Drift::TerminationProtection { .. }
             | Drift::CamRole { .. }
             | Drift::Tags { .. }
-            | Drift::UserData => Needs::Nothing,
-            Drift::HostName { .. } => Needs::RebootWhenRunning,
+            | Drift::UserData
+            | Drift::Project { .. }
+            | Drift::ChargeType { .. }
+            | Drift::RenewFlag { .. } => Needs::Nothing,
         }
     }
 
-    /// The API boots the instance when it applies this (ResetInstancesType
-    /// ends RUNNING, as documented): it goes last in a stop window.
-    pub fn boots(&self) -> bool {
-        matches!(self, Drift::InstanceType { .. })
+    /// The API refuses it on an instance stopped without charging (it must
+    /// be started, and stopped again keeping charging).
+    pub fn refused_when_not_charging(&self) -> bool {
+        matches!(
+            self,
+            Drift::InstanceType { .. }
+                | Drift::KeyIds { .. }
+                | Drift::Password
+                | Drift::Vpc { .. }
+                | Drift::DiskSize { .. }
+                | Drift::PlacementGroup { .. }
+                | Drift::Image { .. }
+                | Drift::ChargeType { .. }
+        )
     }
 
     /// Changed on the instance (drift in the strict sense), rather than a
     /// new value of the spec's own sources (a Secret).
     pub fn seen_on_instance(&self) -> bool {
-        !matches!(self, Drift::UserData)
+        !matches!(self, Drift::UserData | Drift::Password)
     }
 }
 
@@ -210,117 +324,11 @@ impl std::fmt::Display for Drift {
                 write!(f, "termination protection is {have}, spec wants {want}")
             }
             Drift::UserData => write!(f, "the user data differs from what was last applied"),
+            Drift::Password => write!(f, "the password differs from what was last applied"),
             other => {
                 let (have, want) = other.values();
                 write!(f, "{} is {have:?}, spec wants {want:?}", other.field())
             }
         }
-    }
-}
-
-fn run_state_name(s: RunState) -> &'static str {
-    match s {
-        RunState::Running => "RUNNING",
-        RunState::Stopped => "STOPPED",
-    }
-}
-
-/// Every difference between the spec and an instance, in the order they
-/// are fixed: what needs nothing (while the instance runs), what takes
-/// effect at a reboot, what needs the instance stopped (all in one stop),
-/// what boots it (type), and the power state last. `write_only`: how the
-/// values the API never shows compare with what was last applied.
-pub fn drift(
-    spec: &CvmInstanceSpec,
-    instance_name: &str,
-    o: &Observation,
-    write_only: &WriteOnly,
-) -> Vec<Drift> {
-    let mut out = Vec::new();
-    attributes(spec, instance_name, o, &mut out);
-    settings(spec, o, write_only, &mut out);
-    if let Some(h) = &spec.host_name
-        && *h != o.settings.host_name
-    {
-        out.push(Drift::HostName {
-            want: h.clone(),
-            have: o.settings.host_name.clone(),
-        });
-    }
-    if o.instance_type != spec.instance_type {
-        out.push(Drift::InstanceType {
-            want: spec.instance_type.clone(),
-            have: o.instance_type.clone(),
-        });
-    }
-    let powered_as_wanted = match spec.run_state {
-        RunState::Running => o.state == InstanceState::Running,
-        RunState::Stopped => o.state == InstanceState::Stopped,
-    };
-    if !powered_as_wanted {
-        out.push(Drift::PowerState {
-            want: run_state_name(spec.run_state).into(),
-            have: o.state.as_str().to_string(),
-        });
-    }
-    out
-}
-
-/// The attributes the operator always kept: bandwidth, name, security
-/// groups, termination protection.
-fn attributes(spec: &CvmInstanceSpec, instance_name: &str, o: &Observation, out: &mut Vec<Drift>) {
-    if let Some(ia) = &spec.internet_accessible
-        && ia.internet_max_bandwidth_out != o.bandwidth_out
-    {
-        out.push(Drift::Bandwidth {
-            want: ia.internet_max_bandwidth_out,
-            have: o.bandwidth_out,
-        });
-    }
-    if o.name != instance_name {
-        out.push(Drift::Name {
-            want: instance_name.into(),
-            have: o.name.clone(),
-        });
-    }
-    if let Some(sgs) = &spec.security_group_ids
-        && *sgs != o.security_group_ids
-    {
-        out.push(Drift::SecurityGroups {
-            want: sgs.clone(),
-            have: o.security_group_ids.clone(),
-        });
-    }
-    if let Some(p) = spec.disable_api_termination
-        && p != o.disable_api_termination
-    {
-        out.push(Drift::TerminationProtection {
-            want: p,
-            have: o.disable_api_termination,
-        });
-    }
-}
-
-/// The settings changed in place with no disruption, beyond the
-/// attributes: CAM role, tags, user data.
-fn settings(spec: &CvmInstanceSpec, o: &Observation, write_only: &WriteOnly, out: &mut Vec<Drift>) {
-    let s = &o.settings;
-    if let Some(role) = &spec.cam_role_name
-        && *role != s.cam_role_name
-    {
-        out.push(Drift::CamRole {
-            want: role.clone(),
-            have: s.cam_role_name.clone(),
-        });
-    }
-    if let Some(tags) = &spec.tags {
-        let want: Tags = tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let have = managed_tags(o);
-        if want != have {
-            out.push(Drift::Tags { want, have });
-        }
-    }
-    if write_only.user_data == Compared::Changed {
-        out.push(Drift::UserData);
     }
 }

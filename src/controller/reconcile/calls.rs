@@ -4,13 +4,14 @@
 
 use super::{Error, Reconciling, rfc3339_now};
 use crate::api::{AppliedValues, LastOperation, RunState};
+use crate::cloud::model::{self, Action as _};
 use crate::cloud::{CloudError, Credentials, ErrorClass};
 use crate::controller::accounts::Access;
 use crate::controller::act::{self, SecretValues};
 use crate::controller::observation::Observed;
 use crate::controller::observe::FleetKey;
 use crate::controller::plan::restart::{self, outcome};
-use crate::controller::plan::{CREATE, CloudAction, Mode};
+use crate::controller::plan::{CREATE, CloudAction, Mode, TypeCheck};
 use crate::controller::report::{self, Done, Report, retry_base};
 use kube::ResourceExt;
 
@@ -126,14 +127,47 @@ impl Reconciling<'_> {
         })
     }
 
+    /// Whether the instance may change to `want`, asked before acting for
+    /// a type change; a failure of the question is reported like a call's.
+    pub(super) async fn check_type(
+        &self,
+        creds: &Credentials,
+        observed: &Observed,
+        want: &str,
+        last: Option<LastOperation>,
+    ) -> Result<TypeCheck, Report> {
+        let id = observed.instance_id().unwrap_or_default();
+        let region = &self.obj.spec.region;
+        let error = match self.ctx.actor.check_type(creds, region, id, want).await {
+            Ok(check) => return Ok(check),
+            Err(error) => error,
+        };
+        let action = model::DescribeInstancesModification::NAME;
+        let last = self.failed(action, &error).or(last);
+        let observed = observed.clone();
+        let timing = self.ctx.timing;
+        Err(Report::cloud_failed(
+            Mode::Apply,
+            observed,
+            action,
+            error,
+            last,
+            timing,
+        ))
+    }
+
     /// `status.applied` after `action` set write-only values, if it did.
     fn newly_applied(&self, action: &CloudAction, values: &SecretValues) -> Option<AppliedValues> {
-        let user_data = match action {
-            CloudAction::SetUserData => values.user_data.as_ref(),
+        let (user_data, password) = (values.user_data.as_ref(), values.password.as_ref());
+        let (user_data, password) = match action {
+            CloudAction::SetUserData => (user_data, None),
+            CloudAction::ResetPassword => (None, password),
+            // A reinstall sets both, as the spec has them.
+            CloudAction::Reinstall { .. } => (user_data, password),
             _ => return None,
         };
         let prev = self.obj.status.as_ref().and_then(|s| s.applied.as_ref());
-        Some(self.ctx.fingerprints.record(prev, user_data, None))
+        Some(self.ctx.fingerprints.record(prev, user_data, password))
     }
 
     /// An action was accepted. While a permanent failure blocks the
