@@ -2,13 +2,10 @@
 //! they are fixed. Pure.
 
 use super::drift::{DiskRef, Drift, Network, Tags};
+use crate::api::limits::RESERVED_TAG_PREFIXES;
 use crate::api::{CvmInstanceSpec, InstanceChargeType, RunState, StoppedMode};
 use crate::cloud::model::InstanceState;
 use crate::controller::observation::{Compared, Observation, WriteOnly};
-
-/// Tags the operator leaves alone besides its own: the API reserves these
-/// prefixes, so the spec cannot hold them either.
-const FOREIGN_TAG_PREFIXES: &[&str] = &["qcs:", "project:"];
 
 /// Every difference between the spec and an instance, in the order they
 /// are fixed: what needs nothing (while the instance runs; disks grow
@@ -98,7 +95,7 @@ fn managed_tags(o: &Observation) -> Tags {
         .settings
         .tags
         .iter()
-        .filter(|(k, _)| !FOREIGN_TAG_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .filter(|(k, _)| !RESERVED_TAG_PREFIXES.iter().any(|p| k.starts_with(p)))
         .cloned()
         .collect();
     tags.sort();
