@@ -104,6 +104,15 @@ fn waits_poll_by_how_soon_they_end() {
     let cases = [
         (Mode::Apply, moving.clone(), Requeue::Around(FAST * 3)),
         (Mode::Apply, Wait::NotAllowed(vec![]), Requeue::AwaitChange),
+        // Sold out now, maybe not later.
+        (
+            Mode::Apply,
+            Wait::TypeUnavailable {
+                instance_type: "S6.LARGE16".into(),
+                why: "sold out".into(),
+            },
+            Requeue::Around(POLL),
+        ),
         (Mode::Delete, moving, Requeue::Around(FAST)),
         (
             Mode::Delete,
@@ -534,4 +543,108 @@ fn an_outage_is_said_once_by_the_condition_not_by_events() {
     );
     assert!(r.events.is_empty());
     assert_eq!(r.error, Some(ErrorClass::Unreachable));
+}
+
+#[test]
+fn a_change_held_back_is_said_by_its_condition_and_a_warning() {
+    use crate::controller::plan::{Disruption, Refused};
+    let refused = Wait::NotAllowed(vec![
+        Refused {
+            field: "spec.hostName",
+            disruption: Disruption::Reboot,
+        },
+        Refused {
+            field: "spec.imageId",
+            disruption: Disruption::Reinstall,
+        },
+    ]);
+    let o = present(Observation::fixture());
+    let r = Report::waiting(Mode::Apply, o.clone(), refused, None, timing());
+    assert_eq!(reasons(&r), [(EventType::Warning, reason::REBOOT_REQUIRED)]);
+    let s = applied(&r, &resource(), None);
+    let (status, why, message) = condition(&s.conditions, SYNCED);
+    assert_eq!(
+        (status.as_str(), why.as_str()),
+        ("False", reason::REBOOT_REQUIRED)
+    );
+    assert!(
+        message.contains("spec.hostName needs a reboot"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.imageId needs a reinstall"),
+        "{message}"
+    );
+    assert_eq!(
+        r.events[0].note, message,
+        "the event says what the condition says"
+    );
+    let unavailable = Wait::TypeUnavailable {
+        instance_type: "GN7.2XLARGE32".into(),
+        why: "not offered".into(),
+    };
+    let r = Report::waiting(Mode::Apply, o, unavailable, None, timing());
+    assert_eq!(
+        reasons(&r),
+        [(EventType::Warning, reason::INSTANCE_TYPE_UNAVAILABLE)]
+    );
+}
+
+#[test]
+fn restart_records_carry_their_events_and_stay_in_status() {
+    use crate::api::{RestartState, RestartStatus};
+    let record = |state| RestartStatus {
+        requested_at: "2026-12-01T10:00:00Z".into(),
+        state,
+        previous_operation: None,
+        request_id: Some("req-7".into()),
+    };
+    let o = || present(Observation::fixture());
+    let quiet = || Report::waiting(Mode::Apply, o(), Wait::InSync, None, timing());
+    let r = quiet().with_restart(record(RestartState::Skipped));
+    assert_eq!(
+        reasons(&r),
+        [(EventType::Normal, event_reason::RESTART_SKIPPED)]
+    );
+    assert!(r.events[0].note.contains("never starts it"));
+    let r = quiet().with_restart(record(RestartState::Rebooted));
+    assert_eq!(reasons(&r), [(EventType::Normal, event_reason::RESTARTED)]);
+    assert!(r.events[0].note.contains("req-7"), "{}", r.events[0].note);
+    let s = applied(&r, &resource(), None);
+    assert_eq!(s.restart, Some(record(RestartState::Rebooted)));
+    // A later report without a record keeps the one in status.
+    let mut obj = resource();
+    obj.status = Some(s);
+    let kept = applied(&quiet(), &obj, None);
+    assert_eq!(kept.restart, Some(record(RestartState::Rebooted)));
+    // The reboot's own event says it already: no second one.
+    let action = CloudAction::Restart {
+        requested_at: "2026-12-01T10:00:00Z".into(),
+        stop_type: crate::api::StopType::SOFT,
+    };
+    let done = Done::action(&action, "ins-abcdefgh", "req-7");
+    let last = LastOperation::succeeded("RebootInstances", "req-7", Some(2), "t".into());
+    let r = Report::acted(Mode::Apply, o(), done, last, timing())
+        .with_restart(record(RestartState::Rebooted));
+    assert_eq!(reasons(&r), [(EventType::Normal, "Restarting")]);
+}
+
+#[test]
+fn an_action_that_boots_a_stopped_instance_says_so() {
+    let action = CloudAction::ResetType {
+        instance_type: "S5.LARGE8".into(),
+    };
+    let done = Done::action(&action, "ins-abcdefgh", "req-8");
+    let last = LastOperation::succeeded("ResetInstancesType", "req-8", Some(2), "t".into());
+    let o = present(Observation::fixture());
+    let r = Report::acted(Mode::Apply, o, done, last, timing())
+        .with_unplanned_boot(action.api_action());
+    assert_eq!(
+        reasons(&r),
+        [
+            (EventType::Normal, "Resizing"),
+            (EventType::Warning, event_reason::UNPLANNED_BOOT)
+        ]
+    );
+    assert!(r.events[1].note.contains("stopped again"));
 }

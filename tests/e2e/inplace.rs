@@ -721,3 +721,52 @@ async fn admission_refuses_what_the_api_cannot_change() {
         .await
         .expect("in-place fields are admitted");
 }
+
+/// ResetInstancesType starts the instance when done (documented): one the
+/// spec keeps stopped is stopped again, and an event says it booted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_of_a_stopped_instance_keeps_it_stopped_and_says_it_booted() {
+    let env = TestEnv::new("unplanned").await;
+    let _op = env.operator(&[]);
+    let mut m = base_manifest("idle");
+    m["spec"]["runState"] = "Stopped".into();
+    env.create(m).await;
+    let id = instance_id(&wait_synced(&env, "idle").await);
+    let before = env.stats();
+    env.patch_spec("idle", json!({"instanceType": "S5.MEDIUM4"}))
+        .await;
+    let o = env
+        .wait_for(
+            "idle",
+            Duration::from_secs(40),
+            "resized and stopped",
+            |o| {
+                let s = o.status.as_ref().unwrap();
+                s.instance_type.as_deref() == Some("S5.MEDIUM4")
+                    && s.instance_state.as_deref() == Some("STOPPED")
+                    && s.observed_generation == o.metadata.generation
+                    && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+            },
+        )
+        .await;
+    assert_eq!(condition(&o, "Ready").unwrap().1, "Stopped");
+    for (action, n) in [
+        ("ResetInstancesType", 1),
+        ("StopInstances", 1),
+        ("StartInstances", 0),
+    ] {
+        assert_eq!(delta(&env, &before, action), n, "{action}");
+    }
+    let i = instance(&env, &id).await.unwrap();
+    assert_eq!(
+        i.instance_state,
+        Some(cvm_operator::cloud::model::InstanceState::Stopped)
+    );
+    let events = env.events("idle").await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, m)| r == "UnplannedBoot" && m.contains("ResetInstancesType")),
+        "{events:?}"
+    );
+}
