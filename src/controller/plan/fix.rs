@@ -283,15 +283,16 @@ fn tags_step(want: &Tags, have: &Tags) -> CloudAction {
     CloudAction::SetTags { replace, delete }
 }
 
-/// Keys not wanted are detached first, then the missing ones attached
-/// (AssociateInstancesKeyPairs adds; it does not replace).
+/// Keys not wanted are detached first, then every wanted key attached.
+/// All of them, not only the missing ones: the documentation says keys an
+/// instance had before stop working when others are associated (a
+/// replacement), the simulator adds them; the whole list is right either way.
 fn keys_step(want: &[String], have: &[String]) -> CloudAction {
     let extra: Vec<String> = have.iter().filter(|k| !want.contains(k)).cloned().collect();
     if !extra.is_empty() {
         return CloudAction::DetachKeyPairs { ids: extra };
     }
-    let missing = want.iter().filter(|k| !have.contains(k)).cloned().collect();
-    CloudAction::AttachKeyPairs { ids: missing }
+    CloudAction::AttachKeyPairs { ids: want.to_vec() }
 }
 
 #[cfg(test)]
@@ -300,7 +301,7 @@ mod tests {
     use crate::controller::plan::DiskRef;
 
     #[test]
-    fn keys_are_detached_then_attached() {
+    fn keys_are_detached_then_all_wanted_attached() {
         let s = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         assert_eq!(
             keys_step(&s(&["skey-b", "skey-c"]), &s(&["skey-a", "skey-b"])),
@@ -311,7 +312,7 @@ mod tests {
         assert_eq!(
             keys_step(&s(&["skey-b", "skey-c"]), &s(&["skey-b"])),
             CloudAction::AttachKeyPairs {
-                ids: s(&["skey-c"])
+                ids: s(&["skey-b", "skey-c"])
             }
         );
     }
