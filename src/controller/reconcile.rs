@@ -545,9 +545,9 @@ impl<'a> Reconciling<'a> {
     async fn write_intent(
         &mut self,
         pending: LastOperation,
-        applied: AppliedValues,
+        applied: Option<AppliedValues>,
     ) -> Result<(), Error> {
-        let mut status = report::intent_status(&self.obj, pending, Some(applied), &now());
+        let mut status = report::intent_status(&self.obj, pending, applied, &now());
         status.account = status.account.or_else(|| self.recording.clone());
         self.write(StatusWrite::Apply(Box::new(status.clone())))
             .await?;

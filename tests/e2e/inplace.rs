@@ -451,7 +451,12 @@ async fn an_impossible_type_is_reported_without_a_stop() {
     let env = TestEnv::new("notype").await;
     let _op = env.operator(&[]);
     env.create(base_manifest("web")).await;
-    wait_synced(&env, "web").await;
+    let o = wait_synced(&env, "web").await;
+    assert_eq!(
+        o.status.unwrap().applied,
+        None,
+        "no user data or password: nothing to fingerprint"
+    );
     let before = env.stats();
     // A GPU type, offered in Beijing only.
     env.patch_spec("web", json!({"instanceType": "GN7.2XLARGE32"}))

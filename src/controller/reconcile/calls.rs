@@ -39,8 +39,9 @@ impl Reconciling<'_> {
         // The account is recorded with the intent, in the same write, and
         // what the create sets of the write-only values too.
         self.recording = Some(access.record.clone());
-        let f = &self.ctx.fingerprints;
-        let applied = f.record(None, values.user_data.as_ref(), values.password.as_ref());
+        let (user_data, password) = (values.user_data.as_ref(), values.password.as_ref());
+        let applied = (user_data.is_some() || password.is_some())
+            .then(|| self.ctx.fingerprints.record(None, user_data, password));
         self.write_intent(pending.clone(), applied).await?;
         let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
         let report = match self.ctx.actor.create(creds, region, &request).await {
