@@ -68,6 +68,10 @@ struct CloudArgs {
     /// Timeout of one CVM API request, in seconds.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
+    /// The currency the API's prices are in, as `status.price` and `plan`
+    /// name it: the API's answers do not say; its documentation gives yuan.
+    #[arg(long, env = "CVM_PRICE_CURRENCY", default_value = "CNY")]
+    price_currency: String,
     /// When the API refuses a request's timestamp (the node's clock is off by
     /// more than 300 s), sign with the API's time from its Date header.
     #[arg(long, env = "CVM_CORRECT_CLOCK_SKEW", default_value_t = true, action = ArgAction::Set)]
@@ -432,6 +436,7 @@ impl RunArgs {
             reconcile: controller::ReconcileConfig {
                 orphan_grace: Duration::from_secs(self.orphan_grace),
                 create_grace: Duration::from_secs(self.create_grace),
+                price_currency: self.cloud.price_currency.clone(),
             },
             observer: ObserverConfig {
                 timing,

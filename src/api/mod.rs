@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 pub mod limits;
 use limits::*;
 pub mod account;
+pub mod pending;
+pub mod price;
 pub mod transitions;
 pub use account::{AccountKind, AccountRecord, CvmAccount, CvmAccountSpec, CvmAccountStatus};
 pub mod set;
@@ -62,6 +64,7 @@ pub const FIELD_MANAGER: &str = "cvm-operator";
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
     printcolumn(name = "Synced", type_ = "string", json_path = r#".status.conditions[?(@.type=="Synced")].status"#, priority = "1"),
     printcolumn(name = "Private IP", type_ = "string", json_path = ".status.privateIpAddresses[0]", priority = "1"),
+    printcolumn(name = "Price", type_ = "string", json_path = ".status.price.summary", priority = "1"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.region",
     cel,

@@ -2,6 +2,8 @@
 //! operation, the restart record and the fingerprints of what was applied.
 
 use super::limits::*;
+use super::pending::{PENDING_CHANGES_MAX, PendingChangeStatus};
+use super::price::PriceStatus;
 use super::{AccountRecord, RESTART_VALUE_MAX};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
@@ -55,6 +57,16 @@ pub struct CvmInstanceStatus {
     /// slow hashes (never the values): a change of them is applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<AppliedValues>,
+    /// What the instance costs, as the API quoted it before the create or
+    /// the last change that altered the price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceStatus>,
+    /// What the operator would change but will not now (ObserveOnly,
+    /// paused, a disruption the policy does not allow, a permanent error):
+    /// the answer to "why is my change not applied". Empty while it acts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = PENDING_CHANGES_MAX))]
+    pub pending_changes: Vec<PendingChangeStatus>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

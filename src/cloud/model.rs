@@ -814,6 +814,36 @@ pub struct InquiryPriceRunInstancesRequest {
     pub network_interfaces: Option<Vec<serde_json::Value>>,
 }
 
+impl InquiryPriceRunInstancesRequest {
+    /// The price inquiry of a create: the members that decide the price.
+    /// Not the ClientToken (an inquiry creates nothing to guard), nor the
+    /// password or tags (they never change a price, and a secret has no
+    /// business in a read).
+    pub fn of_create(run: &RunInstancesRequest) -> Self {
+        Self {
+            placement: run.placement.clone().unwrap_or_default(),
+            image_id: run.image_id.clone().unwrap_or_default(),
+            instance_charge_type: run.instance_charge_type.clone(),
+            instance_charge_prepaid: run.instance_charge_prepaid.clone(),
+            instance_type: run.instance_type.clone(),
+            system_disk: run.system_disk.clone(),
+            data_disks: run.data_disks.clone(),
+            virtual_private_cloud: run.virtual_private_cloud.clone(),
+            internet_accessible: run.internet_accessible.clone(),
+            instance_count: run.instance_count,
+            instance_name: run.instance_name.clone(),
+            login_settings: run.login_settings.as_ref().map(|l| LoginSettings {
+                password: None,
+                ..l.clone()
+            }),
+            security_group_ids: run.security_group_ids.clone(),
+            host_name: run.host_name.clone(),
+            instance_market_options: run.instance_market_options.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 pub struct InquiryPriceRunInstances;
 impl Action for InquiryPriceRunInstances {
     const NAME: &'static str = "InquiryPriceRunInstances";

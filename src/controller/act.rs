@@ -8,7 +8,7 @@
 
 mod requests;
 
-pub use requests::run_request;
+pub use requests::{bandwidth_request, run_request};
 
 use super::credentials::{CredentialStore, CredentialsError};
 use super::observe::batch::Batcher;

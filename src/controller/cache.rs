@@ -55,7 +55,7 @@ impl Fingerprint {
 
 /// What the cache keeps of a status: what the reconciler reads (the instance
 /// id, the last operation, the restart record, the fingerprints of what
-/// was applied, the generation, and each
+/// was applied, the price, the generation, and each
 /// condition's type, status,
 /// reason and transition time), with the fingerprint of the full status.
 /// Everything else is rebuilt from the observation on every reconcile.
@@ -67,6 +67,7 @@ fn slim_status(mut full: CvmInstanceStatus) -> SlimStatus {
         restart: full.restart.take(),
         account: full.account.take(),
         applied: full.applied.take(),
+        price: full.price.take(),
         observed_generation: full.observed_generation,
         conditions: std::mem::take(&mut full.conditions)
             .into_iter()

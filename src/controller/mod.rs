@@ -7,7 +7,7 @@
 //! 2. pure: … and [`ownership`] (which account a resource may use, whether
 //!    an instance is its own);
 //! 3. adapters: [`observe`] (batched reads, sweeps), [`act`] (mutating
-//!    calls), [`accounts`] (account → credentials), [`credentials`]
+//!    calls), [`price`] (price inquiries), [`accounts`] (account → credentials), [`credentials`]
 //!    (Secrets), [`cache`] (the watch cache), [`events`], [`metrics`];
 //! 4. orchestration: [`reconcile`], one pass for apply and delete;
 //!    [`verify_account`], the `CvmAccount` reconciler;
@@ -26,6 +26,7 @@ pub mod observation;
 pub mod observe;
 pub mod ownership;
 pub mod plan;
+pub mod price;
 pub mod reconcile;
 pub mod report;
 pub mod server;

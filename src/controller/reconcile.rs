@@ -22,8 +22,10 @@ use super::observation::{Observation, Observed, Timing};
 use super::observe::{FleetKey, Observer, ResourceKey};
 use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode};
+use super::price::Pricer;
 use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
+use crate::api::price::PriceStatus;
 use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
 use crate::cloud::{CloudError, Credentials, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -49,6 +51,8 @@ pub struct ReconcileConfig {
     /// How long after a create was sent a deletion keeps looking for the
     /// instance by its UID tag before concluding none was made.
     pub create_grace: Duration,
+    /// The currency `status.price` names (the API's answers do not).
+    pub price_currency: String,
 }
 
 impl Default for ReconcileConfig {
@@ -56,6 +60,7 @@ impl Default for ReconcileConfig {
         Self {
             orphan_grace: Duration::from_secs(300),
             create_grace: Duration::from_secs(60),
+            price_currency: super::price::DEFAULT_CURRENCY.into(),
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct Context {
     pub config: ReconcileConfig,
     /// Fingerprints of the write-only values (memoised).
     pub fingerprints: Fingerprints,
+    /// Price inquiries (before a create, a type or bandwidth change).
+    pub pricer: Pricer,
     /// The observer's polling periods, which reconciles rely on.
     timing: Timing,
     failures: Mutex<HashMap<String, u32>>,
@@ -94,6 +101,7 @@ impl Context {
             client,
             timing: observer.timing(),
             actor: Actor::new(observer.client().clone()),
+            pricer: Pricer::new(observer.client().clone(), config.price_currency.clone()),
             observer,
             credentials,
             accounts,
@@ -541,13 +549,15 @@ impl<'a> Reconciling<'a> {
         Ok(())
     }
 
-    /// Records a create's intent before RunInstances is sent.
+    /// Records a create's intent before RunInstances is sent (with the
+    /// price it was quoted, if it was asked now).
     async fn write_intent(
         &mut self,
         pending: LastOperation,
         applied: Option<AppliedValues>,
+        price: Option<PriceStatus>,
     ) -> Result<(), Error> {
-        let mut status = report::intent_status(&self.obj, pending, applied, &now());
+        let mut status = report::intent_status(&self.obj, pending, applied, price, &now());
         status.account = status.account.or_else(|| self.recording.clone());
         self.write(StatusWrite::Apply(Box::new(status.clone())))
             .await?;

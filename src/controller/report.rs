@@ -7,8 +7,10 @@
 //! apiserver.
 
 use super::observation::{Observed, Timing};
-use super::plan::{CREATE, CloudAction, Drift, Mode, Release, Wait};
+use super::plan::{CREATE, CloudAction, Drift, Mode, PendingChange, Release, Wait};
 use super::status::{self, Facts, Outcome};
+use crate::api::pending::{PENDING_CHANGES_MAX, PendingChangeStatus};
+use crate::api::price::PriceStatus;
 use crate::api::{
     AppliedValues, CvmInstance, CvmInstanceStatus, Failure, LastOperation, ManagementPolicy,
     RESTARTED_AT_ANNOTATION, RestartState, RestartStatus,
@@ -166,6 +168,11 @@ pub struct Report {
     pub restart: Option<RestartStatus>,
     /// A new `status.applied` (otherwise the last one is kept).
     pub applied: Option<AppliedValues>,
+    /// A new `status.price` (otherwise the last one is kept).
+    pub price: Option<PriceStatus>,
+    /// `status.pendingChanges`: set when the operator will not act on
+    /// changes it sees (empty otherwise, which clears the list).
+    pub pending: Vec<PendingChangeStatus>,
 }
 
 /// An accepted call.
@@ -231,6 +238,8 @@ impl Report {
             release: false,
             restart: None,
             applied: None,
+            price: None,
+            pending: Vec::new(),
         }
     }
 
@@ -322,6 +331,54 @@ impl Report {
         }
         self.restart = Some(restart);
         self
+    }
+
+    /// Records what the instance costs now.
+    pub fn with_price(mut self, price: PriceStatus) -> Self {
+        self.price = Some(price);
+        self
+    }
+
+    /// Lists the changes the operator sees but will not make now, when
+    /// this report says it will not (paused, ObserveOnly, a disruption the
+    /// policy refuses, a permanent failure, an unavailable type): the rest
+    /// of the time the list is empty.
+    pub fn with_pending(mut self, pending: &[PendingChange]) -> Self {
+        if self.holds_changes() {
+            self.pending = pending
+                .iter()
+                .take(PENDING_CHANGES_MAX)
+                .map(|p| {
+                    let d = p.disruption.as_str();
+                    PendingChangeStatus::new(p.field, p.from.clone(), p.to.clone(), d)
+                })
+                .collect();
+        }
+        self
+    }
+
+    /// Whether the operator will not act on the differences it sees until
+    /// something changes (a person, the spec).
+    fn holds_changes(&self) -> bool {
+        if self.mode != Mode::Apply {
+            return false;
+        }
+        let outcome = match &self.status {
+            StatusReport::Full { outcome, .. } => outcome,
+            _ => return false,
+        };
+        match outcome {
+            Outcome::Waiting(w) => matches!(
+                w,
+                Wait::Paused { .. }
+                    | Wait::ObserveOnly
+                    | Wait::NotAllowed(_)
+                    | Wait::Blocked(_)
+                    | Wait::TypeUnavailable { .. }
+            ),
+            Outcome::CloudFailed { retried, .. } => !retried,
+            _ => false,
+        }
     }
 
     /// Records what was applied of the write-only values.
@@ -614,7 +671,12 @@ impl Report {
                     restart: self.restart.clone(),
                     applied: self.applied.clone(),
                 };
-                Some(StatusWrite::Apply(Box::new(status::build(obj, facts, now))))
+                let mut status = status::build(obj, facts, now);
+                if let Some(price) = &self.price {
+                    status.price = Some(price.clone());
+                }
+                status.pending_changes = self.pending.clone();
+                Some(StatusWrite::Apply(Box::new(status)))
             }
         }
     }
@@ -639,6 +701,7 @@ pub fn intent_status(
     obj: &CvmInstance,
     pending: LastOperation,
     applied: Option<AppliedValues>,
+    price: Option<PriceStatus>,
     now: &Time,
 ) -> CvmInstanceStatus {
     let facts = Facts {
@@ -651,7 +714,9 @@ pub fn intent_status(
         restart: None,
         applied,
     };
-    status::build(obj, facts, now)
+    let mut status = status::build(obj, facts, now);
+    status.price = price.or(status.price);
+    status
 }
 
 #[cfg(test)]

@@ -478,7 +478,28 @@ fn a_create_in_flight_holds_the_deletion() {
 #[test]
 fn the_intent_records_a_pending_create() {
     let pending = LastOperation::pending(CREATE, Some(2), "t".into());
-    let s = intent_status(&resource(), pending, None, &now());
+    let price = PriceStatus {
+        summary: Some("0.35 CNY/HOUR".into()),
+        ..Default::default()
+    };
+    let s = intent_status(&resource(), pending, None, Some(price.clone()), &now());
+    assert_eq!(
+        s.price,
+        Some(price.clone()),
+        "the price goes with the intent"
+    );
+    // Every later status keeps it, until a change records another.
+    let mut obj = resource();
+    obj.status = Some(s.clone());
+    let o = present(Observation::fixture());
+    let waiting = Report::waiting(Mode::Apply, o.clone(), Wait::InSync, None, timing());
+    assert_eq!(applied(&waiting, &obj, None).price, Some(price));
+    let newer = PriceStatus {
+        summary: Some("0.7 CNY/HOUR".into()),
+        ..Default::default()
+    };
+    let repriced = waiting.with_price(newer.clone());
+    assert_eq!(applied(&repriced, &obj, None).price, Some(newer));
     let last = s.last_operation.as_ref().unwrap();
     assert_eq!(
         (last.action.as_str(), last.state),
@@ -647,4 +668,86 @@ fn an_action_that_boots_a_stopped_instance_says_so() {
         ]
     );
     assert!(r.events[1].note.contains("stopped again"));
+}
+
+fn pending_type_change() -> Vec<PendingChange> {
+    vec![PendingChange {
+        field: "spec.instanceType",
+        from: "S5.MEDIUM4".into(),
+        to: "S5.LARGE8".into(),
+        disruption: crate::controller::plan::Disruption::Stop,
+    }]
+}
+
+#[test]
+fn pending_changes_are_listed_exactly_when_the_operator_will_not_act() {
+    use crate::controller::plan::{Blocked, Refused, Step};
+    let obj = resource();
+    let o = || present(Observation::fixture());
+    let waiting = |w| Report::waiting(Mode::Apply, o(), w, None, timing());
+    let refused = vec![Refused {
+        field: "spec.instanceType",
+        disruption: crate::controller::plan::Disruption::Stop,
+    }];
+    let paused = Wait::Paused {
+        pending: Box::new(Step::Act(CloudAction::Start)),
+    };
+    let held = [
+        waiting(Wait::ObserveOnly),
+        waiting(paused),
+        waiting(Wait::NotAllowed(refused)),
+        waiting(Wait::Blocked(Blocked::Action("ResetInstancesType".into()))),
+        waiting(Wait::TypeUnavailable {
+            instance_type: "S5.LARGE8".into(),
+            why: "sold out".into(),
+        }),
+        Report::cloud_failed(
+            Mode::Apply,
+            o(),
+            "ResetInstancesType",
+            api_error("InvalidParameterValue"),
+            None,
+            timing(),
+        ),
+    ];
+    for r in held {
+        let s = applied(&r.clone().with_pending(&pending_type_change()), &obj, None);
+        let listed: Vec<(&str, &str, &str, &str)> = s
+            .pending_changes
+            .iter()
+            .map(|p| {
+                (
+                    p.field.as_str(),
+                    p.from.as_str(),
+                    p.to.as_str(),
+                    p.disruption.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [("spec.instanceType", "S5.MEDIUM4", "S5.LARGE8", "Stop")],
+            "{:?}",
+            r.status
+        );
+    }
+    let acting = [
+        waiting(Wait::InSync),
+        waiting(Wait::Transitioning {
+            state: "STOPPING".into(),
+        }),
+        Report::cloud_failed(
+            Mode::Apply,
+            o(),
+            "ResetInstancesType",
+            api_error("RequestLimitExceeded"),
+            None,
+            timing(),
+        ),
+        Report::waiting(Mode::Delete, o(), Wait::ObserveOnly, None, timing()),
+    ];
+    for r in acting {
+        let s = applied(&r.clone().with_pending(&pending_type_change()), &obj, None);
+        assert!(s.pending_changes.is_empty(), "{:?}", r.status);
+    }
 }

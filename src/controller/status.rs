@@ -531,6 +531,8 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
         // Once recorded, the account stays (see `ownership::account_change`).
         account: prev.account.clone(),
         applied: facts.applied.or(prev.applied),
+        // The price stays until a create or a change asks it again.
+        price: prev.price,
         ..Default::default()
     };
     match facts.observed {

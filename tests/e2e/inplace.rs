@@ -164,23 +164,6 @@ async fn crash_between_reboot_and_status_write_never_reboots_twice() {
     assert!(events.iter().any(|(r, _)| r == "Restarted"), "{events:?}");
 }
 
-/// Waits until the operator has seen the current generation and the
-/// instance matches it (Ready and Synced for this generation).
-async fn wait_synced(env: &TestEnv, name: &str) -> CvmInstance {
-    env.wait_for(
-        name,
-        Duration::from_secs(60),
-        "synced with its generation",
-        |o| {
-            let s = o.status.as_ref();
-            s.and_then(|s| s.observed_generation) == o.metadata.generation
-                && condition(o, "Synced").is_some_and(|c| c.0 == "True")
-                && condition(o, "Ready").is_some_and(|c| c.0 == "True")
-        },
-    )
-    .await
-}
-
 fn reasons(events: &[(String, String)]) -> Vec<&str> {
     events.iter().map(|(r, _)| r.as_str()).collect()
 }
@@ -198,7 +181,7 @@ async fn attributes_tags_and_user_data_change_in_place_without_a_stop() {
     m["spec"]["securityGroupIds"] = json!(["sg-gz000001", "sg-gz000002"]);
     m["spec"]["tags"] = json!({"team": "a", "env": "dev", "old": "x"});
     env.create(m).await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     let id = instance_id(&o);
     let first = o.status.unwrap().applied.unwrap().user_data.unwrap();
     let before = env.stats();
@@ -214,7 +197,7 @@ async fn attributes_tags_and_user_data_change_in_place_without_a_stop() {
         }),
     )
     .await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.host_name.as_deref(), Some("web-2"));
     assert_eq!(i.cam_role_name.as_deref(), Some("CVM_QcsRole"));
@@ -265,7 +248,7 @@ async fn attributes_tags_and_user_data_change_in_place_without_a_stop() {
     );
     // Unbinding the role.
     env.patch_spec("web", json!({"camRoleName": ""})).await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     assert_eq!(instance(&env, &id).await.unwrap().cam_role_name, None);
 }
 
@@ -277,7 +260,7 @@ async fn a_reboot_the_policy_refuses_is_reported_and_applied_once_stopped() {
     m["spec"]["hostName"] = "web-1".into();
     m["spec"]["disruptionPolicy"] = json!({"reboot": "Never"});
     env.create(m).await;
-    let id = instance_id(&wait_synced(&env, "web").await);
+    let id = instance_id(&env.wait_synced("web").await);
     let before = env.stats();
     env.patch_spec(
         "web",
@@ -307,7 +290,7 @@ async fn a_reboot_the_policy_refuses_is_reported_and_applied_once_stopped() {
     assert!(reasons(&events).contains(&"RebootRequired"), "{events:?}");
     // Stopped by its owner: applied without a reboot.
     env.patch_spec("web", json!({"runState": "Stopped"})).await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.host_name.as_deref(), Some("web-2"));
     assert_eq!(
@@ -349,7 +332,7 @@ async fn four_changes_needing_a_stop_share_one_stop_window() {
     m["spec"]["systemDisk"] = json!({"diskType": "CLOUD_PREMIUM", "diskSize": 50});
     m["spec"]["dataDisks"] = json!([{"diskType": "CLOUD_PREMIUM", "diskSize": 100}]);
     env.create(m).await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     let id = instance_id(&o);
     let password_before = o.status.unwrap().applied.unwrap().password;
     let before = env.stats();
@@ -364,7 +347,7 @@ async fn four_changes_needing_a_stop_share_one_stop_window() {
         }),
     )
     .await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     assert_eq!(delta(&env, &before, "StopInstances"), 1, "one stop");
     assert_eq!(delta(&env, &before, "StartInstances"), 1, "one start");
     for (action, n) in [
@@ -421,14 +404,14 @@ async fn keys_and_type_in_one_stop_and_the_api_restarts_it() {
     let mut m = base_manifest("web");
     m["spec"]["loginSettings"] = json!({"keyIds": ["skey-gz000001"]});
     env.create(m).await;
-    let id = instance_id(&wait_synced(&env, "web").await);
+    let id = instance_id(&env.wait_synced("web").await);
     let before = env.stats();
     env.patch_spec(
         "web",
         json!({"loginSettings": {"keyIds": ["skey-gz000002", "skey-gz000003"]}, "instanceType": "S5.MEDIUM4"}),
     )
     .await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     for (action, n) in [
         ("StopInstances", 1),
         ("StartInstances", 0),
@@ -451,7 +434,7 @@ async fn an_impossible_type_is_reported_without_a_stop() {
     let env = TestEnv::new("notype").await;
     let _op = env.operator(&[]);
     env.create(base_manifest("web")).await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     assert_eq!(
         o.status.unwrap().applied,
         None,
@@ -488,7 +471,7 @@ async fn project_billing_disk_and_placement_group_change_without_a_stop() {
     let mut m = base_manifest("web");
     m["spec"]["systemDisk"] = json!({"diskType": "CLOUD_PREMIUM", "diskSize": 50});
     env.create(m).await;
-    let id = instance_id(&wait_synced(&env, "web").await);
+    let id = instance_id(&env.wait_synced("web").await);
     let before = env.stats();
     env.patch_spec(
         "web",
@@ -501,7 +484,7 @@ async fn project_billing_disk_and_placement_group_change_without_a_stop() {
         }),
     )
     .await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.placement.as_ref().unwrap().project_id, Some(1000001));
     assert_eq!(i.instance_charge_type.as_deref(), Some("PREPAID"));
@@ -527,7 +510,7 @@ async fn project_billing_disk_and_placement_group_change_without_a_stop() {
         json!({"prepaid": {"period": 1, "renewFlag": "NOTIFY_AND_AUTO_RENEW"}}),
     )
     .await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.renew_flag.as_deref(), Some("NOTIFY_AND_AUTO_RENEW"));
     assert_eq!(delta(&env, &before, "ModifyInstancesChargeType"), 1);
@@ -561,7 +544,7 @@ async fn a_new_image_reinstalls_only_when_allowed() {
     m["spec"]["loginSettings"] = json!({"keyIds": ["skey-gz000001"]});
     m["spec"]["userData"] = "ZWNobyBvbmU=".into();
     env.create(m).await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     let id = instance_id(&o);
     let user_data_before = o.status.unwrap().applied.unwrap().user_data;
     env.patch_spec(
@@ -595,7 +578,7 @@ async fn a_new_image_reinstalls_only_when_allowed() {
     }
     env.patch_spec("web", json!({"disruptionPolicy": {"reinstall": "Allowed"}}))
         .await;
-    let o = wait_synced(&env, "web").await;
+    let o = env.wait_synced("web").await;
     let stats = env.stats();
     assert_eq!(stats.calls("ResetInstance"), 1);
     assert_eq!(stats.calls("StopInstances"), 0);
@@ -621,7 +604,7 @@ async fn a_stop_the_policy_refuses_is_reported_and_applied_once_stopped() {
     m["spec"]["loginSettings"] = json!({"keyIds": ["skey-gz000001"]});
     m["spec"]["disruptionPolicy"] = json!({"stopStart": "Never"});
     env.create(m).await;
-    let id = instance_id(&wait_synced(&env, "web").await);
+    let id = instance_id(&env.wait_synced("web").await);
     env.patch_spec(
         "web",
         json!({"loginSettings": {"keyIds": ["skey-gz000002"]}}),
@@ -639,7 +622,7 @@ async fn a_stop_the_policy_refuses_is_reported_and_applied_once_stopped() {
     );
     assert_eq!(env.stats().calls("StopInstances"), 0);
     env.patch_spec("web", json!({"runState": "Stopped"})).await;
-    wait_synced(&env, "web").await;
+    env.wait_synced("web").await;
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(
         i.login_settings.unwrap().key_ids.unwrap(),
@@ -736,7 +719,7 @@ async fn a_resize_of_a_stopped_instance_keeps_it_stopped_and_says_it_booted() {
     let mut m = base_manifest("idle");
     m["spec"]["runState"] = "Stopped".into();
     env.create(m).await;
-    let id = instance_id(&wait_synced(&env, "idle").await);
+    let id = instance_id(&env.wait_synced("idle").await);
     let before = env.stats();
     env.patch_spec("idle", json!({"instanceType": "S5.MEDIUM4"}))
         .await;

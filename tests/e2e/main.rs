@@ -15,6 +15,7 @@ mod fleet_crash;
 mod gitops;
 mod inplace;
 mod lifecycle;
+mod pending;
 mod safety;
 mod secret_hygiene;
 mod tenancy;

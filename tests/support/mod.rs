@@ -321,6 +321,23 @@ impl TestEnv {
         .await
     }
 
+    /// Waits until the operator has seen the current generation and the
+    /// instance matches it (Ready and Synced for this generation).
+    pub async fn wait_synced(&self, name: &str) -> CvmInstance {
+        self.wait_for(
+            name,
+            Duration::from_secs(60),
+            "synced with its generation",
+            |o| {
+                let s = o.status.as_ref();
+                s.and_then(|s| s.observed_generation) == o.metadata.generation
+                    && condition(o, "Synced").is_some_and(|c| c.0 == "True")
+                    && condition(o, "Ready").is_some_and(|c| c.0 == "True")
+            },
+        )
+        .await
+    }
+
     /// Events of one resource: (reason, message).
     pub async fn events(&self, name: &str) -> Vec<(String, String)> {
         let api: Api<k8s_openapi::api::events::v1::Event> =

@@ -122,7 +122,7 @@ fn internet_accessible(spec: &CvmInstanceSpec) -> Option<model::InternetAccessib
     })
 }
 
-pub(super) fn bandwidth_request(
+pub fn bandwidth_request(
     ids: Vec<String>,
     mbps: i64,
 ) -> model::ResetInstancesInternetMaxBandwidthRequest {

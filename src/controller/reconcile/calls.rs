@@ -12,6 +12,7 @@ use crate::controller::observation::Observed;
 use crate::controller::observe::FleetKey;
 use crate::controller::plan::restart::{self, outcome};
 use crate::controller::plan::{CREATE, CloudAction, Mode, TypeCheck};
+use crate::controller::price::{self, Basis};
 use crate::controller::report::{self, Done, Report, retry_base};
 use kube::ResourceExt;
 
@@ -31,20 +32,26 @@ impl Reconciling<'_> {
         caller: &Caller<'_>,
     ) -> Result<Report, Error> {
         let Caller { creds, key, values } = *caller;
+        let request = act::run_request(&self.obj, values);
+        let (region, timing) = (self.obj.spec.region.clone(), self.ctx.timing);
+        // Priced once per create: a retried create already has its price.
+        let priced = self.obj.status.as_ref().and_then(|s| s.price.as_ref());
+        let price = match Basis::of_create(&request).priced_by(priced) {
+            true => None,
+            false => Some(self.ctx.pricer.create(creds, &region, &request).await),
+        };
         // Held until RunInstances answers, so lookups batch while creates queue.
         let _creating = self.ctx.observer.creating(key);
-        let request = act::run_request(&self.obj, values);
         let generation = self.obj.metadata.generation;
         let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
         // The account is recorded with the intent, in the same write, and
-        // what the create sets of the write-only values too.
+        // what the create sets of the write-only values too, and its price.
         self.recording = Some(access.record.clone());
         let (user_data, password) = (values.user_data.as_ref(), values.password.as_ref());
         let applied = (user_data.is_some() || password.is_some())
             .then(|| self.ctx.fingerprints.record(None, user_data, password));
-        self.write_intent(pending.clone(), applied).await?;
-        let (region, timing) = (&self.obj.spec.region, self.ctx.timing);
-        let report = match self.ctx.actor.create(creds, region, &request).await {
+        self.write_intent(pending.clone(), applied, price).await?;
+        let report = match self.ctx.actor.create(creds, &region, &request).await {
             Ok(created) => {
                 let id = &created.instance_id;
                 tracing::Span::current().record("instance_id", id.as_str());
@@ -98,6 +105,7 @@ impl Reconciling<'_> {
         };
         let id = observed.instance_id().unwrap_or_default().to_string();
         let region = &self.obj.spec.region;
+        let price = self.price_of(creds, &observed, &action, mode).await;
         let sent = self
             .ctx
             .actor
@@ -106,6 +114,10 @@ impl Reconciling<'_> {
         Ok(match sent {
             Ok(rid) => {
                 let report = self.accepted(key, mode, observed, &action, &rid, last);
+                let report = match price {
+                    Some(price) => report.with_price(price),
+                    None => report,
+                };
                 let report = match self.newly_applied(&action, values) {
                     Some(applied) => report.with_applied(applied),
                     None => report,
@@ -126,6 +138,29 @@ impl Reconciling<'_> {
                 }
             }
         })
+    }
+
+    /// The price after `action`, asked before it is sent when it changes the
+    /// price (a type or bandwidth change): one inquiry per change, recorded
+    /// once the change is accepted.
+    async fn price_of(
+        &self,
+        creds: &Credentials,
+        observed: &Observed,
+        action: &CloudAction,
+        mode: Mode,
+    ) -> Option<crate::api::price::PriceStatus> {
+        let o = observed.instance()?;
+        if mode != Mode::Apply || !price::changes_price(action) {
+            return None;
+        }
+        let before = self.obj.status.as_ref().and_then(|s| s.price.as_ref());
+        let region = &self.obj.spec.region;
+        let current = Basis::of(o);
+        let pricer = &self.ctx.pricer;
+        pricer
+            .change(creds, region, (&o.id, &current), action, before)
+            .await
     }
 
     /// Whether the instance may change to `want`, asked before acting for

@@ -99,10 +99,10 @@ impl Reconciling<'_> {
         })
     }
 
-    /// What a report adds after the step: the restart record, the values
-    /// nothing was recorded for (taken as applied: an adopted instance, or
-    /// one created by an older version), when to look again for a Secret's
-    /// change, and the drift event.
+    /// What a report adds after the step: the restart record, the changes
+    /// held back, the values nothing was recorded for (taken as applied: an
+    /// adopted instance, or one created by an older version), when to look
+    /// again for a Secret's change, and the drift event.
     fn complete(
         &self,
         mut report: Report,
@@ -112,6 +112,8 @@ impl Reconciling<'_> {
         if let Some(restart) = plan.restart {
             report = report.with_restart(restart);
         }
+        // What it will not do now (the conditions say why).
+        report = report.with_pending(&plan.pending);
         if let Some((w, values)) = baseline
             && report.applied.is_none()
         {
