@@ -14,4 +14,6 @@ mod support;
 
 mod clock_skew;
 mod cloud_outage;
+mod common;
+mod control_plane_restart;
 mod knobs;

@@ -6,13 +6,19 @@
 //! One plane per test binary (`ControlPlane::shared()`); every test works in
 //! its own namespace. Set `CVM_TEST_USE_EXISTING_CLUSTER=1` to run the same
 //! tests against the cluster `KUBECONFIG` points at (kind, a real cluster).
+//!
+//! A plane of its own (`ControlPlane::start()`) can be restarted under a
+//! running operator — etcd and kube-apiserver stopped (gracefully or
+//! killed) and started again with the same data, ports and certificates, so
+//! every watch connection is cut — and etcd compacted, so a watch's
+//! resourceVersion expires.
 
-use std::io::{BufRead, Write};
+use super::processes::{Component, Spawner, Stop, tail};
+use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -23,7 +29,14 @@ pub struct ControlPlane {
     /// Where kubectl and helm live (None against an existing cluster).
     pub assets: Option<PathBuf>,
     dir: Option<tempfile::TempDir>,
-    children: Vec<(String, Child)>,
+    /// etcd, then kube-apiserver (empty against an existing cluster).
+    components: Mutex<Vec<Component>>,
+    spawner: Option<Spawner>,
+    etcd_url: String,
+    api_url: String,
+    token: String,
+    /// The CRDs and the shared account went in (tests/support).
+    pub(crate) installed: Once,
 }
 
 fn free_port() -> u16 {
@@ -66,44 +79,57 @@ pub fn assets_dir() -> Result<PathBuf, String> {
     ))
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let content = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = content.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// `curl -fsS -m 2 [args…] url`: the body, or None.
+fn curl(args: &[&str], url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-fsS", "-m", "2"])
+        .args(args)
+        .arg(url)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
-/// Starts `bin` in its own process group, output to `log`; it is killed when
-/// the spawning thread exits (PR_SET_PDEATHSIG), so a killed test runner
-/// leaves no orphans.
-fn spawn(bin: &Path, args: &[String], log: &Path) -> std::io::Result<Child> {
-    let f = std::fs::File::create(log)?;
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(f.try_clone()?)
-        .stderr(f)
-        .process_group(0);
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    cmd.spawn()
+fn etcd_args(d: &Path, etcd_url: &str, peer_url: &str) -> Vec<String> {
+    vec![
+        format!("--data-dir={}", d.join("etcd").display()),
+        "--unsafe-no-fsync=true".into(),
+        "--log-level=warn".into(),
+        format!("--listen-client-urls={etcd_url}"),
+        format!("--advertise-client-urls={etcd_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=default={peer_url}"),
+    ]
 }
 
-fn stop(child: &mut Child) {
-    let pgid = -(child.id() as i32);
-    unsafe { libc::kill(pgid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    unsafe { libc::kill(pgid, libc::SIGKILL) };
-    let _ = child.wait();
+fn apiserver_args(d: &Path, etcd_url: &str, api_port: u16) -> Vec<String> {
+    let pki = d.join("pki");
+    vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={api_port}"),
+        format!("--cert-dir={}", pki.display()),
+        format!("--token-auth-file={}", d.join("tokens.csv").display()),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        // The zero-PKI trick: the self-generated serving key doubles as SA key.
+        format!(
+            "--service-account-signing-key-file={}",
+            pki.join("apiserver.key").display()
+        ),
+        format!(
+            "--service-account-key-file={}",
+            pki.join("apiserver.key").display()
+        ),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        "--endpoint-reconciler-type=none".into(),
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--allow-privileged=true".into(),
+    ]
 }
 
 impl ControlPlane {
@@ -129,130 +155,167 @@ impl ControlPlane {
             .prefix("cvm-envtest-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        let d = dir.path();
+        let d = dir.path().to_path_buf();
         let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
         let token = uuid::Uuid::new_v4().simple().to_string();
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let mut cp = ControlPlane {
-            kubeconfig: d.join("kubeconfig"),
-            assets: Some(assets.to_path_buf()),
-            children: Vec::new(),
-            dir: None,
-        };
-        let etcd = spawn(
-            &assets.join("etcd"),
-            &[
-                format!("--data-dir={}", d.join("etcd").display()),
-                "--unsafe-no-fsync=true".into(),
-                "--log-level=warn".into(),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls={peer_url}"),
-                format!("--initial-advertise-peer-urls={peer_url}"),
-                format!("--initial-cluster=default={peer_url}"),
-            ],
-            &d.join("etcd.log"),
-        )
-        .map_err(|e| format!("cannot start etcd: {e}"))?;
-        cp.children.push(("etcd".into(), etcd));
         std::fs::write(
             d.join("tokens.csv"),
             format!("{token},admin,admin-uid,system:masters\n"),
         )
         .map_err(|e| e.to_string())?;
-        let pki = d.join("pki");
-        let apiserver = spawn(
-            &assets.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", pki.display()),
-                format!("--token-auth-file={}", d.join("tokens.csv").display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                // The zero-PKI trick: the self-generated serving key doubles as SA key.
-                format!(
-                    "--service-account-signing-key-file={}",
-                    pki.join("apiserver.key").display()
-                ),
-                format!(
-                    "--service-account-key-file={}",
-                    pki.join("apiserver.key").display()
-                ),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--endpoint-reconciler-type=none".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                "--allow-privileged=true".into(),
-            ],
-            &d.join("apiserver.log"),
-        )
-        .map_err(|e| format!("cannot start kube-apiserver: {e}"))?;
-        cp.children.push(("kube-apiserver".into(), apiserver));
-
-        // Ready when /readyz answers "ok" with our token.
-        let url = format!("https://127.0.0.1:{api_port}/readyz");
-        let deadline = started + START_TIMEOUT;
-        loop {
-            for (name, child) in &mut cp.children {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let log = d.join(if name == "etcd" {
-                        "etcd.log"
-                    } else {
-                        "apiserver.log"
-                    });
-                    return Err(format!(
-                        "{name} exited ({status}); log tail:\n{}",
-                        tail(&log, 30)
-                    ));
-                }
-            }
-            let out = Command::new("curl")
-                .args([
-                    "-fsk",
-                    "-m",
-                    "2",
-                    "-H",
-                    &format!("Authorization: Bearer {token}"),
-                    &url,
-                ])
-                .output();
-            if out
-                .as_ref()
-                .is_ok_and(|o| o.status.success() && o.stdout == b"ok")
-            {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "kube-apiserver not ready after {START_TIMEOUT:?}; apiserver log tail:\n{}",
-                    tail(&d.join("apiserver.log"), 30)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        use base64::Engine as _;
-        let ca = std::fs::read(pki.join("apiserver.crt"))
-            .map_err(|e| format!("no serving cert: {e}"))?;
-        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\n    namespace: default\ncurrent-context: envtest\n"
+        let etcd = Component::new(
+            "etcd",
+            assets.join("etcd"),
+            etcd_args(&d, &etcd_url, &peer_url),
+            d.join("etcd.log"),
         );
-        std::fs::write(&cp.kubeconfig, kubeconfig).map_err(|e| e.to_string())?;
+        let apiserver = Component::new(
+            "kube-apiserver",
+            assets.join("kube-apiserver"),
+            apiserver_args(&d, &etcd_url, api_port),
+            d.join("apiserver.log"),
+        );
+        let cp = ControlPlane {
+            kubeconfig: d.join("kubeconfig"),
+            assets: Some(assets.to_path_buf()),
+            dir: Some(dir),
+            components: Mutex::new(vec![etcd, apiserver]),
+            spawner: Some(Spawner::new()),
+            etcd_url,
+            api_url: format!("https://127.0.0.1:{api_port}"),
+            token,
+            installed: Once::new(),
+        };
+        cp.start_component("etcd")?;
+        cp.start_component("kube-apiserver")?;
+        cp.write_kubeconfig(&d)?;
         eprintln!(
-            "control plane ready in {:.1?} at https://127.0.0.1:{api_port}",
-            started.elapsed()
+            "control plane ready in {:.1?} at {}",
+            started.elapsed(),
+            cp.api_url
         );
-        cp.dir = Some(dir);
         Ok(cp)
     }
 
+    fn write_kubeconfig(&self, d: &Path) -> Result<(), String> {
+        use base64::Engine as _;
+        let ca = std::fs::read(d.join("pki/apiserver.crt"))
+            .map_err(|e| format!("no serving cert: {e}"))?;
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca);
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: envtest\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: envtest\n  context:\n    cluster: envtest\n    user: admin\n    namespace: default\ncurrent-context: envtest\n",
+            self.api_url, self.token
+        );
+        std::fs::write(&self.kubeconfig, kubeconfig).map_err(|e| e.to_string())
+    }
+
+    fn with_component<T>(&self, name: &str, f: impl FnOnce(&mut Component) -> T) -> T {
+        let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        let c = components
+            .iter_mut()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no component {name}"));
+        f(c)
+    }
+
+    /// Stops `name` (`etcd` or `kube-apiserver`); its data stays.
+    pub fn stop(&self, name: &str, how: Stop) {
+        self.with_component(name, |c| c.stop(how));
+    }
+
+    /// Starts `name` with the arguments, data and ports it had, and waits
+    /// until it serves (etcd: `/health`; the apiserver: `/readyz`).
+    pub fn start_component(&self, name: &str) -> Result<(), String> {
+        let spawner = self.spawner.as_ref().ok_or("not a plane of our own")?;
+        self.with_component(name, |c| spawner.launch(c))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let (exited, log) = self.with_component(name, |c| (c.exited(), c.log.clone()));
+            if let Some(status) = exited {
+                return Err(format!(
+                    "{name} exited ({status}); log tail:\n{}",
+                    tail(&log, 30)
+                ));
+            }
+            if self.serves(name) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{name} not ready after {START_TIMEOUT:?}; log tail:\n{}",
+                    tail(&log, 30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn serves(&self, name: &str) -> bool {
+        if name == "etcd" {
+            let health = curl(&[], &format!("{}/health", self.etcd_url));
+            return health.is_some_and(|h| h.contains("\"health\":\"true\""));
+        }
+        let auth = format!("Authorization: Bearer {}", self.token);
+        curl(&["-k", "-H", &auth], &format!("{}/readyz", self.api_url)).as_deref() == Some("ok")
+    }
+
+    /// Stops `name` and starts it again; how long it was away.
+    pub fn restart(&self, name: &str, how: Stop, down_for: Duration) -> Result<Duration, String> {
+        let t0 = Instant::now();
+        self.stop(name, how);
+        std::thread::sleep(down_for);
+        self.start_component(name)?;
+        Ok(t0.elapsed())
+    }
+
+    /// etcd's current revision (its gRPC gateway, `/v3/kv/range`).
+    pub fn etcd_revision(&self) -> Result<i64, String> {
+        let body = r#"{"key":"AA==","limit":1}"#;
+        let url = format!("{}/v3/kv/range", self.etcd_url);
+        let out = curl(&["-X", "POST", "-d", body], &url).ok_or("etcd range failed")?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        v["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| format!("no revision in {out}"))
+    }
+
+    /// Compacts etcd's history up to its current revision (`/v3/kv/compaction`):
+    /// a watch from any older resourceVersion can no longer be resumed from
+    /// etcd. Returns the revision.
+    pub fn compact_etcd(&self) -> Result<i64, String> {
+        let revision = self.etcd_revision()?;
+        let body = format!(r#"{{"revision":"{revision}","physical":true}}"#);
+        let url = format!("{}/v3/kv/compaction", self.etcd_url);
+        curl(&["-X", "POST", "-d", &body], &url).ok_or("etcd compaction failed")?;
+        Ok(revision)
+    }
+
+    /// Kills every component and removes the data (the shared plane at
+    /// exit; a plane of a test's own when it is dropped).
+    pub fn shutdown(&self) {
+        let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        // The apiserver first, then etcd.
+        for c in components.iter_mut().rev() {
+            c.stop(Stop::Kill);
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+
     /// The plane shared by every test of this binary: an existing cluster when
-    /// `CVM_TEST_USE_EXISTING_CLUSTER=1`, otherwise one started on first use.
+    /// `CVM_TEST_USE_EXISTING_CLUSTER=1`, otherwise one started on first use
+    /// (removed when the test process exits).
     pub fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+        extern "C" fn remove_shared() {
+            if let Some(cp) = SHARED.get() {
+                cp.shutdown();
+            }
+        }
         SHARED.get_or_init(|| {
             if std::env::var("CVM_TEST_USE_EXISTING_CLUSTER").as_deref() == Ok("1") {
                 let kubeconfig = std::env::var_os("KUBECONFIG")
@@ -262,20 +325,21 @@ impl ControlPlane {
                     kubeconfig,
                     assets: assets_dir().ok(),
                     dir: None,
-                    children: Vec::new(),
+                    components: Mutex::new(Vec::new()),
+                    spawner: None,
+                    etcd_url: String::new(),
+                    api_url: String::new(),
+                    token: String::new(),
+                    installed: Once::new(),
                 };
             }
-            // Spawn from a thread that lives as long as the process, so the
-            // children's parent-death signal fires only when the runner exits.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                tx.send(ControlPlane::start()).ok();
-                loop {
-                    std::thread::park();
+            match ControlPlane::start() {
+                Ok(cp) => {
+                    // A static is never dropped: without this, every test
+                    // run left its etcd data (~125 MB) in the temp dir.
+                    unsafe { libc::atexit(remove_shared) };
+                    cp
                 }
-            });
-            match rx.recv().expect("control plane thread") {
-                Ok(cp) => cp,
                 Err(e) => panic!("cannot start the test control plane: {e}"),
             }
         })
@@ -373,23 +437,6 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // apiserver first, then etcd.
-        while let Some((_, mut child)) = self.children.pop() {
-            stop(&mut child);
-        }
-    }
-}
-
-/// Reads lines of a child's stdout until one matches.
-pub fn wait_for_line(reader: &mut impl BufRead, pred: impl Fn(&str) -> bool) -> Option<String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if pred(&line) {
-            return Some(line.trim().to_string());
-        }
+        self.shutdown();
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod processes;
 
 use control_plane::ControlPlane;
 use cvm_operator::api::{CvmAccount, CvmInstance};
@@ -12,7 +13,6 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "ap-guangzhou";
@@ -28,8 +28,7 @@ pub const SHARED_ACCOUNTS: &str = "shared";
 /// namespace (tests of accounts start their operator with an
 /// `--account-selector` that leaves it out).
 pub fn install_crds(cp: &ControlPlane) {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+    cp.installed.call_once(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
         cp.run_tool("kubectl", &["apply", "--server-side", "-f", dir], None);
         cp.run_tool(
@@ -110,7 +109,11 @@ impl TestEnv {
     }
 
     pub async fn with_sim(name: &str, sim_config: SimConfig) -> Self {
-        let cp = ControlPlane::shared();
+        Self::on(ControlPlane::shared(), name, sim_config).await
+    }
+
+    /// On a plane of the test's own (one it may restart).
+    pub async fn on(cp: &'static ControlPlane, name: &str, sim_config: SimConfig) -> Self {
         install_crds(cp);
         let client = cp.client().await;
         let ns = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
