@@ -209,6 +209,24 @@ impl Accounts {
         Ok(Access { provider, record })
     }
 
+    /// Forgets the Secret `choice` takes its keys from (a resource's own, or
+    /// its account's), so the next [`resolve`](Self::resolve) reads it
+    /// afresh.
+    pub fn forget_keys(&self, namespace: &str, choice: &AccountChoice) {
+        match choice {
+            AccountChoice::Secret { name } => self.secrets.forget_secret(namespace, name),
+            AccountChoice::Account { name, .. } => {
+                let Some(account) = self.store.get(&ObjectRef::new(name)) else {
+                    return;
+                };
+                if let Some(r) = account.spec.credentials.secret_ref() {
+                    let ns = r.namespace.as_deref().unwrap_or_default();
+                    self.secrets.forget_secret(ns, &r.name);
+                }
+            }
+        }
+    }
+
     /// The provider of an account's credentials: the one built before, as
     /// long as neither the account's source nor its Secret's keys changed.
     pub async fn provider_for(

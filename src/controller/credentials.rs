@@ -130,6 +130,13 @@ impl CredentialStore {
 
     /// A Secret's data; None when it is absent or the operator may not read
     /// it (the cause is logged for the admin, never reported).
+    /// Drops what was read of a Secret: the next use reads it afresh (the
+    /// API refused the keys it held: they may have been replaced).
+    pub fn forget_secret(&self, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        self.cache().entries.remove(&key);
+    }
+
     async fn secret(&self, namespace: &str, name: &str) -> Result<SecretData, CredentialsError> {
         let key = (namespace.to_string(), name.to_string());
         if let Some(data) = self.cache().get(&key, Instant::now()) {

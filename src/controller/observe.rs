@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub mod batch;
+mod waiting;
 
 /// Instances observed together: one set of credentials in one region. Keyed
 /// by the credentials' [`Identity`] (who they act as, unforgeable), never by
@@ -113,6 +114,8 @@ struct Fleet {
     /// Creates decided and not yet answered (most of them waiting for the
     /// RunInstances quota).
     creating: usize,
+    /// The API refused the sweep's keys (its members were woken once).
+    keys_refused: bool,
 }
 
 /// Values per DescribeInstances filter (the API's limit): UID lookups are
@@ -362,6 +365,7 @@ impl Observer {
         let mut wake = Vec::new();
         self.with_fleets(|fleets| {
             let fleet = fleets.entry(key.clone()).or_default();
+            fleet.keys_refused = false;
             for id in ids.iter().map(String::as_str) {
                 let new = found.get(id).cloned();
                 // A member whose view changed (or that we changed and that
@@ -458,53 +462,9 @@ impl Observer {
                     Err(e) if e.class() == ErrorClass::Unreachable => {
                         tracing::debug!(region = %key.region, error = %e, "sweep not sent");
                     }
+                    Err(e) if e.class() == ErrorClass::Auth => self.keys_refused(&key, &e),
                     Err(e) => tracing::warn!(region = %key.region, error = %e, "sweep failed"),
                     Ok(_) => {}
-                }
-            }
-        }
-    }
-
-    /// Whether `key` waits for the API to answer again (woken when it
-    /// does); its last reconcile decides.
-    pub fn park(&self, key: ResourceKey, waits: bool) {
-        let mut parked = self.inner.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if waits {
-            parked.insert(key);
-        } else if !parked.is_empty() {
-            parked.remove(&key);
-        }
-    }
-
-    /// Until the task is dropped: probes endpoints that do not answer (so
-    /// an idle operator notices their return within a probe interval), and
-    /// wakes every parked resource when one answers again. Apart from the
-    /// sweeps, which a call hanging on a dead endpoint may hold up.
-    async fn run_outage_watch(self) {
-        let reachability = self.inner.client.reachability().clone();
-        let mut recoveries = reachability.recoveries();
-        let mut probe = tokio::time::interval(reachability.probe_interval() / 2);
-        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                changed = recoveries.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let parked = std::mem::take(
-                        &mut *self.inner.parked.lock().unwrap_or_else(|e| e.into_inner()),
-                    );
-                    tracing::info!(resources = parked.len(), "the CVM API answers again; waking what waited");
-                    for key in parked {
-                        let _ = self.inner.wake.send(key);
-                    }
-                }
-                _ = probe.tick() => {
-                    if reachability.down().is_empty() {
-                        continue;
-                    }
-                    let client = self.inner.client.clone();
-                    tokio::spawn(async move { client.probe_unreachable().await });
                 }
             }
         }

@@ -19,7 +19,7 @@ use super::credentials::CredentialStore;
 use super::events::Publisher;
 use super::metrics::Metrics;
 use super::observation::{Observation, Observed, Timing};
-use super::observe::{FleetKey, Observer, ResourceKey};
+use super::observe::{FleetKey, Observer};
 use super::ownership::{self, AccountChoice, Refusal};
 use super::plan::{self, Blocked, CREATE, Mode};
 use super::price::Pricer;
@@ -27,7 +27,7 @@ use super::report::{self, Report, Requeue, StatusWrite, event_action};
 use super::status::{self, SYNCED};
 use crate::api::price::PriceStatus;
 use crate::api::{self, AccountRecord, AppliedValues, CvmInstance, LastOperation, OperationState};
-use crate::cloud::{CloudError, Credentials, ErrorClass};
+use crate::cloud::{CloudError, Credentials, Identity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -41,6 +41,7 @@ use tracing::{Instrument, field};
 mod calls;
 mod claims;
 mod decide;
+mod surroundings;
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
@@ -257,6 +258,8 @@ struct Reconciling<'a> {
     /// The account to record in status (when none is yet): set once this
     /// pass has the instance it works on in hand — created or found.
     recording: Option<AccountRecord>,
+    /// Whose keys this pass calls the cloud with.
+    used: Option<Identity>,
 }
 
 impl<'a> Reconciling<'a> {
@@ -274,6 +277,7 @@ impl<'a> Reconciling<'a> {
             fingerprint,
             uid,
             recording: None,
+            used: None,
         })
     }
 
@@ -311,7 +315,7 @@ impl<'a> Reconciling<'a> {
             return self.finish(report).await;
         }
         let access = match self.access(mode).await {
-            Ok(a) => a,
+            Ok(a) => self.unrefused(a).await,
             Err(report) => return self.finish(report).await,
         };
         let creds = match access.provider.credentials().await {
@@ -326,6 +330,7 @@ impl<'a> Reconciling<'a> {
             }
         };
         let key = FleetKey::new(&self.obj.spec.region, access.provider.identity());
+        self.used = Some(access.provider.identity().clone());
         if let Some(id) = self.obj.known_instance_id()
             && self.ctx.observer.awaiting_refresh(&key, id)
         {
@@ -496,21 +501,14 @@ impl<'a> Reconciling<'a> {
     /// publishes the events, writes the status, releases the finalizer when
     /// the deletion is complete, and says when to look again.
     async fn finish(mut self, report: Report) -> Result<Action, Error> {
+        if let Some(retry) = self.keys_rotated_under(&report).await? {
+            return Ok(retry);
+        }
         match report.error {
             Some(class) => self.ctx.metrics.error(Some(class)),
             None => self.ctx.reset_backoff(&self.uid),
         }
-        // Failed for want of an answer (or not sent for that reason): woken
-        // the moment the API answers again, whatever its backoff says.
-        let waits = matches!(
-            report.error,
-            Some(ErrorClass::Unreachable | ErrorClass::Transient)
-        );
-        let key = ResourceKey {
-            namespace: self.obj.namespace().unwrap_or_default(),
-            name: self.obj.name_any(),
-        };
-        self.ctx.observer.park(key, waits);
+        self.park_if_waiting(&report);
         let delay = self.ctx.delay(&self.uid, report.requeue);
         // Events before status: whoever sees the new status (a person, a
         // test, a dashboard) finds the events that explain it already there.

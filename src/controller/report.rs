@@ -638,6 +638,15 @@ impl Report {
         self
     }
 
+    /// What `lastOperation` becomes (`None`: the report writes no full
+    /// status).
+    pub fn last_operation(&self) -> Option<Option<&LastOperation>> {
+        match &self.status {
+            StatusReport::Full { last_operation, .. } => Some(last_operation.as_ref()),
+            _ => None,
+        }
+    }
+
     /// The status to write for `obj`, given when the operator looks next
     /// (`next_attempt`, quoted in a failure's message). `None`: nothing
     /// changes. (A full status is compared with the cached one by the

@@ -34,6 +34,9 @@ struct KeyHolder {
 }
 
 fn holder(shared: &Shared, secret_id: &str) -> Option<KeyHolder> {
+    if shared.is_revoked(secret_id) {
+        return None;
+    }
     if let Some(a) = shared
         .config
         .accounts

@@ -222,6 +222,8 @@ pub(crate) struct Shared {
     pub(crate) outage_plan: Mutex<Option<tokio::task::AbortHandle>>,
     /// Seconds added to the wall clock (signature window, `Date`, STS).
     clock_offset: AtomicI64,
+    /// SecretIds disabled since start (a rotated-out key): refused as unknown.
+    revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -234,6 +236,10 @@ impl Shared {
     }
     pub(crate) fn set_clock_offset(&self, secs: i64) {
         self.clock_offset.store(secs, Ordering::Relaxed)
+    }
+    pub(crate) fn is_revoked(&self, secret_id: &str) -> bool {
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        !revoked.is_empty() && revoked.contains(secret_id)
     }
 }
 
@@ -278,6 +284,7 @@ impl Simulator {
             outage: tokio::sync::watch::Sender::new(OutageMode::None),
             outage_plan: Mutex::new(None),
             clock_offset: AtomicI64::new(0),
+            revoked: Mutex::default(),
             config,
         };
         Self {
@@ -386,6 +393,19 @@ impl Simulator {
     /// caller whose clock is right looks `secs` behind.
     pub fn set_clock_offset(&self, secs: i64) {
         self.shared.set_clock_offset(secs);
+    }
+
+    /// Disables a key (as an account owner does with a rotated-out one):
+    /// from now on it is refused as unknown (`AuthFailure.SecretIdNotFound`).
+    /// Configure two keys of one account with [`SimAccount::in_account`]
+    /// to rotate from one to the other.
+    pub fn revoke_key(&self, secret_id: &str) {
+        let mut revoked = self
+            .shared
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        revoked.insert(secret_id.to_string());
     }
 
     /// Configures STS roles and the instance role (as `PUT /_sim/sts`);

@@ -64,8 +64,8 @@ pub fn is_ready(o: &CvmInstance) -> bool {
         && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
 }
 
-/// Polls the namespace until `done(items)` says how many of `want` are
-/// done and it is all of them; how long that took. Panics after `timeout`
+/// Polls the namespace until it holds exactly `want` resources and
+/// `done` holds for each; how long that took. Panics after `timeout`
 /// with the last count and `lagging`'s account of one that is not.
 pub async fn until_all(
     env: &TestEnv,
@@ -78,7 +78,8 @@ pub async fn until_all(
     loop {
         let items = all(env).await;
         let n = items.iter().filter(|o| done(o)).count();
-        if n == want && !items.is_empty() {
+        // Exactly `want` left (what was deleted is gone), all done.
+        if n == want && items.len() == want {
             return start.elapsed();
         }
         if start.elapsed() > timeout {

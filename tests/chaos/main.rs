@@ -16,4 +16,6 @@ mod clock_skew;
 mod cloud_outage;
 mod common;
 mod control_plane_restart;
+mod key_rotation;
 mod knobs;
+mod leader_failover;

@@ -44,6 +44,11 @@ impl Reconciling<'_> {
         let _creating = self.ctx.observer.creating(key);
         let generation = self.obj.metadata.generation;
         let pending = LastOperation::pending(CREATE, generation, rfc3339_now());
+        let before = self
+            .obj
+            .status
+            .as_ref()
+            .and_then(|s| s.last_operation.clone());
         // The account is recorded with the intent, in the same write, and
         // what the create sets of the write-only values too, and its price.
         self.recording = Some(access.record.clone());
@@ -68,8 +73,13 @@ impl Reconciling<'_> {
                 Report::acted(Mode::Apply, Observed::NotCreated, done, last, timing)
             }
             Err(error) => {
-                // Outcome unknown or retryable: keep the pending marker.
-                let last = self.failed(CREATE, &error).or(Some(pending));
+                // Refused before anything happened (refused connection,
+                // throttled, keys or clock refused, not sent): this attempt
+                // made nothing, so the intent goes — a deletion need not
+                // wait for it. Otherwise the outcome is unknown: it stays.
+                let made_nothing = error.certainly_not_executed();
+                let unsent = if made_nothing { before } else { Some(pending) };
+                let last = self.failed(CREATE, &error).or(unsent);
                 Report::cloud_failed(
                     Mode::Apply,
                     Observed::NotCreated,
