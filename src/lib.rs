@@ -8,5 +8,6 @@ pub mod api;
 pub mod cloud;
 pub mod controller;
 pub mod import;
+pub mod preview;
 pub mod sim;
 pub mod telemetry;

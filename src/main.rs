@@ -50,6 +50,46 @@ enum Command {
     Simulator(SimulatorArgs),
     /// Print the CustomResourceDefinitions (YAML), as committed under crds/.
     Crd(CrdArgs),
+    /// Show what applying manifests would do to the cloud: the operator's
+    /// actions in order, their disruption, the price change (reads only).
+    /// Exit code: 0 no changes, 1 error or refused by admission, 2 changes,
+    /// 3 changes that disrupt a running instance.
+    Plan(Box<PlanArgs>),
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// Manifests: a file, a directory (its .yaml, .yml and .json files) or
+    /// `-` for standard input (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    filename: Vec<String>,
+    /// Also the manifests in subdirectories.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// The namespace of manifests that name none (default: the kubeconfig's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// `text` for people, `json` for pipelines.
+    #[arg(short = 'o', long, value_parser = ["text", "json"], default_value = "text")]
+    output: String,
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Plan without a cluster: every manifest is new, admission is checked
+    /// in-process (the CEL rules only).
+    #[arg(long)]
+    no_cluster: bool,
+    /// Cloud credentials (read-only ones are enough): auto
+    /// (TENCENTCLOUD_SECRET_ID/_SECRET_KEY, else ~/.tencentcloud/credentials,
+    /// else TKE workload identity), instance-role, or none (plan from the
+    /// live objects' status).
+    #[arg(long, value_parser = ["auto", "instance-role", "none"], default_value = "auto")]
+    credentials: String,
+    /// The CVM instance metadata service (`--credentials instance-role`).
+    #[arg(long, env = "CVM_METADATA_ENDPOINT", default_value = cvm_operator::cloud::metadata::DEFAULT_METADATA_ENDPOINT)]
+    metadata_endpoint: String,
+    #[command(flatten)]
+    cloud: CloudArgs,
 }
 
 /// Where the CVM API is and how to call it (shared by `run` and `import`).
@@ -589,6 +629,63 @@ async fn run_import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// `cvm-operator plan`: prints the plan, returns its exit code.
+async fn run_plan(args: PlanArgs) -> Result<i32> {
+    use cvm_operator::preview::{self, cloud};
+    let env = |k: &str| std::env::var(k).ok();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let choice = match args.credentials.as_str() {
+        "none" => cloud::CredentialsChoice::None,
+        "instance-role" => cloud::CredentialsChoice::InstanceRole,
+        _ => cloud::CredentialsChoice::Auto,
+    };
+    let access = preview::reach(preview::Reach {
+        kubeconfig: args.kubeconfig.as_deref(),
+        cluster: !args.no_cluster,
+        cloud: args.cloud.client_config(None)?,
+        lookup: cloud::Lookup {
+            choice,
+            env: &env,
+            home: home.as_deref(),
+            metadata_endpoint: args.metadata_endpoint.clone(),
+            currency: args.cloud.price_currency.clone(),
+        },
+    })
+    .await?;
+    let opts = preview::Options {
+        files: args.filename,
+        recursive: args.recursive,
+        namespace: args.namespace,
+    };
+    let plan = preview::run(&opts, &access).await?;
+    match args.output.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&plan)?),
+        _ => print!("{}", preview::render::text(&plan)),
+    }
+    Ok(plan.exit_code)
+}
+
+/// The command line, named `kubectl cvm` when the binary is installed as the
+/// kubectl plugin `kubectl-cvm` (kubectl runs it for `kubectl cvm …`).
+fn command_for(argv0: Option<&std::ffi::OsStr>) -> clap::Command {
+    use clap::CommandFactory;
+    let invoked = argv0
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .map(|n| n.to_string_lossy().into_owned());
+    let cmd = Cli::command();
+    match invoked.as_deref() {
+        Some("kubectl-cvm") => cmd.name("kubectl cvm").bin_name("kubectl cvm"),
+        _ => cmd,
+    }
+}
+
+fn parse_cli() -> Cli {
+    use clap::FromArgMatches;
+    let argv0 = std::env::args_os().next();
+    let matches = command_for(argv0.as_deref()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> Result<()> {
     telemetry::tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
@@ -599,12 +696,26 @@ fn main() -> Result<()> {
 }
 
 async fn async_main() -> Result<()> {
-    let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format, &cli.log_level);
+    let cli = parse_cli();
+    // A plan's output is read by people and pipelines: only warnings go to
+    // stderr unless a level is asked for.
+    let quiet = matches!(cli.command, Command::Plan(_)) && std::env::var_os("LOG_LEVEL").is_none();
+    let level = if quiet && cli.log_level == "info" {
+        "warn"
+    } else {
+        &cli.log_level
+    };
+    telemetry::init_logging(cli.log_format, level);
     match cli.command {
         Command::Run(args) => run_operator(*args).await,
         Command::Import(args) => run_import(args).await,
         Command::Simulator(args) => run_simulator(args).await,
+        Command::Plan(args) => {
+            let code = run_plan(*args).await?;
+            use std::io::Write as _;
+            std::io::stdout().flush()?;
+            std::process::exit(code)
+        }
         Command::Crd(args) => {
             let all = [
                 ("CvmInstance", cvm_operator::api::crd_yaml()),
@@ -629,6 +740,28 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn installed_as_kubectl_cvm_it_is_the_kubectl_plugin() {
+        let argv0 = std::ffi::OsStr::new("/usr/local/bin/kubectl-cvm");
+        let cmd = command_for(Some(argv0));
+        assert_eq!(cmd.get_name(), "kubectl cvm");
+        let m = cmd
+            .try_get_matches_from(["kubectl-cvm", "plan", "-f", "web.yaml", "-o", "json"])
+            .unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        match cli.command {
+            Command::Plan(p) => assert_eq!(
+                (p.filename, p.output.as_str()),
+                (vec!["web.yaml".to_string()], "json")
+            ),
+            _ => unreachable!(),
+        }
+        let usage = command_for(Some(argv0)).render_usage().to_string();
+        assert!(usage.contains("kubectl cvm"), "{usage}");
+        let plain = command_for(Some(std::ffi::OsStr::new("cvm-operator")));
+        assert_eq!(plain.get_name(), "cvm-operator");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod fields;
 pub mod form;
 pub mod metadata;
 pub mod model;
+pub mod profile;
 pub mod provider;
 pub mod ratelimit;
 pub mod reachability;

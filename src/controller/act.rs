@@ -378,8 +378,7 @@ impl Actor {
         }
     }
 
-    /// Whether instance `id` may change to `want` (DescribeInstancesModification):
-    /// asked before any stop for a type change.
+    /// Whether instance `id` may change to `want`: see [`check_type`].
     pub async fn check_type(
         &self,
         creds: &Credentials,
@@ -387,19 +386,7 @@ impl Actor {
         id: &str,
         want: &str,
     ) -> Result<TypeCheck, CloudError> {
-        let req = model::DescribeInstancesModificationRequest {
-            instance_ids: vec![id.to_string()],
-            filters: None,
-        };
-        let reply = self
-            .client
-            .call::<model::DescribeInstancesModification>(creds, region, &req)
-            .await?;
-        let offered = reply
-            .body
-            .instance_type_config_status_set
-            .unwrap_or_default();
-        Ok(requests::type_check(&offered, want))
+        check_type(&self.client, creds, (region, id), want).await
     }
 
     /// The account's uin (for Tag service resource names), asked of STS
@@ -456,6 +443,28 @@ impl Actor {
     ) -> Result<String, CloudError> {
         Ok(self.client.call::<A>(creds, region, req).await?.request_id)
     }
+}
+
+/// Whether instance `id` may change to `want` (DescribeInstancesModification,
+/// a read): asked before any stop for a type change, and by `plan`.
+pub async fn check_type(
+    client: &CvmClient,
+    creds: &Credentials,
+    (region, id): (&str, &str),
+    want: &str,
+) -> Result<TypeCheck, CloudError> {
+    let req = model::DescribeInstancesModificationRequest {
+        instance_ids: vec![id.to_string()],
+        filters: None,
+    };
+    let reply = client
+        .call::<model::DescribeInstancesModification>(creds, region, &req)
+        .await?;
+    let offered = reply
+        .body
+        .instance_type_config_status_set
+        .unwrap_or_default();
+    Ok(requests::type_check(&offered, want))
 }
 
 /// A request that could not be built (a value the step needs is missing).

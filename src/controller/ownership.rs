@@ -8,7 +8,10 @@ use super::observation::Observation;
 use super::status::reason;
 use crate::api::account::{DEFAULT_ACCOUNT, Selection};
 use crate::api::set::SET_TAG;
-use crate::api::{AccountKind, AccountRecord, CvmAccount, CvmInstanceSpec, NAMESPACE_TAG, UID_TAG};
+use crate::api::{
+    AccountKind, AccountRecord, CvmAccount, CvmInstance, CvmInstanceSpec, ManagementPolicy,
+    NAMESPACE_TAG, UID_TAG,
+};
 use std::collections::BTreeMap;
 
 /// Where a resource's credentials come from, by its spec alone.
@@ -223,6 +226,29 @@ pub struct Asker<'a> {
     /// The UID of the `CvmInstanceSet` that is the asker's controller (its
     /// owner reference), when it is a set's member.
     pub set: Option<&'a str>,
+}
+
+impl<'a> Asker<'a> {
+    /// `obj` asking, under its `uid`.
+    pub fn of(obj: &'a CvmInstance, uid: &'a str) -> Self {
+        Asker {
+            uid,
+            namespace: obj.metadata.namespace.as_deref().unwrap_or_default(),
+            observe_only: obj.spec.management_policy == ManagementPolicy::ObserveOnly,
+            set: obj.controlling_set(),
+        }
+    }
+}
+
+impl Source {
+    /// How `obj` came to the instance it looks at.
+    pub fn of(obj: &CvmInstance) -> Self {
+        match (&obj.spec.instance_id, obj.known_instance_id()) {
+            (Some(_), _) => Source::Adoption,
+            (None, Some(_)) => Source::Status,
+            (None, None) => Source::UidTag,
+        }
+    }
 }
 
 /// Whether `o` is the asker's. Decided before anything is mutated,

@@ -6,6 +6,7 @@ mod detect;
 mod drift;
 mod fix;
 pub mod restart;
+pub mod sequence;
 
 pub use detect::drift;
 pub use drift::{DiskRef, Disruption, Drift, Needs, Network, PendingChange};

@@ -6,7 +6,7 @@ use crate::api::*;
 use crate::controller::observation::{Compared, WriteOnly};
 use std::sync::Arc;
 
-fn spec() -> CvmInstanceSpec {
+pub(super) fn spec() -> CvmInstanceSpec {
     serde_json::from_value(serde_json::json!({
         "region": "ap-guangzhou",
         "zone": "ap-guangzhou-3",
@@ -19,7 +19,7 @@ fn spec() -> CvmInstanceSpec {
 }
 
 /// An observation that matches `spec()` exactly, running.
-fn obs() -> Observation {
+pub(super) fn obs() -> Observation {
     Observation::fixture()
 }
 
@@ -53,14 +53,14 @@ fn step(spec: &CvmInstanceSpec, o: &Observation) -> Step {
 
 /// A spec, how its write-only values compare with what was applied, and
 /// what the instance shows besides the fixture (rows that need it).
-struct Case {
-    s: CvmInstanceSpec,
-    w: WriteOnly,
-    o: fn(&mut Observation),
+pub(super) struct Case {
+    pub(super) s: CvmInstanceSpec,
+    pub(super) w: WriteOnly,
+    pub(super) o: fn(&mut Observation),
 }
 
 impl Case {
-    fn of(s: CvmInstanceSpec) -> Self {
+    pub(super) fn of(s: CvmInstanceSpec) -> Self {
         Case {
             s,
             w: WriteOnly::default(),
@@ -68,7 +68,7 @@ impl Case {
         }
     }
 
-    fn input<'a>(&'a self, observed: &'a Observed) -> PlanInput<'a> {
+    pub(super) fn input<'a>(&'a self, observed: &'a Observed) -> PlanInput<'a> {
         PlanInput {
             spec: &self.s,
             instance_name: name(&self.s),
@@ -113,9 +113,9 @@ const ALL_STATES: &[InstanceState] = &[
 
 /// The kinds of difference, each applied to a matching spec/observation:
 /// one per row of the planner.
-type Difference = (&'static str, Box<dyn Fn(&mut Case)>);
+pub(super) type Difference = (&'static str, Box<dyn Fn(&mut Case)>);
 
-fn differences() -> Vec<Difference> {
+pub(super) fn differences() -> Vec<Difference> {
     vec![
         ("none", Box::new(|_| {})),
         ("type", Box::new(|c| c.s.instance_type = "S5.LARGE8".into())),

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument, field};
 
 mod calls;
-mod claims;
+pub(crate) mod claims;
 mod decide;
 mod surroundings;
 

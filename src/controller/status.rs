@@ -374,6 +374,13 @@ fn waiting(w: &Wait, last: Option<&LastOperation>) -> Cond {
     }
 }
 
+/// The reason and message `Synced` carries while the operator waits (what
+/// `plan` prints where the operator would stop short).
+pub fn explain(w: &Wait, last: Option<&LastOperation>) -> (&'static str, String) {
+    let c = waiting(w, last);
+    (c.reason, c.message)
+}
+
 /// The waits that deserve a Warning event besides their condition: a
 /// change not made (its disruption is not allowed, its type cannot be had).
 /// Their (reason, message).

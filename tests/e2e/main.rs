@@ -16,6 +16,7 @@ mod gitops;
 mod inplace;
 mod lifecycle;
 mod pending;
+mod plan;
 mod refused;
 mod safety;
 mod secret_hygiene;

@@ -226,19 +226,9 @@ impl<'a> SetPass<'a> {
         let visible = self.visible(&members);
         journal::settle(&mut self.status, &visible);
         let views = self.views(&members, &hash);
-        let replicas = self.set.spec.replicas.max(0) as usize;
-        let (max_unavailable, max_surge) = self
-            .set
-            .spec
-            .update_strategy
-            .resolve(self.set.spec.replicas);
         let in_flight = journal::in_flight(&self.status, &visible);
-        let targets = Targets {
-            replicas,
-            max_unavailable,
-            max_surge,
-            in_flight,
-        };
+        let targets = Targets::of(&self.set.spec, in_flight);
+        let (replicas, max_surge) = (targets.replicas, targets.max_surge);
         let plan = rollout::plan(targets, &views);
         if plan.launch > 0 || !self.status.batches.is_empty() {
             let live = views.iter().filter(|m| !m.deleting).count();

@@ -49,6 +49,20 @@ pub struct Targets {
     pub in_flight: usize,
 }
 
+impl Targets {
+    /// A set's numbers (its replicas, its update strategy resolved), with
+    /// `in_flight` instances launched whose members are not visible yet.
+    pub fn of(spec: &crate::api::set::CvmInstanceSetSpec, in_flight: usize) -> Self {
+        let (max_unavailable, max_surge) = spec.update_strategy.resolve(spec.replicas);
+        Targets {
+            replicas: spec.replicas.max(0) as usize,
+            max_unavailable,
+            max_surge,
+            in_flight,
+        }
+    }
+}
+
 /// What to do now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {

@@ -9,7 +9,6 @@
 //! terminate someone else's instance nor leak this resource's own.
 
 use super::Reconciling;
-use crate::api::ManagementPolicy;
 use crate::api::{self, CvmInstance};
 use crate::cloud::Credentials;
 use crate::cloud::model::Action as _;
@@ -45,12 +44,7 @@ impl Reconciling<'_> {
             }
             _ => return Ok(observed),
         };
-        let asker = Asker {
-            uid: &self.uid,
-            namespace: self.obj.metadata.namespace.as_deref().unwrap_or_default(),
-            observe_only: self.obj.spec.management_policy == ManagementPolicy::ObserveOnly,
-            set: self.obj.controlling_set(),
-        };
+        let asker = Asker::of(&self.obj, &self.uid);
         let mut decision = ownership::ownership(asker, source, &o, None);
         if decision == Ownership::AskClaimant {
             let claimant = self.claimant(&o).await;
@@ -85,11 +79,7 @@ impl Reconciling<'_> {
 
     /// How the resource came to the instance it looks at.
     fn source(&self) -> Source {
-        match (&self.obj.spec.instance_id, self.obj.known_instance_id()) {
-            (Some(_), _) => Source::Adoption,
-            (None, Some(_)) => Source::Status,
-            (None, None) => Source::UidTag,
-        }
+        Source::of(&self.obj)
     }
 
     /// Deleting, and the known instance is not this resource's (`not_ours`
@@ -131,21 +121,9 @@ impl Reconciling<'_> {
         self.recording = Some(access.record.clone());
     }
 
-    /// Whether the resource an instance's UID tag names (found by the
-    /// instance's namespace and name tags) still exists.
+    /// Whether the resource an instance's UID tag names still exists.
     async fn claimant(&self, o: &Observation) -> Claimant {
-        let (Some(ns), Some(name), Some(uid)) = (&o.namespace_tag, &o.name_tag, &o.uid_tag) else {
-            return Claimant::Unknown;
-        };
-        let api: Api<CvmInstance> = Api::namespaced(self.ctx.client.clone(), ns);
-        match api.get_opt(name).await {
-            Ok(Some(r)) if r.uid().as_deref() == Some(uid.as_str()) => Claimant::Live,
-            Ok(_) => Claimant::Gone,
-            Err(e) => {
-                tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot look up the resource an instance's UID tag names");
-                Claimant::Unknown
-            }
-        }
+        claimant(&self.ctx.client, o).await
     }
 
     /// Claims an instance given to this namespace: tags it with this
@@ -186,6 +164,23 @@ impl Reconciling<'_> {
                 self.failed(action, &error);
                 Report::failed_unobserved(Mode::Apply, action, error, timing)
             }
+        }
+    }
+}
+
+/// Whether the resource an instance's UID tag names (found by the instance's
+/// namespace and name tags) still exists (also asked by `plan`).
+pub(crate) async fn claimant(client: &kube::Client, o: &Observation) -> Claimant {
+    let (Some(ns), Some(name), Some(uid)) = (&o.namespace_tag, &o.name_tag, &o.uid_tag) else {
+        return Claimant::Unknown;
+    };
+    let api: Api<CvmInstance> = Api::namespaced(client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(r)) if r.uid().as_deref() == Some(uid.as_str()) => Claimant::Live,
+        Ok(_) => Claimant::Gone,
+        Err(e) => {
+            tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot look up the resource an instance's UID tag names");
+            Claimant::Unknown
         }
     }
 }
