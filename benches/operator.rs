@@ -184,9 +184,10 @@ async fn scenario(n: usize) {
         );
     }
     println!(
-        "  DescribeInstances during convergence: {} ({:.2} per instance)",
+        "  DescribeInstances during convergence: {} ({:.2} per instance); InquiryPriceRunInstances: {} (one per create)",
         s.calls("DescribeInstances"),
-        s.calls("DescribeInstances") as f64 / n as f64
+        s.calls("DescribeInstances") as f64 / n as f64,
+        s.calls("InquiryPriceRunInstances")
     );
 
     // Steady state: nothing changes; count DescribeInstances over 3 sweeps.
@@ -200,8 +201,12 @@ async fn scenario(n: usize) {
     let after = env.stats();
     let describes = after.calls("DescribeInstances") - before.calls("DescribeInstances");
     let all = after.requests - before.requests;
+    let prices: u64 = ["InquiryPriceRunInstances", "InquiryPriceResetInstancesType"]
+        .iter()
+        .map(|a| after.calls(a) - before.calls(a))
+        .sum();
     println!(
-        "steady state ({}s poll): {describes} DescribeInstances in {:.0} s = {:.1}/min ({:.2} per 100 instances per poll); all API calls: {all}",
+        "steady state ({}s poll): {describes} DescribeInstances in {:.0} s = {:.1}/min ({:.2} per 100 instances per poll); all API calls: {all}, price inquiries: {prices}",
         poll,
         window.as_secs_f64(),
         describes as f64 * 60.0 / window.as_secs_f64(),

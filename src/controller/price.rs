@@ -67,6 +67,23 @@ pub fn changes_price(action: &CloudAction) -> bool {
     )
 }
 
+/// The price after an action that changes it without an inquiry the client
+/// has (ModifyInstancesChargeType to PREPAID: its InquiryPrice action is not
+/// modelled): the instance's price is unknown from then on, and says why.
+pub fn invalidated(action: &CloudAction, before: Option<&PriceStatus>) -> Option<PriceStatus> {
+    let CloudAction::ConvertToPrepaid { .. } = action else {
+        return None;
+    };
+    let mut s = before.cloned().unwrap_or_default();
+    s.instance = None;
+    s.unknown_reason = Some(format!(
+        "the instance became PREPAID ({}): its new price was not asked",
+        action.api_action()
+    ));
+    s.summary = Some(clipped(s.line(), 128)).filter(|l| !l.is_empty());
+    Some(s)
+}
+
 impl Pricer {
     pub fn new(client: CvmClient, currency: impl Into<String>) -> Self {
         Self {
@@ -342,6 +359,38 @@ mod tests {
             Some("InquiryPriceResetInstancesType failed: InternalError: try later")
         );
         assert_eq!(s.summary.as_deref(), Some("0.8 CNY/GB bandwidth"));
+    }
+
+    #[test]
+    fn a_conversion_to_prepaid_makes_the_instance_price_unknown() {
+        let before = PriceStatus {
+            instance: Some(PriceItem {
+                unit_price: Some("0.2".into()),
+                charge_unit: Some("HOUR".into()),
+                ..Default::default()
+            }),
+            bandwidth: Some(PriceItem {
+                unit_price: Some("0.8".into()),
+                charge_unit: Some("GB".into()),
+                ..Default::default()
+            }),
+            currency: Some("CNY".into()),
+            ..Default::default()
+        };
+        let convert = CloudAction::ConvertToPrepaid {
+            period: 1,
+            renew_flag: "NOTIFY_AND_MANUAL_RENEW".into(),
+        };
+        let s = invalidated(&convert, Some(&before)).unwrap();
+        assert_eq!(s.instance, None);
+        assert_eq!(s.bandwidth, before.bandwidth);
+        assert!(
+            s.unknown_reason
+                .unwrap()
+                .contains("ModifyInstancesChargeType")
+        );
+        assert_eq!(s.summary.as_deref(), Some("0.8 CNY/GB bandwidth"));
+        assert_eq!(invalidated(&CloudAction::Start, Some(&before)), None);
     }
 
     #[test]

@@ -393,7 +393,10 @@ async fn price(
         .map(|p| &p.step)
         .filter(|s| match s {
             Predicted::Create => true,
-            Predicted::Act(a) => crate::controller::price::changes_price(a),
+            Predicted::Act(a) => {
+                crate::controller::price::changes_price(a)
+                    || crate::controller::price::invalidated(a, None).is_some()
+            }
             Predicted::Boots { .. } => false,
         })
         .collect();
@@ -418,6 +421,9 @@ async fn price(
                 let run = act::run_request(desired, &SecretValues::default());
                 after = Some(cloud.pricer.create(cloud.creds(), region, &run).await);
                 basis = Some(Basis::of_create(&run));
+            }
+            (Predicted::Act(action), _) if !crate::controller::price::changes_price(action) => {
+                after = crate::controller::price::invalidated(action, after.as_ref());
             }
             (Predicted::Act(action), Some(b)) => {
                 let id = observed

@@ -19,4 +19,3 @@ mod control_plane_restart;
 mod key_rotation;
 mod knobs;
 mod leader_failover;
-mod long_run;

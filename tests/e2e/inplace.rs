@@ -484,7 +484,12 @@ async fn project_billing_disk_and_placement_group_change_without_a_stop() {
         }),
     )
     .await;
-    env.wait_synced("web").await;
+    let o = env.wait_synced("web").await;
+    // The hourly price recorded at create no longer holds, and says so.
+    let price = o.status.unwrap().price.unwrap();
+    assert_eq!(price.instance, None);
+    let why = price.unknown_reason.unwrap_or_default();
+    assert!(why.contains("became PREPAID"), "{why}");
     let i = instance(&env, &id).await.unwrap();
     assert_eq!(i.placement.as_ref().unwrap().project_id, Some(1000001));
     assert_eq!(i.instance_charge_type.as_deref(), Some("PREPAID"));

@@ -152,7 +152,8 @@ impl Reconciling<'_> {
 
     /// The price after `action`, asked before it is sent when it changes the
     /// price (a type or bandwidth change): one inquiry per change, recorded
-    /// once the change is accepted.
+    /// once the change is accepted. A conversion to prepaid makes the
+    /// instance's price unknown (no inquiry for it).
     async fn price_of(
         &self,
         creds: &Credentials,
@@ -161,10 +162,13 @@ impl Reconciling<'_> {
         mode: Mode,
     ) -> Option<crate::api::price::PriceStatus> {
         let o = observed.instance()?;
-        if mode != Mode::Apply || !price::changes_price(action) {
+        let before = self.obj.status.as_ref().and_then(|s| s.price.as_ref());
+        if mode != Mode::Apply {
             return None;
         }
-        let before = self.obj.status.as_ref().and_then(|s| s.price.as_ref());
+        if !price::changes_price(action) {
+            return price::invalidated(action, before);
+        }
         let region = &self.obj.spec.region;
         let current = Basis::of(o);
         let pricer = &self.ctx.pricer;
