@@ -21,22 +21,29 @@ pub fn knob(name: &str, short_value: u64, full_value: u64) -> u64 {
         .unwrap_or(if short() { short_value } else { full_value })
 }
 
-/// One row of the table, written when the case ends (pass or fail).
+/// One row of the table, written when the case ends (pass or fail). A case
+/// holds the machine while it runs: cases never overlap, even when the
+/// binary runs tests in parallel (their timings assume a quiet machine).
 pub struct Case {
     name: &'static str,
     pub load: String,
     pub faults: String,
     figures: Vec<String>,
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Case {
     pub fn new(name: &'static str, load: impl Into<String>, faults: impl Into<String>) -> Self {
+        let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         eprintln!("== chaos case: {name}");
         Case {
             name,
             load: load.into(),
             faults: faults.into(),
             figures: Vec::new(),
+            _alone: alone,
         }
     }
 

@@ -19,3 +19,4 @@ mod control_plane_restart;
 mod key_rotation;
 mod knobs;
 mod leader_failover;
+mod long_run;
