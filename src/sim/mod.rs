@@ -200,6 +200,13 @@ impl Stats {
     pub fn calls(&self, action: &str) -> u64 {
         self.calls.get(action).copied().unwrap_or(0)
     }
+    /// Error answers with `code`, whatever the action.
+    pub fn errors_with(&self, code: &str) -> u64 {
+        self.errors
+            .values()
+            .filter_map(|codes| codes.get(code))
+            .sum()
+    }
     pub fn errors(&self, action: &str, code: &str) -> u64 {
         self.errors
             .get(action)

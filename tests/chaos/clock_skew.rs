@@ -59,13 +59,7 @@ async fn clock_skew() {
         t0.elapsed().as_secs_f64()
     ));
     // Retried slowly, without an event or a status write per retry.
-    let refused = || {
-        let s = env.stats();
-        s.errors
-            .values()
-            .filter_map(|codes| codes.get("AuthFailure.SignatureExpire"))
-            .sum::<u64>()
-    };
+    let refused = || env.stats().errors_with("AuthFailure.SignatureExpire");
     let before = refused();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let o2 = env.api().get("skewed").await.unwrap();

@@ -121,3 +121,12 @@ pub async fn create_all(env: &TestEnv, names: &[String]) {
 pub async fn metric(op: &Operator, name: &str, filter: &str) -> f64 {
     op.metric_sum(name, filter).await
 }
+
+/// Waits until the simulator has seen `n` RunInstances (creates in flight).
+pub async fn until_sent(env: &TestEnv, n: usize, timeout: Duration) {
+    let start = Instant::now();
+    while env.stats().calls("RunInstances") < n as u64 {
+        assert!(start.elapsed() < timeout, "the creates stalled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

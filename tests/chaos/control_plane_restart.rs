@@ -67,14 +67,7 @@ async fn control_plane_restart() {
     create_all(&env, &names).await;
 
     // Round 1: both die (SIGKILL) while the creates are in flight.
-    let t0 = Instant::now();
-    while env.stats().calls("RunInstances") < (n / 3) as u64 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "the creates never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_sent(&env, n / 3, Duration::from_secs(300)).await;
     let sent_before = env.stats().calls("RunInstances");
     let away = blocking(|| {
         let t = Instant::now();

@@ -51,14 +51,7 @@ async fn leader_failover() {
     let names: Vec<String> = (0..n).map(|i| format!("vm-{i:04}")).collect();
     create_all(&env, &names).await;
     // Kill the leader a third of the way through the creates.
-    let t0 = Instant::now();
-    while env.stats().calls("RunInstances") < (n / 3) as u64 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "the creates stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_sent(&env, n / 3, Duration::from_secs(300)).await;
     let sent = env.stats().calls("RunInstances");
     a.kill_hard();
     let killed = Instant::now();
