@@ -9,16 +9,21 @@ help: ## List the targets
 envtest: ## Build (or find) kube-apiserver, etcd, kubectl and helm
 	@hack/setup-envtest.sh >/dev/null
 
-tools: ## Build (or find) promtool and hack/kstatus (the GitOps checks)
+tools: ## Build (or find) promtool, hack/kstatus (the GitOps checks) and actionlint
 	@hack/setup-tools.sh promtool >/dev/null
 	@hack/setup-tools.sh kstatus >/dev/null
+	@hack/setup-tools.sh actionlint >/dev/null
+
+image: ## The operator's OCI image, no daemon: target/image/cvm-operator.oci.tar (static binary FROM scratch); prints digest and size
+	hack/image.sh
 
 build: ## Build the binary
 	$(CARGO) build --bin cvm-operator
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ## cargo fmt --check, clippy -D warnings, actionlint of the workflows
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	"$$(hack/setup-tools.sh actionlint)" .github/workflows/*.yml deploy/ci/*.yaml
 
 api-schema: ## Install the official API schemas (tccli from PyPI, data only) into .venv
 	@hack/api-schema.sh >/dev/null
@@ -29,8 +34,9 @@ unit: ## Unit tests only: fast, no apiserver, no simulator process (incl. schema
 	schema=$$(hack/api-schema.sh) && export CVM_API_SCHEMA_DIR=$$schema && \
 	  $(CARGO) test --lib --bins
 
-test: envtest tools lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, alerts, Argo CD/Flux health, official Python SDK
+test: envtest tools lint ## Everything: unit, simulator, credential sources, real-apiserver e2e, chart, image, alerts, Argo CD/Flux health, official Python SDK
 	$(CARGO) build --all-targets
+	hack/image.sh
 	schema=$$(hack/api-schema.sh) && export CVM_API_SCHEMA_DIR=$$schema && \
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && \
 	  $(CARGO) test --lib --bins && \
@@ -62,4 +68,4 @@ bench: envtest ## Benchmarks (simulator throughput, operator scale); prints the 
 	$(CARGO) build --release --bin cvm-operator --benches
 	export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh) && $(CARGO) bench --bench simulator && $(CARGO) bench --bench operator
 
-.PHONY: help envtest tools api-schema build lint unit test chaos crds demo dev-up dev-down bench
+.PHONY: help envtest tools image api-schema build lint unit test chaos crds demo dev-up dev-down bench

@@ -3,16 +3,18 @@
 #
 #   hack/setup-tools.sh promtool   # Prometheus' promtool: `promtool check rules`
 #   hack/setup-tools.sh kstatus    # hack/kstatus: kstatus (Flux's health) of JSON objects
+#   hack/setup-tools.sh actionlint # rhysd/actionlint: lints .github/workflows (make test)
 #
 # Like hack/setup-envtest.sh: built from Go modules through the module proxy
 # (no download sites on our machines), cached per version under
 # ~/.cache/cvm-operator/tools, one builder at a time (a lock), never committed.
 # Cold builds on 2 cores (empty Go module and build caches): promtool 338 s,
-# kstatus 81 s.
+# kstatus 81 s, actionlint 15 s.
 set -euo pipefail
 
 # Prometheus publishes its Go module as v0.<major*100+minor>.<patch>: v0.316.0 is v3.16.0.
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-v1.7.12}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_ROOT=${CVM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cvm-operator/tools}
@@ -24,7 +26,8 @@ case "$tool" in
   kstatus)
     # Keyed by the program and its pinned dependencies: an edit rebuilds.
     key="kstatus-$(cat "$ROOT"/hack/kstatus/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)" ;;
-  *) log "usage: $0 promtool|kstatus"; exit 2 ;;
+  actionlint) key="actionlint-$ACTIONLINT_VERSION" ;;
+  *) log "usage: $0 promtool|kstatus|actionlint"; exit 2 ;;
 esac
 dir="$CACHE_ROOT/$key"
 bin="$dir/$tool"
@@ -62,6 +65,15 @@ case "$tool" in
   kstatus)
     log "building hack/kstatus"
     (cd "$ROOT/hack/kstatus" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$bin.tmp" .)
+    ;;
+  actionlint)
+    log "building actionlint $ACTIONLINT_VERSION"
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    GOBIN="$work" go install -trimpath -ldflags "-s -w \
+      -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" \
+      "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+    mv "$work/actionlint" "$bin.tmp"
     ;;
 esac
 mv "$bin.tmp" "$bin"

@@ -2,6 +2,7 @@
 //! operator uses; Secrets readable (get only) in the namespaces an admin
 //! lists and nowhere else; the optional NetworkPolicy.
 
+use crate::support::CHART_IMAGE;
 use crate::support::control_plane::ControlPlane;
 use serde_json::{Value, json};
 
@@ -19,6 +20,7 @@ fn chart() -> String {
 pub fn install(cp: &ControlPlane, release: &str, ns: &str, values: &[&str]) -> String {
     let chart = chart();
     let mut args = vec!["install", release, &chart, "-n", ns, "--skip-crds"];
+    args.extend(["--set", CHART_IMAGE]);
     for v in values {
         args.extend(["--set", v]);
     }
@@ -254,6 +256,8 @@ fn secrets_are_readable_only_in_listed_namespaces() {
             "template",
             "x",
             &chart(),
+            "--set",
+            CHART_IMAGE,
             "--set",
             "rbac.perResourceCredentials=true",
         ],

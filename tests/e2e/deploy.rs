@@ -138,6 +138,8 @@ fn helm_chart_lints_renders_and_installs() {
             "-n",
             &ns,
             "--set",
+            CHART_IMAGE,
+            "--set",
             "credentials.secretId=AKIDexample",
             "--set",
             "credentials.secretKey=example-secret-key",
@@ -150,10 +152,20 @@ fn helm_chart_lints_renders_and_installs() {
         Some(&rendered),
     );
     assert!(!rendered.contains("checksum/"), "{rendered}");
-    // The default install: no values at all.
+    // No default image: this project publishes none a user could pull, so
+    // the install says what to set instead of leaving an ImagePullBackOff.
+    let install = ["install", "cvm-operator", &chart, "-n", &ns, "--skip-crds"];
+    let refused = cp.try_tool("helm", &install);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("--set image.repository=REGISTRY/cvm-operator")),
+        "{refused:?}"
+    );
+    // The default install: no values but the image.
     cp.run_tool(
         "helm",
-        &["install", "cvm-operator", &chart, "-n", &ns, "--skip-crds"],
+        &[&install[..], &["--set", CHART_IMAGE]].concat(),
         None,
     );
     let objects = cp.run_tool(
@@ -227,6 +239,7 @@ fn run_as_the_chart(env: &TestEnv, values: &[String], vars: &[(&str, String)]) -
         "templates/deployment.yaml".into(),
     ];
     let defaults = [
+        CHART_IMAGE.to_string(),
         format!("endpoint={}", env.sim.endpoint()),
         format!("watchNamespace={}", env.ns),
         "leaderElection.enabled=false".into(),
@@ -325,6 +338,8 @@ async fn the_chart_runs_with_workload_identity_and_no_secret() {
         "-n",
         &env.ns,
         "--skip-crds",
+        "--set",
+        CHART_IMAGE,
     ];
     for v in &values {
         install.extend(["--set", v]);
@@ -339,22 +354,7 @@ async fn the_chart_runs_with_workload_identity_and_no_secret() {
         None,
     );
     assert_eq!(secrets.trim(), "", "no Secret");
-    let deploy = env.cp.run_tool(
-        "kubectl",
-        &[
-            "get",
-            "deployment",
-            "-n",
-            &env.ns,
-            "-l",
-            &selector,
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    let d: serde_json::Value = serde_json::from_str(&deploy).unwrap();
-    let pod = &d["items"][0]["spec"]["template"]["spec"];
+    let pod = &pod_spec(&env, &release);
     let projected = &pod["volumes"]
         .as_array()
         .unwrap()
@@ -387,6 +387,28 @@ async fn the_chart_runs_with_workload_identity_and_no_secret() {
         "200000000009"
     );
     assert!(env.stats().calls("AssumeRoleWithWebIdentity") >= 1);
+}
+
+/// The pod spec of the Deployment `helm install` made for `release` in the
+/// test's namespace, as the apiserver has it.
+pub fn pod_spec(env: &TestEnv, release: &str) -> serde_json::Value {
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let deploy = env.cp.run_tool(
+        "kubectl",
+        &[
+            "get",
+            "deployment",
+            "-n",
+            &env.ns,
+            "-l",
+            &selector,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let mut d: serde_json::Value = serde_json::from_str(&deploy).unwrap();
+    d["items"][0]["spec"]["template"]["spec"].take()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -250,6 +250,8 @@ fn render(cp: &control_plane::ControlPlane, template: &str, set: &str) -> Value 
         "-n",
         "cvm-system",
         "--set",
+        CHART_IMAGE,
+        "--set",
         set,
         "--show-only",
         template,

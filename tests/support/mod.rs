@@ -23,6 +23,11 @@ pub const ZONE: &str = "ap-guangzhou-3";
 /// so no operator verifies another test's accounts against its simulator.
 pub const SHARED_ACCOUNTS: &str = "shared";
 
+/// The `--set` every rendering and install of the chart needs: it has no
+/// default image repository. This is the name `make image` gives the image
+/// (`tests/e2e/image.rs` runs what it builds).
+pub const CHART_IMAGE: &str = "image.repository=localhost/cvm-operator";
+
 /// Installs crds/ into the shared plane, once per test binary, and the
 /// shared `CvmAccount default`: the operator's own credentials for every
 /// namespace (tests of accounts start their operator with an

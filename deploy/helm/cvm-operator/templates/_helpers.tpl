@@ -63,10 +63,11 @@ ServiceAccount name.
 Container image reference: repository@digest, or repository:tag (tag defaults to appVersion).
 */}}
 {{- define "cvm-operator.image" -}}
+{{- $repository := required "image.repository is required: build the image (make image), push it (skopeo copy oci-archive:target/image/cvm-operator.oci.tar docker://REGISTRY/cvm-operator:TAG), then install with --set image.repository=REGISTRY/cvm-operator (README: Running it)" .Values.image.repository }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
 
