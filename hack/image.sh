@@ -19,6 +19,9 @@
 #
 # Cached: cargo rebuilds only what changed; the image is rebuilt only when its inputs
 # (binary, CA bundle, Containerfile, this script, labels) changed (target/image/inputs).
+# Measured on the 2 shared cores of a development machine: cold (no musl target dir)
+# 432 s, after a change in src/ 6.5 s (profile dist is incremental), nothing changed 0.4 s;
+# buildah's part about 1 s. The image: 10.4 MiB of compressed layers (26.4 MiB binary).
 # Knobs: IMAGE_SOURCE (org.opencontainers.image.source; default: the git remote
 # `origin`), IMAGE_NAME (default localhost/cvm-operator), CARGO.
 set -euo pipefail
