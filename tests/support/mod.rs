@@ -391,8 +391,19 @@ pub struct Operator {
     _dir: tempfile::TempDir,
 }
 
+/// The binary under test: this build's, or `CVM_OPERATOR_BIN` (as for
+/// hack/python-sdk-test.sh), e.g. the image's static one,
+/// `target/image/context/rootfs/cvm-operator` after `make image`.
 pub fn operator_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_cvm-operator")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("CVM_OPERATOR_BIN") {
+        Ok(bin) if !bin.is_empty() => {
+            let bin = std::fs::canonicalize(&bin)
+                .unwrap_or_else(|e| panic!("CVM_OPERATOR_BIN={bin}: {e}"));
+            bin.display().to_string()
+        }
+        _ => env!("CARGO_BIN_EXE_cvm-operator").to_string(),
+    })
 }
 
 impl Operator {
