@@ -11,7 +11,7 @@ mod requests;
 pub use requests::{bandwidth_request, run_request};
 
 use super::credentials::{CredentialStore, CredentialsError};
-use super::observe::batch::Batcher;
+use super::observe::batch::{Batcher, Window};
 use super::plan::{CloudAction, TypeCheck};
 use crate::api::{self, CvmInstance, CvmInstanceSpec};
 use crate::cloud::model::{self, Action as _, Secret};
@@ -19,10 +19,10 @@ use crate::cloud::{
     CloudError, Credentials, CvmClient, Identity, client::MAX_DESCRIBE_IDS, sts, tag,
 };
 use kube::ResourceExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(test)]
 mod batching_tests;
@@ -116,9 +116,12 @@ struct MutationKey {
 }
 
 /// The wire parameters of an action that can be sent for many instances in
-/// one call, as a key; `None` for one that goes alone: ResetInstancesType
-/// takes one instance per call, and bandwidth one per call for
-/// bandwidth-billed instances (the actor does not know the billing).
+/// one call, as a key naming the member it sets (ModifyInstancesAttribute
+/// carries one of several: a name and a host name alike must never share a
+/// call); `None` for one that goes alone: ResetInstancesType takes one
+/// instance per call, bandwidth one per call for bandwidth-billed instances
+/// (the actor does not know the billing), user data is a write-only value
+/// of each resource's, and tags are set per resource (Tag service).
 fn batch_params(action: &CloudAction) -> Option<String> {
     Some(match action {
         CloudAction::Start | CloudAction::Terminate => String::new(),
@@ -129,34 +132,45 @@ fn batch_params(action: &CloudAction) -> Option<String> {
         } => format!("{}/{}", stop_type.as_str(), stopped_mode.as_str()),
         // The restart's value is recorded per resource, not sent.
         CloudAction::Restart { stop_type, .. } => stop_type.as_str().to_string(),
-        CloudAction::Rename { name } => name.clone(),
-        CloudAction::SetSecurityGroups { ids } => ids.join(","),
-        CloudAction::SetTerminationProtection { enabled } => enabled.to_string(),
+        CloudAction::Rename { name } => format!("InstanceName={name}"),
+        CloudAction::SetHostName { name } => format!("HostName={name}"),
+        CloudAction::SetCamRole { name } => format!("CamRoleName={name}"),
+        CloudAction::SetSecurityGroups { ids } => format!("SecurityGroups={}", ids.join(",")),
+        CloudAction::SetTerminationProtection { enabled } => {
+            format!("DisableApiTermination={enabled}")
+        }
         // Anything else goes alone until it is listed here.
         _ => return None,
     })
 }
 
-/// How long a mutation waits for the same one of other resources. The
-/// RunInstances-like quota of mutating actions (10 calls/s) makes any wait
-/// that saves calls cheap; a lone action pays this once.
-pub const MUTATION_WINDOW: Duration = Duration::from_millis(50);
-/// The window while the same mutation was sent moments ago
-/// ([`BURST_MEMORY`]): a mass deletion or stop arrives spread over seconds
-/// (reconciles run 100 at a time), so waiting up to half a second fills
-/// calls of up to 100 ids instead of sending one per 50 ms; the mutation
-/// itself takes seconds in the cloud.
-pub const BURST_WINDOW: Duration = Duration::from_millis(500);
-/// How long after a batch another of the same key counts as a burst.
-const BURST_MEMORY: Duration = Duration::from_secs(2);
+/// While the same mutation comes in a burst (a mass deletion or stop
+/// reaches the actor over seconds: the apiserver delivers 1,000 deletions at
+/// 50 to 150 a second), a call waits for company as long as more keep
+/// coming ([`BURST_IDLE`] apart at most) — until it holds 100 ids, or for
+/// [`BURST_MAX`] — and goes as soon as they stop: the controller's
+/// concurrency bounds how many can be waiting, so a pause means no more
+/// will come before this call is answered. The mutation itself takes
+/// seconds in the cloud. Outside a burst a mutation goes at once: a
+/// person's edit pays no window.
+pub const BURST_WINDOW: Window = Window {
+    max: BURST_MAX,
+    idle: Some(BURST_IDLE),
+};
+pub const BURST_IDLE: Duration = Duration::from_millis(300);
+pub const BURST_MAX: Duration = Duration::from_secs(3);
+/// A burst: at least this many submissions of the same mutation within
+/// [`BURST_MEMORY`] before this one.
+const BURST_SIZE: usize = 2;
+const BURST_MEMORY: Duration = Duration::from_secs(1);
 
 /// Sends mutating calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Actor {
     client: CvmClient,
     batches: Arc<Batcher<MutationKey, String, coalesce::Answer, Infallible>>,
-    /// When each key's last batch was started.
-    recent: Arc<Mutex<HashMap<MutationKey, std::time::Instant>>>,
+    /// When each key was last submitted within [`BURST_MEMORY`].
+    recent: Arc<Mutex<HashMap<MutationKey, VecDeque<Instant>>>>,
     /// Account uins by credential identity.
     uins: Arc<Mutex<HashMap<Identity, String>>>,
 }
@@ -174,9 +188,11 @@ impl Actor {
     }
 
     /// One resource's action on its instance `id`; returns the RequestId of
-    /// the call that carried it. Sent together with the same action of
-    /// other resources that arrive within the window, and answered with
-    /// this instance's own outcome ([`coalesce::send_each`]).
+    /// the call that carried it. While the same action (same parameters,
+    /// region, credentials) comes in a burst, it waits up to
+    /// [`BURST_MAX`] to share a call with the others, and gets this
+    /// instance's own outcome ([`coalesce::send_each`]); otherwise it goes
+    /// at once.
     pub async fn act_on(
         &self,
         creds: &Credentials,
@@ -185,16 +201,17 @@ impl Actor {
         action: &CloudAction,
         values: &SecretValues,
     ) -> Result<String, CloudError> {
-        let Some(params) = batch_params(action) else {
-            return self
-                .execute(creds, region, vec![id.to_string()], action, values)
-                .await;
-        };
-        let key = MutationKey {
+        let key = batch_params(action).map(|params| MutationKey {
             region: region.to_string(),
             identity: Identity::of_static(creds),
             action: action.api_action(),
             params,
+        });
+        let Some(key) = key.filter(|k| self.in_burst(k)) else {
+            tracing::debug!(action = action.api_action(), "sent alone");
+            return self
+                .execute(creds, region, vec![id.to_string()], action, values)
+                .await;
         };
         let (actor, creds, region, action) = (
             self.clone(),
@@ -202,6 +219,7 @@ impl Actor {
             region.to_string(),
             action.clone(),
         );
+        let api_action = action.api_action();
         let flush = move |ids: Vec<String>| async move {
             // Two resources may name one instance (an adoption race): the
             // API refuses duplicates, so each id goes once.
@@ -215,15 +233,19 @@ impl Actor {
                 let none = SecretValues::default();
                 async move { actor.execute(&creds, &region, part, &action, &none).await }
             };
+            tracing::info!(
+                action = api_action,
+                instances = unique.len(),
+                "one call for several resources"
+            );
             let answers = coalesce::send_each(unique.clone(), send).await;
             let by_id: HashMap<String, coalesce::Answer> =
                 unique.into_iter().zip(answers).collect();
             Ok(ids.iter().map(|id| by_id[id].clone()).collect())
         };
-        let window = self.window(&key);
         let answer = self
             .batches
-            .submit(&key, id.to_string(), window, flush)
+            .submit(&key, id.to_string(), BURST_WINDOW, flush)
             .await;
         match answer {
             Some(Ok(a)) => a,
@@ -236,15 +258,22 @@ impl Actor {
         }
     }
 
-    /// The window of a batch that would start now: long while the same
-    /// mutation is being sent for many resources, short otherwise.
-    fn window(&self, key: &MutationKey) -> Duration {
+    /// Whether the same mutation is coming in a burst (then it waits in
+    /// [`BURST_WINDOW`]; else it goes at once).
+    fn in_burst(&self, key: &MutationKey) -> bool {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        recent.retain(|_, t| now.duration_since(*t) < BURST_MEMORY);
-        let burst = recent.contains_key(key);
-        recent.insert(key.clone(), now);
-        if burst { BURST_WINDOW } else { MUTATION_WINDOW }
+        let now = Instant::now();
+        recent.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < BURST_MEMORY);
+            !times.is_empty()
+        });
+        let times = recent.entry(key.clone()).or_default();
+        let burst = times.len() >= BURST_SIZE;
+        times.push_back(now);
+        if times.len() > BURST_SIZE {
+            times.pop_front();
+        }
+        burst
     }
 
     /// RunInstances with a resolved request, for one instance.

@@ -110,44 +110,62 @@ async fn actions_of_many_resources_share_a_call_and_each_gets_its_own_outcome() 
     }
     assert!(answers[42].is_err());
     let calls = sim.sim.stats().calls("StopInstances");
-    // 100 + 50, and for the batch holding the busy one: it alone and the
-    // other 99 — far from 150 calls.
-    assert!(calls <= 5, "{calls} StopInstances for 150 resources");
+    // The first two at once, then the burst in calls of 100 and 48, and
+    // for the batch holding the busy one: it alone and the other 99 — far
+    // from 150 calls.
+    assert!(calls <= 6, "{calls} StopInstances for 150 resources");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_borrowed_secret_id_never_shares_its_owners_call() {
     let none = SecretValues::default();
     let (sim, client) = setup().await;
-    let ids = launch(&client, 2).await;
+    let ids = launch(&client, 8).await;
     sim.sim.reset_stats();
     let actor = Actor::new(client.clone());
     let wrong = Credentials::new(sim::DEFAULT_SECRET_ID, "not-the-key", None).unwrap();
     let (action, right) = (CloudAction::Terminate, creds());
-    let (owner, thief) = tokio::join!(
-        actor.act_on(&right, REGION, &ids[0], &action, &none),
-        actor.act_on(&wrong, REGION, &ids[1], &action, &none),
-    );
-    assert!(owner.is_ok(), "{owner:?}");
-    let thief = thief.expect_err("the wrong key is refused");
-    assert_eq!(thief.class(), crate::cloud::ErrorClass::Auth, "{thief}");
-    assert_eq!(sim.sim.stats().calls("TerminateInstances"), 2);
+    // Both in a burst at once: the owner's four and the thief's four.
+    let owner = ids[..4]
+        .iter()
+        .map(|id| actor.act_on(&right, REGION, id, &action, &none));
+    let thief = ids[4..]
+        .iter()
+        .map(|id| actor.act_on(&wrong, REGION, id, &action, &none));
+    let (owner, thief) = tokio::join!(join_all(owner), join_all(thief));
+    assert!(owner.iter().all(Result::is_ok), "{owner:?}");
+    for t in &thief {
+        let e = t.as_ref().expect_err("the wrong key is refused");
+        assert_eq!(e.class(), crate::cloud::ErrorClass::Auth, "{e}");
+    }
     let left = client
-        .describe_instances_by_ids(&creds(), REGION, &ids[1..])
+        .describe_instances_by_ids(&creds(), REGION, &ids[4..])
         .await
         .unwrap();
-    assert_eq!(left[0].instance_state, Some(InstanceState::Running));
+    assert!(
+        left.iter()
+            .all(|i| i.instance_state == Some(InstanceState::Running))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_action_with_a_per_instance_value_goes_alone() {
+async fn a_lone_action_goes_at_once_and_a_per_instance_value_alone() {
     let none = SecretValues::default();
     let (sim, client) = setup().await;
-    let ids = launch(&client, 3).await;
+    let mut ids = launch(&client, 11).await;
+    let solo = ids.pop().unwrap();
     sim.sim.reset_stats();
     let actor = Actor::new(client.clone());
     let c = creds();
-    let renames: Vec<CloudAction> = (0..3)
+    // A person's edit: no window.
+    let started = Instant::now();
+    let one = CloudAction::Rename {
+        name: "solo".into(),
+    };
+    actor.act_on(&c, REGION, &solo, &one, &none).await.unwrap();
+    assert!(started.elapsed() < BURST_IDLE, "{:?}", started.elapsed());
+    // Ten names: ten calls, whatever the timing.
+    let renames: Vec<CloudAction> = (0..10)
         .map(|i| CloudAction::Rename {
             name: format!("web-{i}"),
         })
@@ -157,12 +175,44 @@ async fn an_action_with_a_per_instance_value_goes_alone() {
         .zip(&renames)
         .map(|(id, a)| actor.act_on(&c, REGION, id, a, &none));
     assert!(join_all(sent).await.iter().all(Result::is_ok));
-    // Three names: three calls. The same name for all: one.
-    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 3);
+    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 11);
+    // (Each rename keeps its instance busy a moment.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One name for all ten: the first two at once, the burst in one call.
     let same = CloudAction::Rename { name: "web".into() };
     let sent = ids
         .iter()
         .map(|id| actor.act_on(&c, REGION, id, &same, &none));
     assert!(join_all(sent).await.iter().all(Result::is_ok));
-    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 4);
+    assert_eq!(sim.sim.stats().calls("ModifyInstancesAttribute"), 14);
+}
+
+#[test]
+fn actions_setting_different_members_never_share_a_key() {
+    let modify = [
+        CloudAction::Rename {
+            name: "true".into(),
+        },
+        CloudAction::SetHostName {
+            name: "true".into(),
+        },
+        CloudAction::SetCamRole {
+            name: "true".into(),
+        },
+        CloudAction::SetTerminationProtection { enabled: true },
+        CloudAction::SetSecurityGroups {
+            ids: vec!["true".into()],
+        },
+    ];
+    let keys: std::collections::HashSet<Option<String>> = modify.iter().map(batch_params).collect();
+    assert_eq!(keys.len(), modify.len(), "{keys:?}");
+    // Write-only values and per-call limits: alone.
+    assert_eq!(batch_params(&CloudAction::SetUserData), None);
+    assert_eq!(
+        batch_params(&CloudAction::ResetType {
+            instance_type: "S5.LARGE8".into()
+        }),
+        None
+    );
+    assert_eq!(batch_params(&CloudAction::SetBandwidth { mbps: 5 }), None);
 }

@@ -1,6 +1,6 @@
 //! The coalescing batcher behind both of the observer's lookups (by id and
-//! by UID tag): queries for one key that arrive within a short window share
-//! one call.
+//! by UID tag) and the actor's batched mutations: queries for one key that
+//! arrive within a short window share one call.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,6 +8,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Coalesces lookups: queries for one key that arrive within a short window
 /// share one call. The first query of a batch starts the window; the query
@@ -24,6 +25,11 @@ struct Queue<Q, R, E> {
     waiting: Vec<(Q, oneshot::Sender<Result<R, E>>)>,
     /// The first waiter's window is running.
     scheduled: bool,
+    /// Which batch is waiting (a window that wakes after its batch went,
+    /// full, leaves the next one alone).
+    generation: u64,
+    /// When the last query joined.
+    last: Option<Instant>,
 }
 
 impl<Q, R, E> Default for Queue<Q, R, E> {
@@ -31,7 +37,25 @@ impl<Q, R, E> Default for Queue<Q, R, E> {
         Self {
             waiting: Vec::new(),
             scheduled: false,
+            generation: 0,
+            last: None,
         }
+    }
+}
+
+/// How long a batch stays open: at most `max` after its first query, and,
+/// with `idle`, only as long as queries keep coming at least that often
+/// (the batch goes as soon as they stop: in a mass operation bounded by the
+/// controller's concurrency, no more will come until it is answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub max: Duration,
+    pub idle: Option<Duration>,
+}
+
+impl From<Duration> for Window {
+    fn from(max: Duration) -> Self {
+        Window { max, idle: None }
     }
 }
 
@@ -39,8 +63,8 @@ impl<Q, R, E> Default for Queue<Q, R, E> {
 enum Joined<T> {
     /// It filled the batch: send these now.
     Full(Vec<T>),
-    /// It is the first: start the window.
-    First,
+    /// It is the first: start the window of this batch.
+    First(u64),
     /// A window is already running.
     Waiting,
 }
@@ -70,24 +94,27 @@ where
         &self,
         key: &K,
         query: Q,
-        window: Duration,
+        window: impl Into<Window>,
         flush: F,
     ) -> Option<Result<R, E>>
     where
         F: FnOnce(Vec<Q>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<R>, E>> + Send + 'static,
     {
+        let window: Window = window.into();
         let (tx, rx) = oneshot::channel();
         let joined = {
             let mut queues = self.lock();
             let queue = queues.entry(key.clone()).or_default();
             queue.waiting.push((query, tx));
+            queue.last = Some(Instant::now());
             if queue.waiting.len() >= self.max {
                 queue.scheduled = false;
+                queue.generation += 1;
                 Joined::Full(std::mem::take(&mut queue.waiting))
             } else if !queue.scheduled {
                 queue.scheduled = true;
-                Joined::First
+                Joined::First(queue.generation)
             } else {
                 Joined::Waiting
             }
@@ -96,17 +123,10 @@ where
             Joined::Full(batch) => {
                 tokio::spawn(answer(batch, flush));
             }
-            Joined::First => {
+            Joined::First(generation) => {
                 let (queues, key) = (self.queues.clone(), key.clone());
                 tokio::spawn(async move {
-                    tokio::time::sleep(window).await;
-                    let batch = {
-                        let mut queues = queues.lock().unwrap_or_else(|e| e.into_inner());
-                        let queue = queues.entry(key).or_default();
-                        queue.scheduled = false;
-                        std::mem::take(&mut queue.waiting)
-                    };
-                    if !batch.is_empty() {
+                    if let Some(batch) = close(queues, key, generation, window).await {
                         answer(batch, flush).await;
                     }
                 });
@@ -114,6 +134,48 @@ where
             Joined::Waiting => {}
         }
         rx.await.ok()
+    }
+}
+
+type Waiters<Q, R, E> = Vec<(Q, oneshot::Sender<Result<R, E>>)>;
+
+/// Waits out batch `generation`'s window and takes its queries; `None` when
+/// it went meanwhile (full).
+async fn close<K: Eq + Hash + Clone, Q, R, E>(
+    queues: Queues<K, Q, R, E>,
+    key: K,
+    generation: u64,
+    window: Window,
+) -> Option<Waiters<Q, R, E>> {
+    let start = Instant::now();
+    let mut nap = window.idle.map_or(window.max, |i| i.min(window.max));
+    loop {
+        tokio::time::sleep(nap).await;
+        let taken = {
+            let mut queues = queues.lock().unwrap_or_else(|e| e.into_inner());
+            let queue = queues.get_mut(&key)?;
+            if queue.generation != generation {
+                return None;
+            }
+            let since_last = queue.last.map_or(Duration::MAX, |t| t.elapsed());
+            let left = window.max.saturating_sub(start.elapsed());
+            match window.idle {
+                // Still coming: look again when this last one has been
+                // alone for the idle time.
+                Some(idle) if since_last < idle && !left.is_zero() => {
+                    nap = (idle - since_last).min(left);
+                    None
+                }
+                _ => {
+                    queue.scheduled = false;
+                    queue.generation += 1;
+                    Some(std::mem::take(&mut queue.waiting))
+                }
+            }
+        };
+        if taken.is_some() {
+            return taken;
+        }
     }
 }
 
@@ -260,5 +322,43 @@ mod tests {
             batcher.submit(&"fleet", 2, WINDOW, short),
         );
         assert_eq!((a, b), (Some(Ok(10)), None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_window_stays_open_while_queries_keep_coming() {
+        let (batcher, calls) = (Batcher::new(100), Calls::default());
+        let window = Window {
+            max: Duration::from_secs(3),
+            idle: Some(Duration::from_millis(300)),
+        };
+        let ms = Duration::from_millis;
+        // Every 200 ms for a second: one batch, sent 300 ms after the last.
+        let asks = (0..6).map(|q| {
+            let (batcher, calls) = (&batcher, &calls);
+            async move {
+                let start = Clock::now();
+                sleep(ms(200 * q as u64)).await;
+                batcher.submit(&"k", q, window, doubling(calls)).await;
+                start.elapsed()
+            }
+        });
+        let times = join_all(asks).await;
+        assert_eq!(batches(&calls), [vec![0, 1, 2, 3, 4, 5]]);
+        assert!(times.iter().all(|t| *t == ms(1300)), "{times:?}");
+        // Never longer than max, however steady the stream.
+        let calls = Calls::default();
+        let asks = (0..40).map(|q| {
+            let (batcher, calls) = (&batcher, &calls);
+            async move {
+                sleep(ms(100 * q as u64)).await;
+                batcher.submit(&"k", q, window, doubling(calls)).await
+            }
+        });
+        join_all(asks).await;
+        let sizes: Vec<usize> = batches(&calls).iter().map(Vec::len).collect();
+        assert!(
+            sizes.len() >= 2 && sizes.iter().all(|n| *n <= 31),
+            "{sizes:?}"
+        );
     }
 }
