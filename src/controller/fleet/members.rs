@@ -141,14 +141,20 @@ fn desired_spec(
 }
 
 /// Spec fields a member changes without disrupting its instance: nothing
-/// at all (policies, how to stop), calls that leave it running (name,
-/// bandwidth, security groups, termination protection, project, tags), or
+/// at all (policies, how to stop), calls that leave it running (what
+/// `plan/drift.rs` says needs nothing: name, bandwidth, security groups,
+/// termination protection, CAM role, tags, user data; and the project), or
 /// the power state itself, which the template asks of every member alike.
+/// Anything else — the type, the host name, the image, and fields this
+/// list does not know yet — is rolled within `maxUnavailable`.
 const QUIET_FIELDS: &[&str] = &[
     "instanceName",
     "internetAccessible",
     "securityGroupIds",
     "disableApiTermination",
+    "camRoleName",
+    "userData",
+    "userDataSecretRef",
     "projectId",
     "tags",
     "runState",

@@ -37,7 +37,10 @@ fn a_change_is_quiet_disruptive_or_a_replacement() {
         (json!({"instanceName": "api"}), Update::Quiet),
         (json!({"runState": "Stopped"}), Update::Quiet),
         (json!({"deletionPolicy": "Retain"}), Update::Quiet),
+        (json!({"camRoleName": "app"}), Update::Quiet),
         (json!({"instanceType": "S5.LARGE8"}), Update::Disruptive),
+        // A new host name takes a reboot.
+        (json!({"hostName": "web"}), Update::Disruptive),
         (
             json!({"instanceType": "S5.LARGE8", "internetAccessible": {"internetMaxBandwidthOut": 20}}),
             Update::Disruptive,
