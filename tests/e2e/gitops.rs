@@ -15,13 +15,19 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Argo CD's verdict on `obj`: (health status, message).
 fn argocd_health(obj: &Value) -> (String, String) {
+    run_health_script("health.lua", obj)
+}
+
+/// The verdict of `deploy/argocd/<script>` on `obj`, as Argo CD runs it
+/// (the object as the global `obj`, a table with status and message back).
+pub fn run_health_script(script: &str, obj: &Value) -> (String, String) {
     use mlua::LuaSerdeExt;
-    let script = std::fs::read_to_string(format!("{ROOT}/deploy/argocd/health.lua")).unwrap();
+    let text = std::fs::read_to_string(format!("{ROOT}/deploy/argocd/{script}")).unwrap();
     let lua = mlua::Lua::new();
     lua.globals()
         .set("obj", lua.to_value(obj).unwrap())
         .unwrap();
-    let hs: mlua::Table = lua.load(&script).set_name("health.lua").eval().unwrap();
+    let hs: mlua::Table = lua.load(&text).set_name(script).eval().unwrap();
     (hs.get("status").unwrap(), hs.get("message").unwrap())
 }
 
@@ -37,7 +43,7 @@ fn tool(name: &str) -> PathBuf {
 }
 
 /// kstatus' verdict on `obj`, as Flux computes it: (status, message).
-fn kstatus(obj: &Value) -> (String, String) {
+pub fn kstatus(obj: &Value) -> (String, String) {
     let mut child = Command::new(tool("kstatus"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -13,6 +13,7 @@ mod deploy;
 mod fleet;
 mod fleet_crash;
 mod gitops;
+mod gitops_fleet;
 mod image;
 mod inplace;
 mod lifecycle;

@@ -1,5 +1,5 @@
 //! What a set's pass ends with: the status (counts, selector, journal,
-//! `Ready`/`Synced`/`Progressing`), the events, the error to count and when
+//! `Ready`/`Synced`/`Progressing`/`Stalled`), the events, the error to count and when
 //! to look again. Pure.
 
 use super::rollout::{Member, Plan, Update};
@@ -8,7 +8,7 @@ use crate::cloud::{CloudError, ErrorClass};
 use crate::controller::report::{
     CREDENTIALS_RETRY, DELETE_RETRY, Event, EventType, Requeue, retry_base,
 };
-use crate::controller::status::{READY, SYNCED, reason, transition};
+use crate::controller::status::{READY, STALLED, SYNCED, reason, transition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
@@ -67,6 +67,23 @@ impl Problem {
             Problem::Cloud { action, error } => {
                 format!("{action} failed: {}: {}", error.code(), error.message())
             }
+        }
+    }
+
+    /// Waits for a person, not for time (the instance's rule, see
+    /// [`STALLED`]): credentials that cannot be had or are refused, a
+    /// request the API refuses whatever the retry.
+    fn stalls(&self) -> bool {
+        match self {
+            Problem::Credentials { reason, .. } => !matches!(
+                *reason,
+                reason::CREDENTIALS_UNREADABLE | reason::CLOUD_UNREACHABLE
+            ),
+            Problem::Cloud { error, .. } => matches!(
+                error.class(),
+                ErrorClass::Permanent | ErrorClass::Auth | ErrorClass::ClockSkew
+            ),
+            Problem::Members { .. } => false,
         }
     }
 
@@ -172,7 +189,9 @@ pub fn report(
     }
 }
 
-/// `Ready`, `Synced` and `Progressing`.
+/// `Ready`, `Synced`, `Progressing` and `Stalled` (kstatus' "a person must
+/// act", carrying `Synced`'s reason: Flux reports the set Failed, the Argo
+/// CD check Degraded).
 fn conditions(
     set: &CvmInstanceSet,
     journal: &CvmInstanceSetStatus,
@@ -207,6 +226,14 @@ fn conditions(
         ),
         Some(p) => (false, p.reason(), p.message()),
     };
+    let stalled = match facts.problems.first() {
+        Some(p) if p.stalls() => (true, p.reason(), p.message()),
+        _ => (
+            false,
+            reason::NOT_STALLED,
+            "nothing waits for a person".to_string(),
+        ),
+    };
     let (why, message) = progress(set, journal, facts, complete);
     vec![
         transition(&prev, READY, ready, generation, now),
@@ -218,6 +245,7 @@ fn conditions(
             generation,
             now,
         ),
+        transition(&prev, STALLED, stalled, generation, now),
     ]
 }
 

@@ -56,6 +56,7 @@ fn a_complete_set_is_ready_and_waits_for_changes() {
     assert_eq!(cond(&r, READY), ("True", set_reason::COMPLETE));
     assert_eq!(cond(&r, SYNCED), ("True", reason::RECONCILE_SUCCESS));
     assert_eq!(cond(&r, PROGRESSING), ("False", set_reason::COMPLETE));
+    assert_eq!(cond(&r, STALLED), ("False", reason::NOT_STALLED));
     assert_eq!(
         (
             r.status.replicas,
@@ -154,6 +155,61 @@ fn a_problem_is_not_synced_warned_and_backed_off() {
     assert_eq!(r.error, Some(ErrorClass::Permanent));
     assert_eq!(r.requeue, Requeue::backoff(DELETE_RETRY));
     assert_eq!(r.events[0].type_, EventType::Warning);
+    // The same request cannot succeed: a person must act.
+    assert_eq!(cond(&r, STALLED), ("True", reason::RECONCILE_ERROR));
+}
+
+#[test]
+fn stalled_only_when_a_person_must_act() {
+    let cloud = |code: &str| Problem::Cloud {
+        action: "RunInstances",
+        error: CloudError::Api {
+            action: "RunInstances".into(),
+            code: code.into(),
+            message: "m".into(),
+            request_id: "r".into(),
+        },
+    };
+    let creds = |reason| Problem::Credentials {
+        reason,
+        message: "m".into(),
+    };
+    let cases = [
+        (None, false),
+        (
+            Some(cloud("InvalidParameterValue.InstanceTypeNotFound")),
+            true,
+        ),
+        (Some(cloud("AuthFailure.SecretIdNotFound")), true),
+        (Some(cloud("RequestLimitExceeded")), false),
+        (Some(cloud("InternalError")), false),
+        (Some(creds(reason::CREDENTIALS_NOT_FOUND)), true),
+        (Some(creds(reason::CREDENTIALS_REJECTED)), true),
+        (Some(creds(reason::CREDENTIALS_UNREADABLE)), false),
+        (
+            Some(Problem::Members {
+                message: "conflict".into(),
+            }),
+            false,
+        ),
+    ];
+    let plan = Plan::default();
+    for (problem, stalled) in cases {
+        let problems: Vec<Problem> = problem.iter().cloned().collect();
+        let r = report(
+            &set(3),
+            CvmInstanceSetStatus::default(),
+            facts(&[], &plan, &problems),
+            &now(),
+        );
+        let (status, why) = cond(&r, STALLED);
+        assert_eq!(status == "True", stalled, "{problems:?}: {status} {why}");
+        if stalled {
+            assert_eq!(why, cond(&r, SYNCED).1, "Stalled carries Synced's reason");
+        } else {
+            assert_eq!(why, reason::NOT_STALLED);
+        }
+    }
 }
 
 #[test]
