@@ -1,7 +1,13 @@
 //! Operator scale benchmarks against a real kube-apiserver and the simulator:
 //! time to Ready, steady-state DescribeInstances cost, spec-change latency to
 //! the first cloud call, and resident memory, for 100, 1,000 and 10,000
-//! CvmInstances. `BENCH_SIZES=100,1000` picks the sizes (default all three).
+//! CvmInstances, and the deletion of them all (batched TerminateInstances).
+//! `BENCH_SIZES=100,1000` picks the sizes (default all three).
+//!
+//! The fleet case: a `CvmInstanceSet` of `BENCH_FLEET` replicas (default
+//! 1,000) at the documented quotas and the simulator's default 2 s launch —
+//! time until all Ready, RunInstances calls, DescribeInstances while
+//! converging and at steady state, and the calls of scaling it to zero.
 //!
 //! Run with `cargo bench --bench operator` (or `make bench`).
 
@@ -119,6 +125,31 @@ async fn edit_latency(env: &TestEnv, n: usize, samples: usize) -> Latencies {
     (lat, patch, after)
 }
 
+/// Steady state: nothing changes; counts DescribeInstances over 3 sweeps.
+/// Waits one poll first: the last instances to turn RUNNING are still on
+/// the fast sweep for a few seconds (hot tail), and the slow sweep that
+/// follows may still split the fleet into the two groups the tail left.
+async fn steady_state(env: &TestEnv, n: usize, poll: u64) {
+    tokio::time::sleep(Duration::from_secs(poll + 5)).await;
+    let before = env.stats();
+    let window = Duration::from_secs(3 * poll + 2);
+    tokio::time::sleep(window).await;
+    let after = env.stats();
+    let describes = after.calls("DescribeInstances") - before.calls("DescribeInstances");
+    let prices: u64 = ["InquiryPriceRunInstances", "InquiryPriceResetInstancesType"]
+        .iter()
+        .map(|a| after.calls(a) - before.calls(a))
+        .sum();
+    println!(
+        "steady state ({poll}s poll): {describes} DescribeInstances in {:.0} s = {:.1}/min ({:.2} per 100 instances per poll); all API calls: {}, mutating: {}, price inquiries: {prices}",
+        window.as_secs_f64(),
+        describes as f64 * 60.0 / window.as_secs_f64(),
+        describes as f64 / (window.as_secs_f64() / poll as f64) / (n as f64 / 100.0),
+        after.requests - before.requests,
+        mutating_calls(&after) - mutating_calls(&before),
+    );
+}
+
 async fn scenario(n: usize) {
     println!("\n== {n} CvmInstances");
     let big = n > 1000;
@@ -190,28 +221,7 @@ async fn scenario(n: usize) {
         s.calls("InquiryPriceRunInstances")
     );
 
-    // Steady state: nothing changes; count DescribeInstances over 3 sweeps.
-    // Wait one poll first: the last instances to turn RUNNING are still on
-    // the fast sweep for a few seconds (hot tail), and the slow sweep that
-    // follows may still split the fleet into the two groups the tail left.
-    tokio::time::sleep(Duration::from_secs(poll + 5)).await;
-    let before = env.stats();
-    let window = Duration::from_secs(3 * poll + 2);
-    tokio::time::sleep(window).await;
-    let after = env.stats();
-    let describes = after.calls("DescribeInstances") - before.calls("DescribeInstances");
-    let all = after.requests - before.requests;
-    let prices: u64 = ["InquiryPriceRunInstances", "InquiryPriceResetInstancesType"]
-        .iter()
-        .map(|a| after.calls(a) - before.calls(a))
-        .sum();
-    println!(
-        "steady state ({}s poll): {describes} DescribeInstances in {:.0} s = {:.1}/min ({:.2} per 100 instances per poll); all API calls: {all}, price inquiries: {prices}",
-        poll,
-        window.as_secs_f64(),
-        describes as f64 * 60.0 / window.as_secs_f64(),
-        describes as f64 / (window.as_secs_f64() / poll as f64) / (n as f64 / 100.0),
-    );
+    steady_state(&env, n, poll).await;
     println!(
         "  at the default 300 s poll this is {:.2} DescribeInstances per minute for {n} instances",
         (n as f64 / 100.0).ceil() * 60.0 / 300.0
@@ -240,6 +250,144 @@ async fn scenario(n: usize) {
         op.rss_kib().unwrap_or(0) as f64 / 1024.0,
         idle_rss as f64 / 1024.0
     );
+    delete_all(&env, n).await;
+}
+
+/// Deletes every CvmInstance at once: how long until all are gone, and how
+/// many TerminateInstances that took.
+async fn delete_all(env: &TestEnv, n: usize) {
+    env.sim.sim.reset_stats();
+    let start = Instant::now();
+    let lp = ListParams::default().labels("bench=1");
+    env.api()
+        .delete_collection(&Default::default(), &lp)
+        .await
+        .expect("delete all");
+    let deadline = start + Duration::from_secs(1800);
+    while env.stats().instances > 0
+        || !env
+            .api()
+            .list(&lp.clone().limit(1))
+            .await
+            .map(|l| l.items.is_empty())
+            .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "deletion did not finish");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s = env.stats();
+    println!(
+        "delete all {n}: {:.1} s; TerminateInstances calls: {} ({:.0} instances per call)",
+        start.elapsed().as_secs_f64(),
+        s.calls("TerminateInstances"),
+        n as f64 / s.calls("TerminateInstances").max(1) as f64
+    );
+}
+
+/// The mutating calls the simulator saw.
+fn mutating_calls(s: &cvm_operator::sim::Stats) -> u64 {
+    s.calls
+        .iter()
+        .filter(|(a, _)| {
+            !a.starts_with("Describe")
+                && !a.starts_with("Inquiry")
+                && a.as_str() != "GetCallerIdentity"
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The set's status, once `pred` holds (panics after `timeout`).
+async fn wait_set(
+    env: &TestEnv,
+    op: &mut Operator,
+    timeout: Duration,
+    pred: impl Fn(&cvm_operator::api::set::CvmInstanceSetStatus) -> bool,
+) -> Duration {
+    let sets: kube::Api<cvm_operator::api::set::CvmInstanceSet> =
+        kube::Api::namespaced(env.client.clone(), &env.ns);
+    let start = Instant::now();
+    loop {
+        op.assert_running();
+        let st = sets
+            .get("fleet")
+            .await
+            .ok()
+            .and_then(|s| s.status)
+            .unwrap_or_default();
+        if pred(&st) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "the set did not get there: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fleet_scenario(n: usize) {
+    println!("\n== a CvmInstanceSet of {n} replicas");
+    let env = TestEnv::with_sim("bench-fleet", SimConfig::default()).await;
+    let poll = 30;
+    let args = ["--poll-interval", "30", "--fast-poll-ms", "2000"];
+    let mut op = Operator::start_logging(&env, &args, "warn");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let manifest = json!({
+        "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstanceSet",
+        "metadata": {"name": "fleet", "namespace": env.ns},
+        "spec": {"replicas": n, "template": {"spec": base_manifest("x")["spec"]}},
+    });
+    let set: cvm_operator::api::set::CvmInstanceSet = serde_json::from_value(manifest).unwrap();
+    let sets: kube::Api<cvm_operator::api::set::CvmInstanceSet> =
+        kube::Api::namespaced(env.client.clone(), &env.ns);
+    sets.create(&Default::default(), &set)
+        .await
+        .expect("create the set");
+    let want = n as i32;
+    let ready = wait_set(&env, &mut op, Duration::from_secs(900), |st| {
+        st.ready_replicas == want && st.updated_replicas == want
+    })
+    .await;
+    let s = env.stats();
+    println!(
+        "time to all Ready: {:.1} s; RunInstances calls: {}; instances: {}; DescribeInstances while converging: {} ({:.2} per instance)",
+        ready.as_secs_f64(),
+        s.calls("RunInstances"),
+        s.instances,
+        s.calls("DescribeInstances"),
+        s.calls("DescribeInstances") as f64 / n as f64
+    );
+    steady_state(&env, n, poll).await;
+    println!(
+        "operator RSS: {:.1} MiB",
+        op.rss_kib().unwrap_or(0) as f64 / 1024.0
+    );
+    env.sim.sim.reset_stats();
+    let patch = Patch::Merge(json!({"spec": {"replicas": 0}}));
+    sets.patch("fleet", &PatchParams::default(), &patch)
+        .await
+        .expect("scale to zero");
+    let start = Instant::now();
+    while env.stats().instances > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "scale to zero did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let gone = start.elapsed();
+    wait_set(&env, &mut op, Duration::from_secs(300), |st| {
+        st.replicas == 0
+    })
+    .await;
+    let s = env.stats();
+    println!(
+        "scale to zero: {:.1} s; TerminateInstances calls: {}; all mutating calls: {}",
+        gone.as_secs_f64(),
+        s.calls("TerminateInstances"),
+        mutating_calls(&s)
+    );
 }
 
 fn main() {
@@ -258,5 +406,13 @@ fn main() {
         .unwrap();
     for n in sizes {
         rt.block_on(scenario(n));
+    }
+    let fleets: Vec<usize> = std::env::var("BENCH_FLEET")
+        .unwrap_or_else(|_| "1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for n in fleets {
+        rt.block_on(fleet_scenario(n));
     }
 }
