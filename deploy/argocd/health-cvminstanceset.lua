@@ -28,6 +28,7 @@ local PERMANENT = {
   AccountNotAllowed = true,
 }
 
+-- Argo CD runs each check on its own: these helpers repeat health.lua's.
 local function condition(conditions, type_)
   for _, c in ipairs(conditions) do
     if c.type == type_ then

@@ -85,8 +85,8 @@ fn reason_is(
 }
 
 /// Without the operator's `Stalled` condition (as an older operator wrote
-/// the object), health.lua decides from the Synced reason.
-fn without_stalled(obj: &Value) -> Value {
+/// the object), the health checks decide from the Synced reason.
+pub fn without_stalled(obj: &Value) -> Value {
     let mut o = obj.clone();
     o["status"]["conditions"]
         .as_array_mut()

@@ -4,7 +4,7 @@
 //! change not seen yet, scaling, a launch the API refuses, no account.
 
 use crate::fleet::{create_set, scale, set_manifest, sets, wait_settled};
-use crate::gitops::{kstatus, run_health_script};
+use crate::gitops::{kstatus, run_health_script, without_stalled};
 use crate::support::*;
 use cvm_operator::api::set::CvmInstanceSet;
 use cvm_operator::sim::{EngineConfig, SimConfig, Timings};
@@ -47,17 +47,6 @@ fn condition_is(set: &CvmInstanceSet, type_: &str, status: &str, reason: &str) -
             .iter()
             .any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
     })
-}
-
-/// Without the operator's `Stalled` condition (as an older operator wrote
-/// the object), the check decides from the Synced reason.
-fn without_stalled(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    o["status"]["conditions"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|c| c["type"] != "Stalled");
-    o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
