@@ -95,10 +95,10 @@ pub fn without_stalled(obj: &Value) -> Value {
     o
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn argocd_health_and_kstatus_follow_live_objects() {
-    // Slow launches, so "converging" lasts long enough to be read.
-    let sim = SimConfig {
+/// A simulator whose launches take 6 s, so "converging" lasts long enough
+/// to be read.
+pub fn slow_launches() -> SimConfig {
+    SimConfig {
         engine: EngineConfig {
             timings: Timings {
                 launch: Duration::from_secs(6),
@@ -107,8 +107,12 @@ async fn argocd_health_and_kstatus_follow_live_objects() {
             ..EngineConfig::default()
         },
         ..SimConfig::default()
-    };
-    let env = TestEnv::with_sim("gitops", sim).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_health_and_kstatus_follow_live_objects() {
+    let env = TestEnv::with_sim("gitops", slow_launches()).await;
     let op = env.operator(&[]);
     let mut web = base_manifest("web");
     web["metadata"]["annotations"] = json!({"example.com/keep": "x"});

@@ -4,10 +4,9 @@
 //! change not seen yet, scaling, a launch the API refuses, no account.
 
 use crate::fleet::{create_set, scale, set_manifest, sets, wait_settled};
-use crate::gitops::{kstatus, run_health_script, without_stalled};
+use crate::gitops::{kstatus, run_health_script, slow_launches, without_stalled};
 use crate::support::*;
 use cvm_operator::api::set::CvmInstanceSet;
-use cvm_operator::sim::{EngineConfig, SimConfig, Timings};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -51,18 +50,7 @@ fn condition_is(set: &CvmInstanceSet, type_: &str, status: &str, reason: &str) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argocd_health_and_kstatus_follow_live_sets() {
-    // Slow launches, so "launching" lasts long enough to be read.
-    let sim = SimConfig {
-        engine: EngineConfig {
-            timings: Timings {
-                launch: Duration::from_secs(6),
-                ..Timings::default()
-            },
-            ..EngineConfig::default()
-        },
-        ..SimConfig::default()
-    };
-    let env = TestEnv::with_sim("gitops-set", sim).await;
+    let env = TestEnv::with_sim("gitops-set", slow_launches()).await;
     let op = env.operator(&[]);
 
     // Before the operator reports anything, and while the members launch.
