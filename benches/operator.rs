@@ -215,7 +215,7 @@ async fn scenario(n: usize) {
         );
     }
     println!(
-        "  DescribeInstances during convergence: {} ({:.2} per instance); InquiryPriceRunInstances: {} (one per create)",
+        "  DescribeInstances during convergence: {} ({:.2} per instance); InquiryPriceRunInstances: {} (one per configuration)",
         s.calls("DescribeInstances"),
         s.calls("DescribeInstances") as f64 / n as f64,
         s.calls("InquiryPriceRunInstances")

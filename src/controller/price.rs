@@ -3,13 +3,18 @@
 //! type or bandwidth change. Never per poll. A failed inquiry never holds
 //! the create or change back: the price is then recorded as unknown, with
 //! why. Shared by the reconciler (`status.price`) and `cvm-operator plan`.
+//! Creates of one configuration share a quote for [`QUOTE_TTL`]: a fleet of
+//! 1,000 identical resources asks once.
 
 use super::observation::Observation;
 use super::plan::CloudAction;
 use crate::api::limits::clipped;
 use crate::api::price::{PriceItem, PriceStatus};
 use crate::cloud::model::{self, Action as _};
-use crate::cloud::{CloudError, Credentials, CvmClient};
+use crate::cloud::{CloudError, Credentials, CvmClient, Identity};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The currency the API documents its amounts in (yuan).
 pub const DEFAULT_CURRENCY: &str = "CNY";
@@ -19,6 +24,77 @@ pub const DEFAULT_CURRENCY: &str = "CNY";
 pub struct Pricer {
     client: CvmClient,
     currency: String,
+    quotes: Quotes,
+}
+
+/// How long a create's answered quote serves other creates of the same
+/// configuration. Prices change rarely (the API's figures are list prices
+/// and account discounts); a change shows in new creates within this time.
+pub const QUOTE_TTL: Duration = Duration::from_secs(300);
+
+/// An answered InquiryPriceRunInstances: its RequestId, the price, when.
+#[derive(Clone)]
+struct Quote {
+    request_id: String,
+    price: model::Price,
+    time: String,
+    at: Instant,
+}
+
+/// What decides a create's price: the region, the account (discounts are
+/// per account: keyed by credential identity, never shared across them),
+/// and the inquiry without the members that only name the instance.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct QuoteKey {
+    region: String,
+    identity: Identity,
+    inquiry: String,
+}
+
+impl QuoteKey {
+    fn of(
+        creds: &Credentials,
+        region: &str,
+        inquiry: &model::InquiryPriceRunInstancesRequest,
+    ) -> Self {
+        let priced = model::InquiryPriceRunInstancesRequest {
+            instance_name: None,
+            host_name: None,
+            login_settings: None,
+            ..inquiry.clone()
+        };
+        QuoteKey {
+            region: region.to_string(),
+            identity: Identity::of_static(creds),
+            inquiry: serde_json::to_string(&priced).unwrap_or_default(),
+        }
+    }
+}
+
+type QuoteSlot = Arc<tokio::sync::Mutex<Option<Quote>>>;
+
+/// Quotes by configuration, one inquiry in flight per configuration (the
+/// others wait for its answer). Only answers are kept: a failed inquiry is
+/// asked again by the next create.
+#[derive(Clone, Default)]
+struct Quotes(Arc<Mutex<HashMap<QuoteKey, QuoteSlot>>>);
+
+impl Quotes {
+    fn slot(&self, key: QuoteKey) -> QuoteSlot {
+        let mut slots = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired and failed ones go; one being asked (locked) stays.
+        slots.retain(|_, slot| {
+            slot.try_lock()
+                .map_or(true, |q| q.as_ref().is_some_and(Quote::fresh))
+        });
+        slots.entry(key).or_default().clone()
+    }
+}
+
+impl Quote {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < QUOTE_TTL
+    }
 }
 
 /// The configuration a price is for.
@@ -89,10 +165,12 @@ impl Pricer {
         Self {
             client,
             currency: currency.into(),
+            quotes: Quotes::default(),
         }
     }
 
-    /// The price of what `run` would create (one InquiryPriceRunInstances).
+    /// The price of what `run` would create: one InquiryPriceRunInstances,
+    /// or the fresh quote of an earlier create of the same configuration.
     pub async fn create(
         &self,
         creds: &Credentials,
@@ -100,13 +178,30 @@ impl Pricer {
         run: &model::RunInstancesRequest,
     ) -> PriceStatus {
         let req = model::InquiryPriceRunInstancesRequest::of_create(run);
-        let reply = self
-            .client
-            .call::<model::InquiryPriceRunInstances>(creds, region, &req)
-            .await
-            .map(|r| (r.request_id, r.body.price.unwrap_or_default()));
+        let slot = self.quotes.slot(QuoteKey::of(creds, region, &req));
+        let mut held = slot.lock().await;
+        let quote = match held.as_ref().filter(|q| q.fresh()) {
+            Some(q) => Ok(q.clone()),
+            None => self
+                .client
+                .call::<model::InquiryPriceRunInstances>(creds, region, &req)
+                .await
+                .map(|r| Quote {
+                    request_id: r.request_id,
+                    price: r.body.price.unwrap_or_default(),
+                    time: now(),
+                    at: Instant::now(),
+                }),
+        };
+        if let Ok(q) = &quote {
+            *held = Some(q.clone());
+        }
+        drop(held);
         let basis = Basis::of_create(run);
-        self.record(model::InquiryPriceRunInstances::NAME, reply, None, &basis)
+        let time = quote.as_ref().map_or_else(|_| now(), |q| q.time.clone());
+        let reply = quote.map(|q| (q.request_id, q.price));
+        let action = model::InquiryPriceRunInstances::NAME;
+        recorded(action, reply, None, &basis, &self.currency, time)
     }
 
     /// The price after `action` on instance `id` (configured as `current`
@@ -168,11 +263,15 @@ impl Pricer {
         before: Option<&PriceStatus>,
         basis: &Basis,
     ) -> PriceStatus {
-        let time = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
-        recorded(action, reply, before, basis, &self.currency, time)
+        recorded(action, reply, before, basis, &self.currency, now())
     }
+}
+
+/// Now, as status records times.
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// [`Pricer::record`], pure.
@@ -234,6 +333,9 @@ fn item(p: model::ItemPrice) -> PriceItem {
         original_total: amount(p.original_price).filter(|_| !postpaid),
     }
 }
+
+#[cfg(test)]
+mod quote_tests;
 
 #[cfg(test)]
 mod tests {
