@@ -243,6 +243,12 @@ impl CredentialProvider {
         Self::from_source(self.inner.source.clone(), policy)
     }
 
+    /// The same provider (one source, one cache), not merely the same
+    /// identity.
+    pub fn same_as(&self, other: &CredentialProvider) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.inner.identity
     }

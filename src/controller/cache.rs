@@ -120,12 +120,32 @@ impl CachedInstance {
 
     /// Its `Ready` condition, for the readiness gauges: the status and since
     /// when (the transition time, or the creation when there is none yet).
+    /// Reads the conditions alone: the gauges ask this of every cached
+    /// resource every few seconds, and decoding whole statuses took tens of
+    /// milliseconds at 10,000 resources.
     pub fn readiness(&self) -> Readiness {
+        #[derive(Deserialize)]
+        struct Slim {
+            status: Conditions,
+        }
+        #[derive(Deserialize)]
+        struct Conditions {
+            #[serde(default)]
+            conditions: Vec<Ready>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Ready {
+            #[serde(rename = "type")]
+            type_: Box<str>,
+            status: String,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+        }
         let ready = self
             .status
             .as_ref()
-            .and_then(|raw| serde_json::from_str::<SlimStatus>(raw.get()).ok())
-            .and_then(|s| s.status.conditions.into_iter().find(|c| c.type_ == READY));
+            .and_then(|raw| serde_json::from_str::<Slim>(raw.get()).ok())
+            .and_then(|s| s.status.conditions.into_iter().find(|c| &*c.type_ == READY));
         match ready {
             Some(c) => Readiness {
                 ready: Some(c.status),
@@ -274,6 +294,42 @@ mod tests {
             "nothing but the pause switch and the restart request travel in the annotations"
         );
     }
+    #[test]
+    fn readiness_comes_from_the_slim_ready_condition_or_the_creation() {
+        let object = |status: Option<serde_json::Value>| {
+            let mut json = serde_json::json!({
+                "apiVersion": "cvm.tencentcloud.io/v1alpha1", "kind": "CvmInstance",
+                "metadata": {"name": "web", "namespace": "ns", "uid": "u-1",
+                             "creationTimestamp": "2026-11-26T09:00:00Z"},
+                "spec": {"region": "ap-guangzhou", "zone": "ap-guangzhou-3",
+                         "imageId": "img-pi0ii46r", "instanceType": "S5.SMALL1"},
+            });
+            if let Some(s) = status {
+                json["status"] = s;
+            }
+            let mut cached: CachedInstance = serde_json::from_value(json).unwrap();
+            cached.slim();
+            cached.readiness()
+        };
+        let condition = |type_: &str, status: &str, at: &str| {
+            serde_json::json!({"type": type_, "status": status, "reason": "Creating",
+                               "message": "m", "lastTransitionTime": at})
+        };
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let r = object(Some(serde_json::json!({"instanceId": "ins-1",
+            "price": {"summary": "0.35 CNY/HOUR"},
+            "conditions": [condition("Synced", "True", "2026-11-26T10:00:00Z"),
+                           condition("Ready", "False", "2026-11-26T11:00:00Z")]})));
+        assert_eq!(r.ready.as_deref(), Some("False"));
+        assert_eq!(r.since, Some(at("2026-11-26T11:00:00Z")));
+        let r = object(Some(
+            serde_json::json!({"instanceId": "ins-1", "conditions": []}),
+        ));
+        assert_eq!((r.ready, r.since), (None, Some(at("2026-11-26T09:00:00Z"))));
+        let r = object(None);
+        assert_eq!((r.ready, r.since), (None, Some(at("2026-11-26T09:00:00Z"))));
+    }
+
     #[test]
     fn own_writes_hold_reconciles_until_the_cache_shows_them() {
         let writes = OwnWrites::new(Duration::from_millis(200));

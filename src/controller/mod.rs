@@ -209,8 +209,14 @@ async fn gauges(
 ) {
     loop {
         metrics.set_instance_states(&observer.state_counts());
-        let readiness = cached.state().into_iter().map(|o| o.readiness());
-        metrics.set_readiness(readiness, jiff::Timestamp::now());
+        // Reading every cached resource takes milliseconds at 10,000: on a
+        // blocking thread, so that no reconcile waits for a runtime worker.
+        let (m, store) = (metrics.clone(), cached.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let readiness = store.state().into_iter().map(|o| o.readiness());
+            m.set_readiness(readiness, jiff::Timestamp::now());
+        })
+        .await;
         let down = observer.client().reachability().down().len();
         metrics.cloud_unreachable.set(down as i64);
         tokio::time::sleep(Duration::from_secs(5)).await;

@@ -498,19 +498,21 @@ impl Observer {
     /// Instances per state over every fleet's cache (members only), for the
     /// `instances` gauge.
     pub fn state_counts(&self) -> HashMap<String, i64> {
+        // Counted by borrowed name under the lock (every lookup waits for
+        // it), owned only per state afterwards.
         self.with_fleets(|fleets| {
-            let mut out = HashMap::new();
+            let mut out: HashMap<&str, i64> = HashMap::new();
             for f in fleets.values() {
                 for id in f.members.keys() {
                     let state = match f.cache.get(id).map(|c| &c.value) {
-                        Some(Some(o)) => o.state.as_str().to_string(),
-                        Some(None) => "NOT_FOUND".to_string(),
+                        Some(Some(o)) => o.state.as_str(),
+                        Some(None) => "NOT_FOUND",
                         None => continue,
                     };
                     *out.entry(state).or_default() += 1;
                 }
             }
-            out
+            out.into_iter().map(|(k, n)| (k.to_string(), n)).collect()
         })
     }
 

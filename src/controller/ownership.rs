@@ -514,7 +514,7 @@ mod tests {
         };
         let tagged = |uid: Option<&str>, ns: Option<&str>, name: Option<&str>| Observation {
             uid_tag: uid.map(str::to_string),
-            namespace_tag: ns.map(str::to_string),
+            namespace_tag: (ns.map(str::to_string)).map(Into::into),
             name_tag: name.map(str::to_string),
             ..Observation::fixture()
         };
@@ -656,7 +656,7 @@ mod tests {
         };
         let launched = |set: &str, ns: &str, uid: Option<&str>| Observation {
             set_tag: Some(set.to_string()),
-            namespace_tag: Some(ns.to_string()),
+            namespace_tag: Some((ns.to_string()).into()),
             uid_tag: uid.map(str::to_string),
             ..Observation::fixture()
         };

@@ -500,7 +500,7 @@ fn plan_delete(input: &PlanInput<'_>) -> Plan {
         InstanceState::Running | InstanceState::Stopped | InstanceState::Shutdown => {
             if o.operating {
                 wait(Wait::OperationInProgress {
-                    operation: o.latest_operation.clone(),
+                    operation: o.latest_operation.to_string(),
                 })
             } else if !o.disable_api_termination {
                 Plan::new(Step::Act(CloudAction::Terminate))
@@ -583,7 +583,7 @@ fn settled_step(
 ) -> Step {
     if o.operating {
         return Step::Wait(Wait::OperationInProgress {
-            operation: o.latest_operation.clone(),
+            operation: o.latest_operation.to_string(),
         });
     }
     if drift.is_empty() && reboot.is_none() {

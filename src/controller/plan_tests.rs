@@ -1397,7 +1397,9 @@ fn changes_that_need_a_stop_share_one_stop_in_a_fixed_order() {
             Step::Act(CloudAction::DetachKeyPairs { .. }) => o.settings.key_ids.clear(),
             Step::Act(CloudAction::AttachKeyPairs { ids }) => o.settings.key_ids = ids,
             Step::Act(CloudAction::ResetPassword) => c.w.password = Compared::Same,
-            Step::Act(CloudAction::MoveNetwork { to }) => o.settings.subnet_id = to.subnet_id,
+            Step::Act(CloudAction::MoveNetwork { to }) => {
+                o.settings.subnet_id = to.subnet_id.into()
+            }
             Step::Act(CloudAction::Start) => o.state = InstanceState::Running,
             Step::Wait(Wait::InSync) => break,
             other => panic!("unexpected {other:?} after {seen:?}"),

@@ -117,7 +117,7 @@ impl Basis {
     /// How an instance is configured now.
     pub fn of(o: &Observation) -> Self {
         Basis {
-            instance_type: o.instance_type.clone(),
+            instance_type: o.instance_type.to_string(),
             bandwidth_out: Some(o.bandwidth_out),
         }
     }

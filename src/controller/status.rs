@@ -546,9 +546,9 @@ pub fn build(obj: &CvmInstance, facts: Facts<'_>, now: &Time) -> CvmInstanceStat
         Observed::Present(o) => {
             s.instance_id = Some(o.id.clone());
             s.instance_state = Some(o.state.as_str().to_string());
-            s.instance_type = Some(o.instance_type.clone()).filter(|t| !t.is_empty());
+            s.instance_type = Some(o.instance_type.to_string()).filter(|t| !t.is_empty());
             s.instance_name = Some(clipped(o.name.clone(), 128)).filter(|t| !t.is_empty());
-            s.zone = Some(o.zone.clone()).filter(|t| !t.is_empty());
+            s.zone = Some(o.zone.to_string()).filter(|t| !t.is_empty());
             // The CRD bounds status lists; an instance never comes near.
             let bounded = |l: &[String]| l.iter().take(STATUS_LIST_MAX).cloned().collect();
             s.private_ip_addresses = bounded(&o.private_ips);

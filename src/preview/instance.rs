@@ -241,9 +241,9 @@ fn from_status(
     if let Some(s) = status.instance_state {
         o.state = InstanceState::from(s);
     }
-    o.instance_type = status.instance_type.unwrap_or(o.instance_type);
+    o.instance_type = status.instance_type.map_or(o.instance_type, Into::into);
     o.name = status.instance_name.unwrap_or(o.name);
-    o.zone = status.zone.unwrap_or(o.zone);
+    o.zone = status.zone.map_or(o.zone, Into::into);
     o.bandwidth_out = status.internet_max_bandwidth_out.unwrap_or(o.bandwidth_out);
     o.private_ips = status.private_ip_addresses;
     o.public_ips = status.public_ip_addresses;

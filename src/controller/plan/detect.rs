@@ -23,7 +23,7 @@ pub fn drift(
 ) -> Vec<Drift> {
     let image = (spec.image_id != o.settings.image_id).then(|| Drift::Image {
         want: spec.image_id.clone(),
-        have: o.settings.image_id.clone(),
+        have: o.settings.image_id.to_string(),
     });
     let reinstalling = image.is_some();
     let mut out = Vec::new();
@@ -45,7 +45,7 @@ pub fn drift(
     if o.instance_type != spec.instance_type {
         out.push(Drift::InstanceType {
             want: spec.instance_type.clone(),
-            have: o.instance_type.clone(),
+            have: o.instance_type.to_string(),
         });
     }
     out.extend(image);
@@ -143,13 +143,13 @@ fn billing(spec: &CvmInstanceSpec, o: &Observation, out: &mut Vec<Drift>) {
     let flag = prepaid.renew_flag.as_str();
     match o.charge_type.as_str() {
         "POSTPAID_BY_HOUR" => out.push(Drift::ChargeType {
-            have: o.charge_type.clone(),
+            have: o.charge_type.to_string(),
             period: prepaid.period,
             renew_flag: flag.into(),
         }),
         "PREPAID" if o.settings.renew_flag != flag => out.push(Drift::RenewFlag {
             want: flag.into(),
-            have: o.settings.renew_flag.clone(),
+            have: o.settings.renew_flag.to_string(),
         }),
         _ => {}
     }

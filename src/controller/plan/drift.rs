@@ -179,8 +179,8 @@ fn tag_list(tags: &Tags) -> String {
 impl Network {
     pub fn of(o: &Observation) -> Self {
         Network {
-            vpc_id: o.settings.vpc_id.clone(),
-            subnet_id: o.settings.subnet_id.clone(),
+            vpc_id: o.settings.vpc_id.to_string(),
+            subnet_id: o.settings.subnet_id.to_string(),
             private_ip: o.private_ips.first().cloned().unwrap_or_default(),
         }
     }

@@ -13,7 +13,9 @@ use super::drift::{DiskRef, Disruption, PendingChange};
 use super::{CloudAction, PlanInput, RestartInput, Step, TypeCheck, Wait, plan};
 use crate::api::{CvmInstanceSpec, RestartState, RestartStatus, RunState};
 use crate::cloud::model::InstanceState;
-use crate::controller::observation::{Compared, Disk, Observation, Observed, Settings, WriteOnly};
+use crate::controller::observation::{
+    Compared, Disk, Observation, Observed, Settings, Word, WriteOnly,
+};
 use std::sync::Arc;
 
 /// More steps than any spec needs (a stop window of every change is about
@@ -252,7 +254,7 @@ pub fn apply(
             o.stopped_mode = Some(*stopped_mode);
         }
         CloudAction::ResetType { instance_type } => {
-            o.instance_type = instance_type.clone();
+            o.instance_type = Word::new(&instance_type);
             o.state = InstanceState::Running;
             o.stopped_mode = None;
         }
@@ -262,11 +264,11 @@ pub fn apply(
         CloudAction::SetTerminationProtection { enabled } => o.disable_api_termination = *enabled,
         CloudAction::ConvertToPrepaid { renew_flag, .. } => {
             o.charge_type = "PREPAID".into();
-            o.settings.renew_flag = renew_flag.clone();
+            o.settings.renew_flag = Word::new(&renew_flag);
         }
         CloudAction::MoveNetwork { to } => {
-            o.settings.vpc_id = to.vpc_id.clone();
-            o.settings.subnet_id = to.subnet_id.clone();
+            o.settings.vpc_id = Word::new(&to.vpc_id);
+            o.settings.subnet_id = Word::new(&to.subnet_id);
             if !to.private_ip.is_empty() {
                 o.private_ips = vec![to.private_ip.clone()];
             }
@@ -314,7 +316,7 @@ fn apply_settings(action: &CloudAction, s: &mut Settings, write_only: &mut Write
         CloudAction::SetUserData => set(&mut write_only.user_data),
         CloudAction::SetHostName { name } => s.host_name = name.clone(),
         CloudAction::SetProject { project_id } => s.project_id = *project_id,
-        CloudAction::SetRenewFlag { flag } => s.renew_flag = flag.clone(),
+        CloudAction::SetRenewFlag { flag } => s.renew_flag = Word::new(flag),
         CloudAction::GrowDisk { disk, size, .. } => match disk {
             DiskRef::System => s.system_disk.size = *size,
             DiskRef::Data { id, .. } => {
@@ -339,7 +341,7 @@ fn apply_settings(action: &CloudAction, s: &mut Settings, write_only: &mut Write
             key_ids,
             host_name,
         } => {
-            s.image_id = image_id.clone();
+            s.image_id = Word::new(&image_id);
             if let Some(keys) = key_ids {
                 s.key_ids = keys.clone();
             }
@@ -393,18 +395,14 @@ pub fn as_specified(spec: &CvmInstanceSpec, instance_name: &str) -> Observation 
     let login = spec.login_settings.as_ref();
     let disk = |i: usize, size: i64, disk_type: String| Disk {
         id: format!("disk-planned{i}"),
-        disk_type,
+        disk_type: disk_type.into(),
         size,
     };
     let settings = Settings {
-        image_id: spec.image_id.clone(),
+        image_id: Word::new(&spec.image_id),
         host_name: spec.host_name.clone().unwrap_or_default(),
         project_id: spec.project_id.unwrap_or(0),
-        renew_flag: spec
-            .prepaid
-            .as_ref()
-            .map(|p| p.renew_flag.as_str().to_string())
-            .unwrap_or_default(),
+        renew_flag: Word::new(spec.prepaid.as_ref().map_or("", |p| p.renew_flag.as_str())),
         key_ids: login.and_then(|l| l.key_ids.clone()).unwrap_or_default(),
         system_disk: spec
             .system_disk
@@ -418,8 +416,8 @@ pub fn as_specified(spec: &CvmInstanceSpec, instance_name: &str) -> Observation 
             .enumerate()
             .map(|(i, d)| disk(i + 1, d.disk_size, d.disk_type.as_str().into()))
             .collect(),
-        vpc_id: vpc.map(|v| v.vpc_id.clone()).unwrap_or_default(),
-        subnet_id: vpc.map(|v| v.subnet_id.clone()).unwrap_or_default(),
+        vpc_id: Word::new(vpc.map_or("", |v| v.vpc_id.as_str())),
+        subnet_id: Word::new(vpc.map_or("", |v| v.subnet_id.as_str())),
         cam_role_name: spec.cam_role_name.clone().unwrap_or_default(),
         disaster_recover_group_ids: spec.disaster_recover_group_ids.clone().unwrap_or_default(),
         tags: spec
@@ -432,9 +430,9 @@ pub fn as_specified(spec: &CvmInstanceSpec, instance_name: &str) -> Observation 
     Observation {
         id: spec.instance_id.clone().unwrap_or_default(),
         state,
-        instance_type: spec.instance_type.clone(),
+        instance_type: Word::new(&spec.instance_type),
         name: instance_name.to_string(),
-        zone: spec.zone.clone(),
+        zone: Word::new(&spec.zone),
         bandwidth_out: spec
             .internet_accessible
             .as_ref()
@@ -446,14 +444,14 @@ pub fn as_specified(spec: &CvmInstanceSpec, instance_name: &str) -> Observation 
             .collect(),
         public_ips: Vec::new(),
         created_time: String::new(),
-        latest_operation: String::new(),
+        latest_operation: Word::default(),
         operating: false,
         latest_operation_failed: false,
         latest_operation_request_id: String::new(),
         latest_operation_error_msg: String::new(),
         disable_api_termination: spec.disable_api_termination.unwrap_or(false),
         stopped_mode,
-        charge_type: spec.instance_charge_type.as_str().to_string(),
+        charge_type: Word::new(spec.instance_charge_type.as_str()),
         uid_tag: None,
         set_tag: None,
         namespace_tag: None,
