@@ -254,7 +254,7 @@ pub fn apply(
             o.stopped_mode = Some(*stopped_mode);
         }
         CloudAction::ResetType { instance_type } => {
-            o.instance_type = Word::new(&instance_type);
+            o.instance_type = Word::new(instance_type);
             o.state = InstanceState::Running;
             o.stopped_mode = None;
         }
@@ -264,7 +264,7 @@ pub fn apply(
         CloudAction::SetTerminationProtection { enabled } => o.disable_api_termination = *enabled,
         CloudAction::ConvertToPrepaid { renew_flag, .. } => {
             o.charge_type = "PREPAID".into();
-            o.settings.renew_flag = Word::new(&renew_flag);
+            o.settings.renew_flag = Word::new(renew_flag);
         }
         CloudAction::MoveNetwork { to } => {
             o.settings.vpc_id = Word::new(&to.vpc_id);
@@ -341,7 +341,7 @@ fn apply_settings(action: &CloudAction, s: &mut Settings, write_only: &mut Write
             key_ids,
             host_name,
         } => {
-            s.image_id = Word::new(&image_id);
+            s.image_id = Word::new(image_id);
             if let Some(keys) = key_ids {
                 s.key_ids = keys.clone();
             }
