@@ -191,6 +191,26 @@ fn the_watch_cache_keeps_a_resource_in_few_bytes() {
 }
 
 #[test]
+fn the_watch_cache_store_adds_its_index() {
+    use kube::runtime::{reflector, watcher};
+    // Built before counting: what the store adds on top of the objects.
+    let objects: Vec<CachedInstance> = (0..ITEMS).map(cached).collect();
+    let (reader, mut writer) = reflector::store::<CachedInstance>();
+    let before = LIVE.with(Cell::get);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    let after = LIVE.with(Cell::get);
+    assert_eq!(reader.state().len(), ITEMS);
+    // The store holds its own copies and the originals are gone: what is
+    // left is its index (an `ObjectRef` of four strings per resource, the
+    // table) and the `Arc`s.
+    let bytes = (after - before) as usize / ITEMS;
+    println!("reflector store: {bytes} bytes per resource besides the object");
+    assert!(bytes <= 400, "{bytes} bytes of index per resource");
+}
+
+#[test]
 fn an_observation_keeps_an_instance_in_few_bytes() {
     let o = observation(7);
     assert_eq!(o.name, "renamed-7");
