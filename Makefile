@@ -42,6 +42,7 @@ test: envtest tools lint ## Everything: unit, simulator, credential sources, rea
 	  $(CARGO) test --lib --bins && \
 	  $(CARGO) test --test cloud && \
 	  $(CARGO) test --test credentials && \
+	  $(CARGO) test --test footprint && \
 	  $(CARGO) test --test e2e -- --test-threads 4
 	CHAOS_PROFILE=short hack/chaos.sh
 	CVM_OPERATOR_BIN=target/debug/cvm-operator hack/python-sdk-test.sh
