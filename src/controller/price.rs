@@ -416,9 +416,9 @@ mod tests {
         assert_eq!(s.summary.as_deref(), Some("252 CNY up front"));
     }
 
-    #[test]
-    fn a_change_keeps_the_item_it_does_not_price_and_a_failure_says_why() {
-        let before = PriceStatus {
+    /// A status that priced the instance (hourly) and its bandwidth (per GB).
+    fn priced_before() -> PriceStatus {
+        PriceStatus {
             instance: Some(PriceItem {
                 unit_price: Some("0.2".into()),
                 charge_unit: Some("HOUR".into()),
@@ -430,7 +430,12 @@ mod tests {
                 ..Default::default()
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_change_keeps_the_item_it_does_not_price_and_a_failure_says_why() {
+        let before = priced_before();
         let resized = model::Price {
             instance_price: Some(postpaid(0.4, 0.4, "HOUR")),
             bandwidth_price: None,
@@ -466,18 +471,8 @@ mod tests {
     #[test]
     fn a_conversion_to_prepaid_makes_the_instance_price_unknown() {
         let before = PriceStatus {
-            instance: Some(PriceItem {
-                unit_price: Some("0.2".into()),
-                charge_unit: Some("HOUR".into()),
-                ..Default::default()
-            }),
-            bandwidth: Some(PriceItem {
-                unit_price: Some("0.8".into()),
-                charge_unit: Some("GB".into()),
-                ..Default::default()
-            }),
             currency: Some("CNY".into()),
-            ..Default::default()
+            ..priced_before()
         };
         let convert = CloudAction::ConvertToPrepaid {
             period: 1,

@@ -455,6 +455,24 @@ impl Drop for RunningSimulator {
     }
 }
 
+/// A simulator on a loopback port and a client of it that never retries:
+/// for unit tests of the operator's parts that call the API.
+#[cfg(test)]
+pub async fn loopback(config: SimConfig) -> (RunningSimulator, crate::cloud::CvmClient) {
+    use crate::cloud::{ClientConfig, CvmClient, Endpoint, RetryPolicy};
+    let sim = Simulator::new(config)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = CvmClient::new(ClientConfig {
+        endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    (sim, client)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@
 use super::*;
 use crate::api;
 use crate::cloud::model::InstanceState;
-use crate::cloud::{ClientConfig, Endpoint, RetryPolicy};
-use crate::sim::{self, RunningSimulator, SimConfig, Simulator};
+use crate::sim::{self, RunningSimulator, SimConfig};
 use futures::future::join_all;
 use std::time::Instant;
 
@@ -21,17 +20,7 @@ async fn setup() -> (RunningSimulator, CvmClient) {
         time_scale: 20.0,
         ..SimConfig::default()
     };
-    let sim = Simulator::new(config)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = CvmClient::new(ClientConfig {
-        endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    (sim, client)
+    sim::loopback(config).await
 }
 
 /// `n` RUNNING instances, launched in one call.

@@ -3,8 +3,7 @@
 //! account) asks again, and a failed inquiry is not kept.
 
 use super::*;
-use crate::cloud::{ClientConfig, Endpoint, RetryPolicy};
-use crate::sim::{self, RunningSimulator, SimAccount, SimConfig, Simulator};
+use crate::sim::{self, RunningSimulator, SimAccount, SimConfig};
 use futures::future::join_all;
 
 const REGION: &str = "ap-guangzhou";
@@ -23,16 +22,7 @@ async fn setup() -> (RunningSimulator, Pricer) {
         ],
         ..SimConfig::default()
     };
-    let sim = Simulator::new(config)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = CvmClient::new(ClientConfig {
-        endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    })
-    .unwrap();
+    let (sim, client) = sim::loopback(config).await;
     (sim, Pricer::new(client, DEFAULT_CURRENCY))
 }
 
